@@ -1,0 +1,217 @@
+"""The `initlab` command line (Typer). Thin commands: parse, call the library, print.
+
+Domain errors become a message on stderr and exit code 1; usage errors exit 2
+(Typer/Click); Ctrl-C exits 130 with a note on how to resume. Nothing imports
+this module; TensorFlow is only imported by commands that train.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, defaults
+from .errors import InitLabError
+
+app = typer.Typer(
+    name="initlab",
+    help="A laboratory for weight-initialization × activation-function experiments on real data.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=False)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out = Console(soft_wrap=False, width=160)  # logs and pipes: wide enough for the leaderboard
+err = Console(stderr=True)
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Listing(str, Enum):
+    initializers = "initializers"
+    activations = "activations"
+    models = "models"
+    datasets = "datasets"
+    optimizers = "optimizers"
+
+
+def _clean_errors(fn):
+    """Turn domain errors and Ctrl-C into messages and exit codes, never tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InitLabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("\n[yellow]interrupted.[/]", highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"initlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = None,
+) -> None:
+    """initlab: sweep initializers × activations, record what happens, report it."""
+
+
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", help="Override a config field, e.g. --set training.epochs=1 (repeatable)."),
+]
+
+
+@app.command()
+@_clean_errors
+def sweep(
+    config: Annotated[Optional[Path], typer.Argument(help="Sweep config (YAML). Optional with --resume.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = Path(defaults.RUNS_DIR),
+    name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: the config's name).")] = None,
+    device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu (default: the config's).")] = None,
+    set_: SetOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan and stop.")] = False,
+    resume: Annotated[
+        Optional[str], typer.Option("--resume", help="Finish an interrupted run: RUN_DIR or 'latest'.")
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: rerun failed trials too.")] = False,
+) -> None:
+    """Expand the grid, train every trial, write the run directory, print the leaderboard."""
+    from .config import load_config
+    from .console import leaderboard_table, make_observer
+    from .sweep import plan, resume_sweep, run_sweep
+
+    if config is None and resume is None:
+        raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR", param_hint="CONFIG")
+    cfg = load_config(config, set_ or []) if config is not None else None
+    if dry_run:
+        if cfg is None:
+            raise typer.BadParameter("--dry-run needs a CONFIG file", param_hint="CONFIG")
+        _print_plan(cfg, plan(cfg))
+        return
+    observer = make_observer(out)
+    dev = device.value if device else None
+    try:
+        if resume is not None:
+            result = resume_sweep(
+                resume, cfg, runs=out_dir, device=dev, observer=observer, retry_failed=retry_failed, command=sys.argv
+            )
+        else:
+            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv)
+    except KeyboardInterrupt:
+        getattr(observer, "close", lambda: None)()
+        err.print(
+            f"\n[yellow]interrupted.[/] Finished trials are saved; continue with "
+            f"[bold]initlab sweep --resume {resume or 'latest'} --out {out_dir}[/]",
+            highlight=False,
+        )
+        raise typer.Exit(130) from None
+    finally:
+        getattr(observer, "close", lambda: None)()
+    out.print(leaderboard_table(result.records))
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
+    out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
+    out.print(f"run directory: [bold]{result.run_dir}[/]", highlight=False)
+
+
+def _print_plan(cfg, trials) -> None:
+    from .console import plan_table
+    from .grid import sanitize
+
+    out.print(plan_header(cfg, trials), highlight=False)
+    out.print(plan_table(trials))
+    out.print(f"{len(trials)} trials; run directory name: <timestamp>_{sanitize(cfg.name, 60)}", highlight=False)
+
+
+def plan_header(cfg, trials) -> str:
+    t, d = cfg.training, cfg.dataset
+    return (
+        f"config '{cfg.name}': dataset {d.name} (validation split {d.validation_split}), model "
+        f"{trials[0].arch.label}, {t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
+        f"device {cfg.device}"
+    )
+
+
+@app.command()
+@_clean_errors
+def validate(
+    config: Annotated[Path, typer.Argument(help="Sweep config (YAML).")],
+    set_: SetOption = None,
+) -> None:
+    """Check a config and print the expanded plan, without running anything."""
+    from .config import load_config
+    from .sweep import plan
+
+    cfg = load_config(config, set_ or [])
+    _print_plan(cfg, plan(cfg))
+    out.print("[green]config is valid.[/]")
+
+
+@app.command("list")
+@_clean_errors
+def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> None:
+    """Show the available initializers, activations, models, datasets or optimizers, with formulas and defaults."""
+    from .activations import ACTIVATIONS
+    from .config import OPTIMIZERS
+    from .datasets import DATASETS
+    from .initializers import INITIALIZERS
+    from .models import MODEL_KINDS
+
+    table = Table(title=what.value, show_lines=True)
+    if what in (Listing.initializers, Listing.activations):
+        registry = INITIALIZERS if what == Listing.initializers else ACTIVATIONS
+        table.add_column("name", style="bold")
+        table.add_column("definition")
+        table.add_column("parameters (default)")
+        for entry in registry.entries.values():
+            params = ", ".join(f"{k}={p.default:g}: {p.doc}" for k, p in entry.params.items()) or "—"
+            formula = entry.formula + (f"\n[dim]{entry.note}[/]" if entry.note else "")
+            table.add_row(entry.name, formula, params)
+        if what == Listing.initializers:
+            table.caption = "fan_in/fan_out: Dense (in, out); Conv2D k_h·k_w·c_in / k_h·k_w·c_out. Biases start at 0."
+        else:
+            table.caption = "Hidden layers only; the output layer is softmax. Parameterise in a grid: {name: leaky_relu, alpha: 0.2}"
+    else:
+        items = {
+            Listing.models: {k: m.description for k, m in MODEL_KINDS.items()},
+            Listing.datasets: DATASETS,
+            Listing.optimizers: OPTIMIZERS,
+        }[what]
+        table.add_column("name", style="bold")
+        table.add_column("description")
+        for key, text in items.items():
+            table.add_row(key, text)
+    out.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Data files shipped with initlab: the bundled MNIST sample and its attribution."""

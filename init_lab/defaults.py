@@ -1,0 +1,39 @@
+"""Every default of initlab, in one visible place.
+
+Config fields that a YAML file leaves out take these values; the resolved config
+written into each run directory shows them all, so a run never depends on a
+default that later changes.
+"""
+
+from __future__ import annotations
+
+# --- dataset -----------------------------------------------------------------
+DATASET = "mnist_sample"
+VALIDATION_SPLIT = 0.1
+SPLIT_SEED = 0  # the validation split is the same for every trial of a sweep
+DATA_DIR_ENV = "INITLAB_DATA_DIR"
+SYNTHETIC_TRAIN = 2000
+SYNTHETIC_TEST = 500
+
+# --- model ---------------------------------------------------------------------
+MODEL_KIND = "mlp"
+MLP_HIDDEN = (256, 256)
+DEEP_MLP_DEPTH = 30
+DEEP_MLP_WIDTH = 256
+
+# --- grid ----------------------------------------------------------------------
+SEEDS = (0,)
+
+# --- training ------------------------------------------------------------------
+EPOCHS = 5
+BATCH_SIZE = 128
+OPTIMIZER = "adam"
+LEARNING_RATE = 0.001
+MOMENTUM = 0.0  # sgd only
+EVAL_BATCH_SIZE = 2048  # evaluation batch size does not change results, only speed
+ACCURACY_THRESHOLDS = (0.9, 0.95, 0.97)  # "epochs to reach" columns
+DETERMINISTIC = True  # op determinism: same config + seed => identical tables on CPU
+
+# --- sweep / output --------------------------------------------------------------
+RUNS_DIR = "runs"
+DEVICE = "auto"

@@ -1,0 +1,119 @@
+"""Grid expansion: a validated config → the ordered list of trials, each with a stable id.
+
+Order: initializer, activation, then the optional axes (depth, width, optimizer,
+learning rate, batch size), then seed — the seed varies fastest, so the trials
+of one combination sit together. The id ``003_he_normal-relu-s0`` starts with the
+trial's position and carries every swept value; ``sanitize`` keeps it safe as a
+directory name whatever the config says.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .activations import ACTIVATIONS
+from .config import SweepConfig
+from .initializers import INITIALIZERS
+from .models import Architecture
+from .registry import Choice
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def sanitize(text: str, max_len: int = 80) -> str:
+    """A file-name-safe version of ``text``: no separators, no '..', no control characters, bounded."""
+    cleaned = _UNSAFE.sub("_", text).strip("._")
+    cleaned = re.sub(r"\.{2,}", ".", cleaned)
+    return cleaned[:max_len] or "unnamed"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int
+    optimizer: str
+    learning_rate: float
+    momentum: float
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything that defines one trial."""
+
+    index: int
+    id: str
+    initializer: Choice
+    activation: Choice
+    seed: int
+    arch: Architecture
+    train: TrainSettings
+    axes: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # swept values, for tables
+
+    @property
+    def init_label(self) -> str:
+        return self.initializer.label(INITIALIZERS)
+
+    @property
+    def act_label(self) -> str:
+        return self.activation.label(ACTIVATIONS)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain-JSON description (trial.json 'spec', summary.csv columns)."""
+        return {
+            "initializer": self.init_label,
+            "activation": self.act_label,
+            "seed": self.seed,
+            "initializer_params": self.initializer.kwargs,
+            "activation_params": self.activation.kwargs,
+            "model": self.arch.kind,
+            "hidden": list(self.arch.hidden),
+            "depth": len(self.arch.hidden),
+            "width": self.arch.hidden[0] if self.arch.hidden else None,
+            "epochs": self.train.epochs,
+            "batch_size": self.train.batch_size,
+            "optimizer": self.train.optimizer,
+            "learning_rate": self.train.learning_rate,
+            "momentum": self.train.momentum,
+        }
+
+
+_SHORT = {"depth": "d", "width": "w", "optimizer": "", "learning_rate": "lr", "batch_size": "bs"}
+
+
+def expand(config: SweepConfig) -> list[TrialSpec]:
+    """All trials of the grid, in a stable order."""
+    g, t = config.grid, config.training
+    optional = {
+        "depth": g.depth,
+        "width": g.width,
+        "optimizer": g.optimizer,
+        "learning_rate": g.learning_rate,
+        "batch_size": g.batch_size,
+    }
+    swept = {k: v for k, v in optional.items() if v}
+    n = len(g.initializer) * len(g.activation) * len(g.seed) * math.prod(len(v) for v in swept.values())
+    width = max(3, len(str(n - 1)))
+    trials: list[TrialSpec] = []
+    for init, act, *rest in itertools.product(g.initializer, g.activation, *swept.values(), g.seed):
+        values = dict(zip(swept, rest[:-1]))
+        seed = rest[-1]
+        arch = config.model.architecture(values.get("depth"), values.get("width"))
+        settings = TrainSettings(
+            epochs=t.epochs,
+            batch_size=values.get("batch_size", t.batch_size),
+            optimizer=values.get("optimizer", t.optimizer),
+            learning_rate=values.get("learning_rate", t.learning_rate),
+            momentum=t.momentum,
+        )
+        parts = [init.label(INITIALIZERS), act.label(ACTIVATIONS)]
+        parts += [f"{_SHORT[k]}{v:g}" if isinstance(v, float) else f"{_SHORT[k]}{v}" for k, v in values.items()]
+        parts.append(f"s{seed}")
+        index = len(trials)
+        trial_id = sanitize(f"{index:0{width}d}_" + "-".join(parts), max_len=120)
+        trials.append(TrialSpec(index, trial_id, init, act, seed, arch, settings, values))
+    return trials
+

@@ -1,0 +1,131 @@
+"""Model families and presets (DESIGN §4), and the Keras builder.
+
+The grid's initializer and activation apply to every hidden layer; the output
+layer uses the grid's initializer and softmax. Biases start at 0. Layer ``i``
+(counting from 0, output last) always draws its weights from
+``layer_seed(trial_seed, i)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import defaults
+from .activations import build_activation
+from .initializers import build_initializer
+from .registry import Choice
+
+CNN_STACK = "Conv2D(32,3×3) → MaxPool(2) → Conv2D(64,3×3) → MaxPool(2) → Conv2D(64,3×3) → Flatten → Dense(64) → Dense(10, softmax)"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    family: str  # "mlp" or "cnn"
+    description: str
+    hidden: tuple[int, ...] | None = None  # fixed preset widths; None: configurable
+    configurable: bool = False  # accepts hidden / depth / width
+
+
+MODEL_KINDS: dict[str, ModelKind] = {
+    m.name: m
+    for m in [
+        ModelKind(
+            "mlp",
+            "mlp",
+            f"flatten → Dense(width) × depth → Dense(10, softmax); `hidden: [..]` or depth/width "
+            f"(default hidden {list(defaults.MLP_HIDDEN)})",
+            configurable=True,
+        ),
+        ModelKind("mlp_500x2", "mlp", "MLP with two hidden layers of 500", hidden=(500, 500)),
+        ModelKind("glorot2010", "mlp", "MLP with five hidden layers of 1000 (Glorot & Bengio 2010)", hidden=(1000,) * 5),
+        ModelKind(
+            "deep_mlp",
+            "mlp",
+            f"deep plain MLP for vanishing/exploding signals: depth {defaults.DEEP_MLP_DEPTH} × width "
+            f"{defaults.DEEP_MLP_WIDTH} by default (depth ≥ 20)",
+            configurable=True,
+        ),
+        ModelKind("mnist_cnn", "cnn", CNN_STACK),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A concrete network shape: family and hidden widths (MLP) — the CNN's stack is fixed."""
+
+    kind: str
+    family: str
+    hidden: tuple[int, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.family == "cnn":
+            return self.kind
+        return f"{self.kind}[{'x'.join(map(str, self.hidden))}]" if self.hidden else self.kind
+
+
+def resolve_architecture(
+    kind: str, hidden: list[int] | None = None, depth: int | None = None, width: int | None = None
+) -> Architecture:
+    """Concrete widths for a model kind; raises ValueError with a user-facing message."""
+    mk = MODEL_KINDS[kind]
+    if not mk.configurable:
+        if hidden is not None or depth is not None or width is not None:
+            raise ValueError(
+                f"model '{kind}' has a fixed shape ({mk.description}); hidden/depth/width apply only to "
+                "'mlp' and 'deep_mlp'."
+            )
+        return Architecture(kind, mk.family, mk.hidden or ())
+    if hidden is not None:
+        return Architecture(kind, mk.family, tuple(hidden))
+    if kind == "deep_mlp":
+        d, w = depth or defaults.DEEP_MLP_DEPTH, width or defaults.DEEP_MLP_WIDTH
+        if d < 20:
+            raise ValueError(f"deep_mlp needs depth ≥ 20, got {d}; use 'mlp' for shallower networks.")
+    else:
+        d = depth if depth is not None else len(defaults.MLP_HIDDEN)
+        w = width if width is not None else defaults.MLP_HIDDEN[0]
+    return Architecture(kind, mk.family, (w,) * d)
+
+
+def build_model(
+    arch: Architecture, input_shape: tuple[int, ...], n_classes: int, initializer: Choice, activation: Choice, seed: int
+) -> Any:
+    """A fresh Keras model for one trial. Hidden layers are named dense_i/act_i (conv_i for the CNN)."""
+    import keras
+
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x = inputs
+    layer = 0
+
+    def dense(units: int, name: str):
+        nonlocal layer
+        kernel_init = build_initializer(initializer, seed, layer)
+        layer += 1
+        return keras.layers.Dense(units, kernel_initializer=kernel_init, bias_initializer="zeros", name=name)
+
+    if arch.family == "cnn":
+        for i, (filters, pool) in enumerate([(32, True), (64, True), (64, False)]):
+            kernel_init = build_initializer(initializer, seed, layer)
+            layer += 1
+            x = keras.layers.Conv2D(
+                filters, 3, kernel_initializer=kernel_init, bias_initializer="zeros", name=f"conv_{i}"
+            )(x)
+            x = build_activation(activation, f"act_conv_{i}")(x)
+            if pool:
+                x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        x = dense(64, "dense_0")(x)
+        x = build_activation(activation, "act_0")(x)
+    else:
+        if len(input_shape) > 1:
+            x = keras.layers.Flatten(name="flatten")(x)
+        for i, units in enumerate(arch.hidden):
+            x = dense(units, f"dense_{i}")(x)
+            x = build_activation(activation, f"act_{i}")(x)
+    x = dense(n_classes, "output")(x)
+    outputs = keras.layers.Activation("softmax", name="softmax")(x)
+    return keras.Model(inputs, outputs, name=arch.kind)

@@ -1,0 +1,121 @@
+"""Named, parameterised choices: the shared machinery of the registries.
+
+A grid entry such as ``{name: random_normal, stddev: 0.01}`` names a registry
+entry and overrides some of its parameters. :class:`Registry` resolves such an
+entry into a :class:`Choice` (name plus every parameter, defaults filled in),
+or raises :class:`ConfigError`-ready messages naming the allowed values.
+
+This module and the registry tables built on it never import TensorFlow, so
+``initlab list`` and config validation stay fast; builders import Keras lazily.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import did_you_mean, unknown_name_message
+
+
+@dataclass(frozen=True)
+class Param:
+    """One numeric parameter of a registry entry."""
+
+    default: float
+    doc: str
+    positive: bool = False  # must be > 0 (a std, a limit, a gain)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registry entry: name, what it computes, its parameters, its builder."""
+
+    name: str
+    formula: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    build: Callable[..., Any] | None = None  # lazily imports Keras
+    note: str = ""
+
+
+@dataclass(frozen=True, order=True)
+class Choice:
+    """A resolved grid value: a registry name and all of its parameter values."""
+
+    name: str
+    params: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def kwargs(self) -> dict[str, float]:
+        return dict(self.params)
+
+    def label(self, registry: Registry) -> str:
+        """Short, human label: the name, plus parameters that differ from the defaults."""
+        entry = registry.entries[self.name]
+        changed = [(k, v) for k, v in self.params if v != entry.params[k].default]
+        if not changed:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={_fmt(v)}' for k, v in changed)})"
+
+    def as_config(self, registry: Registry) -> str | dict[str, Any]:
+        """The YAML form: a bare name when every parameter is at its default."""
+        entry = registry.entries[self.name]
+        changed = {k: v for k, v in self.params if v != entry.params[k].default}
+        return {"name": self.name, **changed} if changed else self.name
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+class Registry:
+    """A table of entries of one kind (initializer, activation, ...)."""
+
+    def __init__(self, kind: str, entries: list[Entry]):
+        self.kind = kind
+        self.entries: dict[str, Entry] = {e.name: e for e in entries}
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def resolve(self, value: Any) -> Choice:
+        """Turn a YAML grid value (a name, or a mapping with 'name' and parameters) into a Choice.
+
+        Raises ValueError with a user-facing message; the config layer adds the field and line.
+        """
+        if isinstance(value, str):
+            name, overrides = value, {}
+        elif isinstance(value, Mapping):
+            if "name" not in value:
+                raise ValueError(
+                    f"a parameterised {self.kind} needs a 'name' key, e.g. "
+                    f"{{name: {next(iter(self.entries))}, ...}}; got keys {sorted(map(str, value))}."
+                )
+            name = value["name"]
+            overrides = {k: v for k, v in value.items() if k != "name"}
+        else:
+            raise ValueError(
+                f"a {self.kind} is a name or a mapping {{name: ..., param: value}}, "
+                f"not {type(value).__name__} {value!r}."
+            )
+        if not isinstance(name, str) or name not in self.entries:
+            raise ValueError(unknown_name_message(self.kind, name, self.entries))
+        entry = self.entries[name]
+        params: dict[str, float] = {k: p.default for k, p in entry.params.items()}
+        for key, raw in overrides.items():
+            if key not in entry.params:
+                allowed = ", ".join(entry.params) or "none"
+                raise ValueError(
+                    f"{self.kind} '{name}' has no parameter '{key}'."
+                    f"{did_you_mean(str(key), entry.params)} Its parameters: {allowed}."
+                )
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+                raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be a number, got {raw!r}.")
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be finite, got {raw!r}.")
+            if entry.params[key].positive and number <= 0:
+                raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be > 0, got {raw!r}.")
+            params[key] = number
+        return Choice(name, tuple(sorted(params.items())))

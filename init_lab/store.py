@@ -1,0 +1,226 @@
+"""The run directory: the only module that writes files (DESIGN §6).
+
+Layout::
+
+    runs/latest -> 2026-11-23_11-05-12_mnist-mlp
+    runs/2026-11-23_11-05-12_mnist-mlp/
+      config.yaml  manifest.json  summary.csv
+      trials/003_he_normal-relu-s0/{trial.json, epochs.csv}
+
+Every file is written atomically — a temp file in the same directory, fsync,
+rename, fsync of the directory — so a crash leaves the old or the new version,
+never a torn one. Readers skip leftover ``.*.tmp`` files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import RunDirError
+from .grid import sanitize
+
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.csv"
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+EPOCHS_FILE = "epochs.csv"
+LATEST = "latest"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: temp files are created 0600, the result should honour the umask
+
+
+# --- atomic primitives ----------------------------------------------------------
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _json_safe(value: Any) -> Any:
+    # strict JSON has no NaN/inf: a non-finite number becomes null (the status says why)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
+    """CSV with full float precision (repr), so identical runs give byte-identical tables."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    return buf.getvalue()
+
+
+def atomic_write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    atomic_write_text(path, csv_text(columns, rows))
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} is unreadable ({exc}); delete it to have the trial rerun.") from exc
+
+
+# --- run directories ------------------------------------------------------------
+
+
+def create_run_dir(out: Path, name: str, now: datetime | None = None) -> Path:
+    """A new, uniquely named run directory under ``out`` (exclusive mkdir: concurrent sweeps never share one)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create output directory {out}: {exc.strerror or exc}.") from exc
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
+    base = f"{stamp}_{sanitize(name, 60)}"
+    for attempt in range(1, 1000):
+        candidate = out / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise RunDirError(f"cannot create run directory in {out}: {exc.strerror or exc}.") from exc
+        (candidate / TRIALS_DIR).mkdir()
+        return candidate
+    raise RunDirError(f"too many runs named {base} in {out}.")
+
+
+def update_latest(out: Path, run_dir: Path) -> None:
+    """Point ``out/latest`` at ``run_dir``, atomically (a symlink, or a pointer file where links fail)."""
+    link = Path(out) / LATEST
+    tmp = Path(out) / f".{LATEST}.{os.getpid()}.{run_dir.name}.tmp"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name, target_is_directory=True)
+        os.replace(tmp, link)
+    except OSError:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if link.is_symlink():
+            link.unlink()
+        if link.is_dir():
+            return  # a real directory named 'latest': leave the user's data alone
+        atomic_write_text(link, run_dir.name + "\n")
+
+
+def resolve_run_dir(path: str | Path, runs: str | Path = "runs") -> Path:
+    """A run directory from a path, 'latest', or a 'latest' pointer file; RunDirError if it is none."""
+    p = Path(path)
+    if str(path) == LATEST and not p.exists():
+        p = Path(runs) / LATEST
+    if p.is_file() and p.name == LATEST:  # pointer file
+        p = p.parent / p.read_text(encoding="utf-8").strip()
+    p = p.resolve() if p.exists() else p
+    if not p.is_dir():
+        raise RunDirError(f"{path} is not a directory (a run directory looks like runs/2026-11-23_11-05-12_name).")
+    if not (p / CONFIG_FILE).is_file():
+        raise RunDirError(f"{path} is not an initlab run directory: it has no {CONFIG_FILE}.")
+    return p
+
+
+class RunStore:
+    """Reads and writes the files of one run directory."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    def trial_dir(self, trial_id: str) -> Path:
+        return self.root / TRIALS_DIR / sanitize(trial_id, 120)
+
+    # writers
+    def write_config(self, text: str) -> None:
+        atomic_write_text(self.config_path, text)
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_json(self.root / MANIFEST_FILE, manifest)
+
+    def write_trial(self, trial_id: str, record: dict[str, Any]) -> None:
+        d = self.trial_dir(trial_id)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(d / TRIAL_FILE, record)
+
+    def write_epochs(self, trial_id: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        d = self.trial_dir(trial_id)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(d / EPOCHS_FILE, columns, rows)
+
+    def write_summary(self, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        atomic_write_csv(self.root / SUMMARY_FILE, columns, rows)
+
+    # readers
+    def read_config_text(self) -> str:
+        return self.config_path.read_text(encoding="utf-8")
+
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return read_json(self.root / MANIFEST_FILE)
+        except FileNotFoundError:
+            return {}
+
+    def read_trial(self, trial_id: str) -> dict[str, Any] | None:
+        try:
+            return read_json(self.trial_dir(trial_id) / TRIAL_FILE)
+        except FileNotFoundError:
+            return None

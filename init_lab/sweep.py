@@ -1,0 +1,303 @@
+"""The sweep: plan, run every trial, record everything, resume what was interrupted.
+
+Order of work (Hydra's rule: inputs are saved beside outputs before work starts):
+create the run directory, write the resolved ``config.yaml``, the manifest and a
+``summary.csv`` listing every trial as pending, point ``runs/latest`` at it; then
+load and prepare the data once, and train the trials one by one, writing each
+trial's files as it goes. A trial that raises is recorded as failed and the sweep
+goes on; a problem that dooms every later trial (missing data, unwritable disk)
+stops the sweep with one message, keeping what is done.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import __version__
+from .config import SweepConfig, config_from_text, config_to_yaml
+from .datasets import load_dataset, prepare
+from .errors import InitLabError, RunDirError
+from .grid import TrialSpec, expand
+from .records import FINISHED, now_iso, pending_record, summary_columns, summary_row, trial_record
+from .store import RunStore, create_run_dir, resolve_run_dir, update_latest
+
+
+class Observer:
+    """Receives progress events; the CLI renders them. Every method is optional."""
+
+    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None: ...
+    def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None: ...
+    def trial_start(self, spec: TrialSpec, position: int, total: int) -> None: ...
+    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
+    def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None: ...
+    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None: ...
+    def sweep_end(self, result: SweepResult) -> None: ...
+
+
+@dataclass
+class SweepResult:
+    run_dir: Path
+    records: list[dict[str, Any]]
+    status: str
+    device: str
+    seconds: float
+    skipped: list[str] = field(default_factory=list)  # trial ids kept from an earlier, resumed run
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.records if r.get("status") == status)
+
+
+def plan(config: SweepConfig) -> list[TrialSpec]:
+    """The trials a config expands to (what --dry-run and validate print)."""
+    return expand(config)
+
+
+def run_sweep(
+    config: SweepConfig,
+    *,
+    out: str | Path = "runs",
+    name: str | None = None,
+    device: str | None = None,
+    observer: Observer | None = None,
+    command: list[str] | None = None,
+) -> SweepResult:
+    """Run a new sweep into a fresh run directory under ``out``."""
+    if name:
+        config = config.model_copy(update={"name": name})
+    trials = expand(config)
+    run_dir = create_run_dir(Path(out), config.name)
+    store = RunStore(run_dir)
+    store.write_config(config_to_yaml(config))
+    update_latest(Path(out), run_dir)
+    return _execute(config, trials, store, device or config.device, observer or Observer(), command, retry_failed=False)
+
+
+def resume_sweep(
+    run_dir: str | Path,
+    config: SweepConfig | None = None,
+    *,
+    runs: str | Path = "runs",
+    device: str | None = None,
+    observer: Observer | None = None,
+    retry_failed: bool = False,
+    command: list[str] | None = None,
+) -> SweepResult:
+    """Finish an interrupted sweep: completed and diverged trials are kept, the rest run again.
+
+    ``config``, when given, must resolve to the run's own config.yaml.
+    """
+    root = resolve_run_dir(run_dir, runs)
+    store = RunStore(root)
+    saved = config_from_text(store.read_config_text(), str(store.config_path))
+    if config is not None and config.resolved() != saved.resolved():
+        diff = _diff(saved.resolved(), config.resolved())
+        raise RunDirError(
+            f"{root} was run with a different config ({diff}); resume it without a config "
+            "(initlab sweep --resume RUN_DIR), or start a new sweep."
+        )
+    trials = expand(saved)
+    return _execute(
+        saved, trials, store, device or saved.device, observer or Observer(), command, retry_failed=retry_failed
+    )
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            inner = _diff(va, vb, f"{prefix}{key}.")
+            if inner:
+                return inner
+        elif va != vb:
+            return f"{prefix}{key}: {yaml.safe_dump(va, default_flow_style=True).strip()} in the run, " \
+                   f"{yaml.safe_dump(vb, default_flow_style=True).strip()} now"
+    return ""
+
+
+def _environment(device: str) -> dict[str, Any]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    return {
+        "initlab": __version__,
+        "python": sys.version.split()[0],
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "user": _user(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+    }
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database in some containers
+        return None
+
+
+def _execute(
+    config: SweepConfig,
+    trials: list[TrialSpec],
+    store: RunStore,
+    device_request: str,
+    observer: Observer,
+    command: list[str] | None,
+    retry_failed: bool,
+) -> SweepResult:
+    from . import train  # TensorFlow is imported only when something is trained
+
+    started = time.perf_counter()
+    thresholds = list(config.training.thresholds)
+    columns = summary_columns(thresholds)
+    records: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for spec in trials:
+        old = store.read_trial(spec.id)
+        if old and (old.get("status") in FINISHED or (old.get("status") == "failed" and not retry_failed)):
+            records[spec.id] = old
+            skipped.append(spec.id)
+        else:
+            records[spec.id] = pending_record(spec)
+    manifest = store.read_manifest()
+    runs_so_far = manifest.get("invocations", [])
+    manifest = {
+        "initlab_version": __version__,
+        "name": config.name,
+        "run_dir": store.root.name,
+        "status": "running",
+        "n_trials": len(trials),
+        "created_at": manifest.get("created_at") or now_iso(),
+        "started_at": now_iso(),
+        "finished_at": None,
+        "command": command or sys.argv,
+        "invocations": runs_so_far + [now_iso()],
+    }
+
+    def save_summary() -> None:
+        store.write_summary(columns, (summary_row(records[s.id]) for s in trials))
+
+    def finish(status: str, error: str | None = None) -> None:
+        manifest.update(status=status, finished_at=now_iso(), error=error, counts=_counts(records.values()))
+        store.write_manifest(manifest)
+
+    device = train.setup_device(device_request, config.training.deterministic)
+    manifest["environment"] = _environment(device)
+    store.write_manifest(manifest)
+    save_summary()
+    todo = [s for s in trials if s.id not in skipped]
+    observer.sweep_start(store.root, trials, todo, device)
+    try:
+        data = None
+        if todo:
+            t0 = time.perf_counter()
+            ds = config.dataset
+            raw = load_dataset(ds.name, ds.path, (ds.synthetic_train, ds.synthetic_test))
+            prepared = prepare(
+                raw, trials[0].arch.family, ds.validation_split, ds.split_seed, ds.train_size, ds.test_size
+            )
+            data = train.DeviceData.from_prepared(prepared)
+            manifest["dataset"] = {
+                "source": prepared.source,
+                "train": len(prepared.y_train),
+                "validation": len(prepared.y_val),
+                "test": len(prepared.y_test),
+            }
+            store.write_manifest(manifest)
+            observer.data_loaded(
+                prepared.source, len(prepared.y_train), len(prepared.y_val), len(prepared.y_test), time.perf_counter() - t0
+            )
+        for position, spec in enumerate(todo, 1):
+            records[spec.id] = _run_trial(spec, data, store, device, thresholds, observer, position, len(todo))
+            save_summary()
+    except KeyboardInterrupt:
+        finish("interrupted")
+        raise
+    except InitLabError as exc:
+        finish("failed", str(exc))
+        raise
+    except OSError as exc:
+        finish_safely(finish, "failed", str(exc))
+        raise RunDirError(
+            f"writing to {store.root} failed ({exc.strerror or exc}); the sweep stopped. Finished trials are "
+            f"kept: free space or fix permissions, then `initlab sweep --resume {store.root}`."
+        ) from exc
+    finish("completed")
+    result = SweepResult(store.root, [records[s.id] for s in trials], "completed", device, time.perf_counter() - started, skipped)
+    observer.sweep_end(result)
+    return result
+
+
+def finish_safely(finish, status: str, error: str) -> None:
+    try:
+        finish(status, error)
+    except OSError:
+        pass  # the disk that failed may refuse the manifest too; the trial files already say what is done
+
+
+def _counts(records) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.get("status", "pending")] = counts.get(r.get("status", "pending"), 0) + 1
+    return counts
+
+
+def _run_trial(
+    spec: TrialSpec,
+    data: Any,
+    store: RunStore,
+    device: str,
+    thresholds: list[float],
+    observer: Observer,
+    position: int,
+    total: int,
+) -> dict[str, Any]:
+    from . import train
+
+    started_at = now_iso()
+    rows: list[dict[str, Any]] = []
+    store.write_trial(spec.id, {**trial_record(spec, "running", rows, thresholds, device=device), "started_at": started_at})
+    store.write_epochs(spec.id, train.EPOCH_COLUMNS, rows)
+    observer.trial_start(spec, position, total)
+
+    def on_epoch(row: train.EpochRow) -> None:
+        rows.append(vars(row).copy())
+        store.write_epochs(spec.id, train.EPOCH_COLUMNS, rows)  # epochs so far survive a crash
+        observer.epoch_end(spec, rows[-1])
+
+    def on_progress(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+        observer.progress(spec, epoch, step, steps, loss, acc)
+
+    t0 = time.perf_counter()
+    try:
+        outcome = train.train_trial(spec, data, on_epoch=on_epoch, on_progress=on_progress)
+    except (KeyboardInterrupt, InitLabError, OSError):
+        raise
+    except Exception as exc:  # a trial's own failure (bad shape, out of memory...) must not stop the sweep
+        record = trial_record(
+            spec, "failed", rows, thresholds, wall_seconds=time.perf_counter() - t0,
+            error=f"{type(exc).__name__}: {exc}", device=device, started_at=started_at, finished_at=now_iso(),
+        )
+    else:
+        record = trial_record(
+            spec, outcome.status, rows, thresholds, test_loss=outcome.test_loss,
+            test_accuracy=outcome.test_accuracy, param_count=outcome.param_count,
+            wall_seconds=outcome.wall_seconds, device=device, started_at=started_at, finished_at=now_iso(),
+        )
+    store.write_trial(spec.id, record)
+    observer.trial_end(spec, record)
+    return record
