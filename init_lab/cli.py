@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__, defaults
 from .errors import InitLabError
@@ -57,7 +58,7 @@ def _clean_errors(fn):
         try:
             return fn(*args, **kwargs)
         except InitLabError as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("\n[yellow]interrupted.[/]", highlight=False)
@@ -126,9 +127,12 @@ def sweep(
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
         err.print(
-            f"\n[yellow]interrupted.[/] Finished trials are saved; continue with "
-            f"[bold]initlab sweep --resume {resume or 'latest'} --out {out_dir}[/]",
-            highlight=False,
+            Text.assemble(
+                ("\ninterrupted. ", "yellow"),
+                "Finished trials are saved; continue with ",
+                (f"initlab sweep --resume {resume or 'latest'} --out {out_dir}", "bold"),
+            ),
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     finally:
@@ -136,14 +140,14 @@ def sweep(
     out.print(leaderboard_table(result.records))
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
     out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
-    out.print(f"run directory: [bold]{result.run_dir}[/]", highlight=False)
+    out.print(Text.assemble("run directory: ", (str(result.run_dir), "bold")), soft_wrap=True)
 
 
 def _print_plan(cfg, trials) -> None:
     from .console import plan_table
     from .grid import sanitize
 
-    out.print(plan_header(cfg, trials), highlight=False)
+    out.print(plan_header(cfg, trials), highlight=False, markup=False)
     out.print(plan_table(trials))
     out.print(f"{len(trials)} trials; run directory name: <timestamp>_{sanitize(cfg.name, 60)}", highlight=False)
 

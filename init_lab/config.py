@@ -264,7 +264,7 @@ def _format_error(err: dict[str, Any], source: str, lines: dict[tuple, int], tou
     # pydantic appends validator/type names to loc in unions and Annotated types; keep real path parts
     loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(("function-", "constrained-")))
     field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[") or "(top level)"
-    origin = next((f"--set {'.'.join(t)}" for t in touched if loc[: len(t)] == t), None)
+    origin = next((f"--set {'.'.join(t)}" for t in touched if loc and (loc[: len(t)] == t or t[: len(loc)] == loc)), None)
     if origin is None:
         probe = loc
         while probe not in lines and probe:

@@ -115,7 +115,9 @@ class RichObserver(Observer):
     def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
         kept = len(trials) - len(todo)
         extra = f", {kept} already finished" if kept else ""
-        self.console.print(f"[bold]sweep[/]: {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
+        self.console.print(
+            Text.assemble(("sweep", "bold"), f": {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
+        )
         self.n_todo = len(todo)
         self.progress.start()
         self.overall = self.progress.add_task(
@@ -123,7 +125,9 @@ class RichObserver(Observer):
         )
 
     def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None:
-        self.console.print(f"[bold]data[/]: {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
+        self.console.print(
+            Text.assemble(("data", "bold"), f": {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
+        )
 
     def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
         if self.current is not None:

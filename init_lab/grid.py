@@ -113,7 +113,7 @@ def expand(config: SweepConfig) -> list[TrialSpec]:
         parts += [f"{_SHORT[k]}{v:g}" if isinstance(v, float) else f"{_SHORT[k]}{v}" for k, v in values.items()]
         parts.append(f"s{seed}")
         index = len(trials)
-        trial_id = sanitize(f"{index:0{width}d}_" + "-".join(parts), max_len=120)
+        trial_id = f"{index:0{width}d}_" + "-".join(sanitize(p, max_len=40) for p in parts)
         trials.append(TrialSpec(index, trial_id, init, act, seed, arch, settings, values))
     return trials
 

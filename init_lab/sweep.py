@@ -12,6 +12,7 @@ stops the sweep with one message, keeping what is done.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import platform
 import socket
@@ -20,8 +21,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from . import __version__
 from .config import SweepConfig, config_from_text, config_to_yaml
@@ -119,8 +118,7 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
             if inner:
                 return inner
         elif va != vb:
-            return f"{prefix}{key}: {yaml.safe_dump(va, default_flow_style=True).strip()} in the run, " \
-                   f"{yaml.safe_dump(vb, default_flow_style=True).strip()} now"
+            return f"{prefix}{key}: {json.dumps(va)} in the run, {json.dumps(vb)} now"
     return ""
 
 

@@ -1,0 +1,40 @@
+"""Shared fixtures: hermetic environment, tiny configs, one smoke run per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """
+name: tiny
+dataset: {name: synthetic, synthetic_train: 600, synthetic_test: 200, validation_split: 0.2}
+model: {kind: mlp, hidden: [16, 16]}
+grid:
+  initializer: [he_normal, zeros]
+  activation: [relu, tanh]
+training: {epochs: 2, batch_size: 50, optimizer: adam, learning_rate: 0.01}
+device: cpu
+"""
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch, tmp_path):
+    """No test sees the developer's data dir, and Keras' cache points at an empty folder."""
+    monkeypatch.delenv("INITLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(text: str = TINY, name: str = "cfg.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,135 @@
+"""The command line end to end, through typer's CliRunner, on tiny data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from init_lab.cli import app
+
+from .conftest import REPO
+
+runner = CliRunner()
+
+EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_sweep_writes_the_run_directory(tmp_path):
+    out = tmp_path / "runs"
+    result = invoke("sweep", REPO / "configs" / "smoke.yaml", "--out", out)
+    assert result.exit_code == 0, result.output
+    latest = out / "latest"
+    assert latest.is_symlink()
+    run = latest.resolve()
+    assert run.parent == out.resolve() and run.name.endswith("_smoke")
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "manifest.json", "summary.csv", "trials"}
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["training"]["epochs"] == 2 and config["grid"]["initializer"] == ["he_normal", "zeros"]
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["counts"] == {"completed": 4}
+    assert manifest["environment"]["device"].startswith("cpu")
+    assert manifest["environment"]["tensorflow"] and manifest["started_at"] and manifest["finished_at"]
+
+    summary = read_csv(run / "summary.csv")
+    assert [r["trial_id"] for r in summary] == [
+        "000_he_normal-relu-s0", "001_he_normal-tanh-s0", "002_zeros-relu-s0", "003_zeros-tanh-s0"
+    ]
+    for row in summary:
+        trial_dir = run / "trials" / row["trial_id"]
+        assert {p.name for p in trial_dir.iterdir()} == {"trial.json", "epochs.csv"}
+        epochs = read_csv(trial_dir / "epochs.csv")
+        assert list(epochs[0]) == EPOCH_COLUMNS
+        assert [int(e["epoch"]) for e in epochs] == [1, 2]
+        trial = json.loads((trial_dir / "trial.json").read_text())
+        assert trial["status"] == "completed" == row["status"]
+        for key in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "test_loss", "test_accuracy",
+                    "wall_seconds", "param_count"):
+            assert trial[key] is not None, key
+        assert trial["best_val_accuracy"] == max(float(e["val_accuracy"]) for e in epochs)
+        assert trial["param_count"] == 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
+    by_id = {r["trial_id"]: r for r in summary}
+    # he_normal learns; all-zero weights keep hidden units symmetric and stay near chance
+    assert float(by_id["000_he_normal-relu-s0"]["best_val_accuracy"]) > 0.4
+    assert float(by_id["002_zeros-relu-s0"]["best_val_accuracy"]) < 0.2
+    assert "leaderboard" in result.output and "run directory" in result.output
+
+    # a second sweep moves latest
+    again = invoke("sweep", REPO / "configs" / "smoke.yaml", "--out", out, "--name", "second",
+                   "--set", "training.epochs=1", "--set", "grid.initializer=[he_normal]")
+    assert again.exit_code == 0, again.output
+    assert os.readlink(latest).endswith("_second")
+
+
+def test_validate_and_dry_run_print_the_plan(tmp_path):
+    result = invoke("validate", REPO / "configs" / "quickstart.yaml")
+    assert result.exit_code == 0, result.output
+    assert "16 trials" in result.output and "015_he_normal-selu-s0" in result.output
+    result = invoke("sweep", REPO / "configs" / "smoke.yaml", "--dry-run", "--out", tmp_path / "runs",
+                    "--set", "grid.seed=[0,1,2]")
+    assert result.exit_code == 0, result.output
+    assert "12 trials" in result.output and "011_zeros-tanh-s2" in result.output
+    assert not (tmp_path / "runs").exists(), "a dry run writes nothing"
+
+
+@pytest.mark.parametrize("what, expected", [
+    ("initializers", "√(6/(fan_in+fan_out))"),
+    ("initializers", "σ = √(2/fan_in)"),
+    ("activations", "alpha=0.01"),
+    ("models", "Conv2D(32,3×3)"),
+    ("datasets", "mnist_sample"),
+    ("optimizers", "rmsprop"),
+])
+def test_list(what, expected):
+    result = invoke("list", what)
+    assert result.exit_code == 0 and expected in result.output
+
+
+def test_bad_config_is_a_clean_error(write_config):
+    path = write_config("grid:\n  initializer: [he_norml]\n  activation: [relu]\n")
+    result = invoke("validate", path)
+    assert result.exit_code == 1
+    assert "Did you mean 'he_normal'?" in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    result = invoke("sweep", path)
+    assert result.exit_code == 1 and "he_norml" in result.stderr
+
+
+def test_usage_errors_exit_2(write_config):
+    assert invoke("sweep", write_config(), "--device", "tpu").exit_code == 2
+    assert invoke("list", "widgets").exit_code == 2
+    assert invoke("sweep").exit_code == 2
+
+
+def test_missing_data_stops_the_sweep_with_a_message(write_config, tmp_path):
+    path = write_config("dataset: {name: mnist, path: /nonexistent/mnist}\n"
+                        "grid: {initializer: [zeros], activation: [relu]}\ndevice: cpu\n")
+    result = invoke("sweep", path, "--out", tmp_path / "runs")
+    assert result.exit_code == 1
+    assert "dataset 'mnist' not found" in result.stderr and "/nonexistent/mnist" in result.stderr
+    manifest = json.loads(((tmp_path / "runs" / "latest") / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "not found" in manifest["error"]
+
+
+def test_gpu_without_gpu_is_a_clear_error(write_config, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = invoke("sweep", write_config(), "--device", "gpu", "--out", tmp_path / "runs")
+    assert result.exit_code == 1
+    assert "no GPU" in result.stderr and "initlab[gpu]" in result.stderr

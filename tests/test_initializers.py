@@ -1,0 +1,135 @@
+"""Every initializer's empirical statistics against the formula of its paper (DESIGN §4).
+
+The expected values are written out here from the formulas, independently of the
+registry, on large Dense and Conv2D kernels built through Keras layers, so the fan
+computation of Conv2D (k_h·k_w·c_in / k_h·k_w·c_out) is checked too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from init_lab.initializers import INITIALIZERS, build_initializer, fans, layer_seed
+
+keras = pytest.importorskip("keras")
+
+DENSE = (1000, 500)  # fan_in 1000, fan_out 500
+CONV = (3, 3, 64, 128)  # fan_in 576, fan_out 1152
+
+
+def kernel(name: str, shape: tuple[int, ...], seed: int = 0, **params) -> np.ndarray:
+    choice = INITIALIZERS.resolve({"name": name, **params} if params else name)
+    init = build_initializer(choice, seed, 0)
+    if len(shape) == 2:
+        layer = keras.layers.Dense(shape[1], kernel_initializer=init)
+        layer.build((None, shape[0]))
+    else:
+        layer = keras.layers.Conv2D(shape[3], shape[:2], kernel_initializer=init)
+        layer.build((None, 32, 32, shape[2]))
+    w = np.asarray(layer.kernel.numpy(), dtype=np.float64)
+    assert w.shape == shape
+    assert np.all(layer.bias.numpy() == 0), "biases start at 0"
+    return w
+
+
+def fan(shape):
+    receptive = math.prod(shape[:-2])
+    return receptive * shape[-2], receptive * shape[-1]
+
+
+# name -> (expected std, uniform limit or None, truncated normal?)
+def expected(name: str, fan_in: int, fan_out: int):
+    return {
+        "glorot2010_standard": (math.sqrt(1 / (3 * fan_in)), 1 / math.sqrt(fan_in), False),
+        "lecun_normal": (math.sqrt(1 / fan_in), None, True),
+        "lecun_uniform": (math.sqrt(1 / fan_in), math.sqrt(3 / fan_in), False),
+        "glorot_normal": (math.sqrt(2 / (fan_in + fan_out)), None, True),
+        "glorot_uniform": (math.sqrt(2 / (fan_in + fan_out)), math.sqrt(6 / (fan_in + fan_out)), False),
+        "he_normal": (math.sqrt(2 / fan_in), None, True),
+        "he_uniform": (math.sqrt(2 / fan_in), math.sqrt(6 / fan_in), False),
+    }[name]
+
+
+SCALED = ["glorot2010_standard", "lecun_normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform"]
+
+
+@pytest.mark.parametrize("shape", [DENSE, CONV], ids=["dense", "conv2d"])
+@pytest.mark.parametrize("name", SCALED)
+def test_variance_scaling_matches_formula(name, shape):
+    fan_in, fan_out = fan(shape)
+    std, limit, truncated = expected(name, fan_in, fan_out)
+    w = kernel(name, shape)
+    assert abs(w.mean()) < 0.02 * std
+    assert w.std() == pytest.approx(std, rel=0.02), f"{name}: std {w.std():.5f}, formula {std:.5f}"
+    if limit is not None:
+        assert np.abs(w).max() <= limit + 1e-7
+        assert np.abs(w).max() > 0.99 * limit, "a uniform draw this large reaches its limit"
+    if truncated:
+        # Keras truncates at 2 standard deviations of the underlying (rescaled) normal
+        assert np.abs(w).max() <= 2 * std / 0.87962566103423978 + 1e-6
+
+
+def test_worked_examples_from_design():
+    w = kernel("glorot_uniform", (1000, 500))
+    assert np.abs(w).max() <= math.sqrt(6 / 1500) + 1e-7
+    assert math.sqrt(6 / 1500) == pytest.approx(0.0632, abs=1e-4)
+    assert w.std() == pytest.approx(0.0365, abs=0.0005)
+    w = kernel("glorot_uniform", (500, 10))
+    assert np.abs(w).max() <= 0.1085 + 1e-4 and np.abs(w).max() > 0.1
+    w = kernel("he_normal", (1000, 500))
+    assert w.std() == pytest.approx(0.0447, abs=0.0005)  # √(2/1000), not 2/√1000 ≈ 0.063
+
+
+@pytest.mark.parametrize("stddev", [1.0, 0.01])
+def test_random_normal(stddev):
+    w = kernel("random_normal", DENSE, stddev=stddev)
+    assert w.std() == pytest.approx(stddev, rel=0.01)
+    assert np.abs(w).max() > 3.5 * stddev, "plain Gaussian: not truncated"
+
+
+def test_random_normal_default_is_the_naive_unit_gaussian():
+    assert kernel("random_normal", DENSE).std() == pytest.approx(1.0, rel=0.01)
+
+
+def test_random_uniform():
+    w = kernel("random_uniform", DENSE, limit=0.3)
+    assert np.abs(w).max() <= 0.3 and np.abs(w).max() > 0.299
+    assert w.std() == pytest.approx(0.3 / math.sqrt(3), rel=0.01)
+
+
+def test_zeros_and_constant():
+    assert np.all(kernel("zeros", DENSE) == 0)
+    assert np.all(kernel("constant", (20, 30), value=0.5) == 0.5)
+
+
+@pytest.mark.parametrize("shape", [(400, 400), (600, 300), (300, 600), CONV])
+@pytest.mark.parametrize("gain", [1.0, 2.0])
+def test_orthogonal(shape, gain):
+    w = kernel("orthogonal", shape, gain=gain).reshape(-1, shape[-1])
+    rows, cols = w.shape
+    gram = w.T @ w if rows >= cols else w @ w.T
+    np.testing.assert_allclose(gram, gain**2 * np.eye(min(rows, cols)), atol=1e-4)
+
+
+def test_fans_of_dense_and_conv():
+    assert fans((1000, 500)) == (1000, 500)
+    assert fans((3, 3, 64, 128)) == (576, 1152)
+    assert fans((5, 5, 1, 32)) == (25, 800)
+
+
+def test_layer_seeds_are_distinct_and_stable():
+    seeds = {layer_seed(s, i) for s in range(5) for i in range(30)}
+    assert len(seeds) == 150
+    assert layer_seed(3, 7) == layer_seed(3, 7)
+    a = kernel("he_normal", (50, 50), seed=1)
+    b = kernel("he_normal", (50, 50), seed=1)
+    c = kernel("he_normal", (50, 50), seed=2)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_every_registered_initializer_is_tested():
+    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal"}
+    assert set(INITIALIZERS.names()) == tested

@@ -1,0 +1,100 @@
+"""Training semantics: determinism, paired batch order, divergence, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from init_lab.config import config_from_text
+from init_lab.sweep import resume_sweep, run_sweep
+
+from .conftest import TINY
+
+
+def tables(run_dir):
+    out = {}
+    for d in sorted((run_dir / "trials").iterdir()):
+        with open(d / "epochs.csv", newline="") as f:
+            out[d.name] = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    return out
+
+
+def test_same_config_and_seed_give_identical_tables(tmp_path):
+    cfg = config_from_text(TINY)
+    a = run_sweep(cfg, out=tmp_path / "a")
+    b = run_sweep(cfg, out=tmp_path / "b")
+    ta, tb = tables(a.run_dir), tables(b.run_dir)
+    assert len(ta) == 4 and ta == tb  # byte-identical numbers, every epoch, every trial
+    assert [r["test_accuracy"] for r in a.records] == [r["test_accuracy"] for r in b.records]
+
+
+def test_different_seeds_give_different_results(tmp_path):
+    cfg = config_from_text(TINY, overrides=["grid.seed=[0, 1]", "grid.initializer=[he_normal]", "grid.activation=[relu]"])
+    result = run_sweep(cfg, out=tmp_path)
+    t = list(tables(result.run_dir).values())
+    assert t[0] != t[1]
+
+
+def test_batch_order_depends_on_seed_and_epoch_only():
+    from init_lab.train import batch_order
+
+    a = batch_order(0, 1, 100)
+    assert np.array_equal(a, batch_order(0, 1, 100))
+    assert not np.array_equal(a, batch_order(0, 2, 100)) and not np.array_equal(a, batch_order(1, 1, 100))
+    assert sorted(a.tolist()) == list(range(100))
+
+
+def test_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
+    cfg = config_from_text(
+        TINY,
+        overrides=[
+            "grid.initializer=[he_normal]",
+            "grid.activation=[relu]",
+            "grid.learning_rate=[1.0e+12, 0.1]",
+            "training.optimizer=sgd",
+            "training.epochs=3",
+        ],
+    )
+    result = run_sweep(cfg, out=tmp_path)
+    by_lr = {r["spec"]["learning_rate"]: r for r in result.records}
+    bad, good = by_lr[1e12], by_lr[0.1]
+    assert bad["status"] == "diverged"
+    assert bad["test_accuracy"] is None and bad["epochs_run"] >= 1
+    assert good["status"] == "completed" and good["epochs_run"] == 3 and good["test_accuracy"] > 0.5
+    with open(result.run_dir / "trials" / bad["trial_id"] / "epochs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == bad["epochs_run"] < 3
+    assert not math.isfinite(float(rows[-1]["loss"]))
+    trial = json.loads((result.run_dir / "trials" / bad["trial_id"] / "trial.json").read_text())
+    assert trial["status"] == "diverged"
+
+
+def test_resume_keeps_finished_trials_and_reruns_the_rest(tmp_path):
+    cfg = config_from_text(TINY)
+    first = run_sweep(cfg, out=tmp_path)
+    trial_dir = first.run_dir / "trials"
+    keep = json.loads((trial_dir / "000_he_normal-relu-s0" / "trial.json").read_text())
+    # simulate an interruption: one trial was running, one never started
+    running = trial_dir / "001_he_normal-tanh-s0" / "trial.json"
+    record = json.loads(running.read_text())
+    running.write_text(json.dumps({**record, "status": "running"}))
+    (trial_dir / "003_zeros-tanh-s0" / "trial.json").unlink()
+    resumed = resume_sweep(first.run_dir)
+    assert sorted(resumed.skipped) == ["000_he_normal-relu-s0", "002_zeros-relu-s0"]
+    assert resumed.count("completed") == 4
+    assert json.loads((trial_dir / "000_he_normal-relu-s0" / "trial.json").read_text()) == keep
+    assert tables(first.run_dir)["001_he_normal-tanh-s0"] == tables(run_sweep(cfg, out=tmp_path / "x").run_dir)["001_he_normal-tanh-s0"]
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    from init_lab.errors import RunDirError
+
+    cfg = config_from_text(TINY, overrides=["grid.initializer=[zeros]", "grid.activation=[relu]", "training.epochs=1"])
+    first = run_sweep(cfg, out=tmp_path)
+    other = config_from_text(TINY, overrides=["grid.initializer=[zeros]", "grid.activation=[relu]", "training.epochs=3"])
+    with pytest.raises(RunDirError, match="training.epochs: 1 in the run, 3 now"):
+        resume_sweep(first.run_dir, other)
