@@ -1,0 +1,37 @@
+# initlab — every target installs what it needs first, into .venv (created here).
+#   make run    install everything, then the quickstart sweep on the bundled MNIST sample
+#   make test   install everything, then the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= ../shared/data
+
+.PHONY: install run report test test-fast mnist mnist-cnn bench clean-runs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "initlab needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	$(BIN)/initlab sweep configs/quickstart.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+# full MNIST from a local IDX directory (offline); online, Keras downloads and caches it
+mnist: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/mnist.yaml
+
+mnist-cnn: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/mnist_cnn.yaml
+
+bench: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/python benchmarks/bench_sweep.py
+
+clean-runs:
+	rm -rf runs/20* runs/latest
