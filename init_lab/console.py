@@ -94,7 +94,7 @@ class RichObserver(Observer):
 
     def __init__(self, console: Console):
         self.console = console
-        self.progress = Progress(
+        self.bars = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(bar_width=30),
@@ -119,8 +119,8 @@ class RichObserver(Observer):
             Text.assemble(("sweep", "bold"), f": {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
         )
         self.n_todo = len(todo)
-        self.progress.start()
-        self.overall = self.progress.add_task(
+        self.bars.start()
+        self.overall = self.bars.add_task(
             f"trials 0/{len(todo)}", total=sum(s.train.epochs for s in todo) or 1, info="epochs"
         )
 
@@ -131,28 +131,28 @@ class RichObserver(Observer):
 
     def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
         if self.current is not None:
-            self.progress.remove_task(self.current)
-        self.current = self.progress.add_task(Text(spec.id, overflow="ellipsis").plain, total=spec.train.epochs, info="starting…")
+            self.bars.remove_task(self.current)
+        self.current = self.bars.add_task(Text(spec.id, overflow="ellipsis").plain, total=spec.train.epochs, info="starting…")
 
     def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
         done = epoch - 1 + step / steps
-        self.progress.update(
+        self.bars.update(
             self.current, completed=done, info=f"epoch {epoch}/{spec.train.epochs}  loss {loss:.4f}  acc {acc:.4f}"
         )
-        self.progress.update(self.overall, completed=self.epochs_done + done)
+        self.bars.update(self.overall, completed=self.epochs_done + done)
 
     def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
         self.epochs_done += spec.train.epochs
         self.trials_done += 1
-        self.progress.update(self.overall, completed=self.epochs_done, description=f"trials {self.trials_done}/{self.n_todo}")
+        self.bars.update(self.overall, completed=self.epochs_done, description=f"trials {self.trials_done}/{self.n_todo}")
         style = STATUS_STYLE.get(record.get("status"), "")
         self.console.print(Text(f"{spec.id}  ", style="bold") + Text(trial_line(record), style=style))
 
     def close(self) -> None:
         if self.current is not None:
-            self.progress.remove_task(self.current)
+            self.bars.remove_task(self.current)
             self.current = None
-        self.progress.stop()
+        self.bars.stop()
 
     def sweep_end(self, result: SweepResult) -> None:
         self.close()

@@ -133,3 +133,25 @@ def test_gpu_without_gpu_is_a_clear_error(write_config, tmp_path):
     result = invoke("sweep", write_config(), "--device", "gpu", "--out", tmp_path / "runs")
     assert result.exit_code == 1
     assert "no GPU" in result.stderr and "initlab[gpu]" in result.stderr
+
+
+def test_live_terminal_display_renders_a_sweep(tmp_path):
+    """The rich display (used on terminals) drives a real sweep without errors and shows progress."""
+    import io
+
+    from rich.console import Console
+
+    from init_lab.config import config_from_text
+    from init_lab.console import RichObserver, make_observer
+    from init_lab.sweep import run_sweep
+
+    from .conftest import TINY
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=140)
+    observer = make_observer(console)
+    assert isinstance(observer, RichObserver)
+    result = run_sweep(config_from_text(TINY), out=tmp_path, observer=observer)
+    assert result.count("completed") == 4
+    text = buf.getvalue()
+    assert "trials 4/4" in text and "000_he_normal-relu-s0" in text and "loss" in text
