@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,10 @@ from rich.text import Text
 
 from . import __version__, defaults
 from .errors import InitLabError
+
+
+class UsageProblem(InitLabError):
+    """A request the CLI refuses (e.g. a huge sweep without --yes)."""
 
 app = typer.Typer(
     name="initlab",
@@ -101,6 +106,10 @@ def sweep(
         Optional[str], typer.Option("--resume", help="Finish an interrupted run: RUN_DIR or 'latest'.")
     ] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: rerun failed trials too.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep without asking.")] = False,
+    max_trials: Annotated[
+        int, typer.Option("--max-trials", min=1, help="Ask before running more trials than this.")
+    ] = defaults.CONFIRM_TRIALS,
 ) -> None:
     """Expand the grid, train every trial, write the run directory, print the leaderboard."""
     from .config import load_config
@@ -115,8 +124,11 @@ def sweep(
             raise typer.BadParameter("--dry-run needs a CONFIG file", param_hint="CONFIG")
         _print_plan(cfg, plan(cfg))
         return
+    if cfg is not None and resume is None:
+        _confirm_size(len(plan(cfg)), max_trials, yes)
     observer = make_observer(out)
     dev = device.value if device else None
+    previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's SIGTERM stops as cleanly as Ctrl-C
     try:
         if resume is not None:
             result = resume_sweep(
@@ -136,11 +148,29 @@ def sweep(
         )
         raise typer.Exit(130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         getattr(observer, "close", lambda: None)()
     out.print(leaderboard_table(result.records))
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
     out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
     out.print(Text.assemble("run directory: ", (str(result.run_dir), "bold")), soft_wrap=True)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _confirm_size(n: int, limit: int, yes: bool) -> None:
+    if n <= limit or yes:
+        return
+    if sys.stdin is not None and sys.stdin.isatty():
+        if typer.confirm(f"This sweep has {n} trials (more than --max-trials {limit}). Run them all?", default=False):
+            return
+        raise typer.Exit(1)
+    raise UsageProblem(
+        f"this sweep has {n} trials, more than --max-trials {limit}: pass --yes to run them, "
+        "or shrink the grid (initlab validate CONFIG shows the plan)."
+    )
 
 
 def _print_plan(cfg, trials) -> None:

@@ -36,4 +36,5 @@ DETERMINISTIC = True  # op determinism: same config + seed => identical tables o
 
 # --- sweep / output --------------------------------------------------------------
 RUNS_DIR = "runs"
+CONFIRM_TRIALS = 200  # sweeps larger than this ask first (or need --yes)
 DEVICE = "auto"

@@ -220,7 +220,9 @@ class RunStore:
             return {}
 
     def read_trial(self, trial_id: str) -> dict[str, Any] | None:
+        """The trial's record, or None when it has none — or an unreadable one (hand-edited): rerun it."""
         try:
-            return read_json(self.trial_dir(trial_id) / TRIAL_FILE)
-        except FileNotFoundError:
+            record = read_json(self.trial_dir(trial_id) / TRIAL_FILE)
+        except (FileNotFoundError, RunDirError):
             return None
+        return record if isinstance(record, dict) else None

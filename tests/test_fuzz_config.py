@@ -1,0 +1,86 @@
+"""Property-based: whatever text or structure reaches the config loader or --set, the only
+exception that comes out is ConfigError (never a traceback-worthy one)."""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from init_lab.config import SweepConfig, apply_overrides, config_from_text, parse_override
+from init_lab.errors import ConfigError
+
+FIELDS = ["name", "dataset", "model", "grid", "training", "device", "initializer", "activation", "seed", "epochs",
+          "kind", "hidden", "depth", "width", "learning_rate", "stddev", "alpha", "gain", "validation_split", "path"]
+NAMES = ["he_normal", "relu", "zeros", "mnist", "mlp", "mnist_cnn", "leaky_relu", "random_normal", "gpu", "adam"]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20), st.sampled_from(NAMES),
+)
+keys = st.one_of(st.sampled_from(FIELDS), st.text(max_size=10), st.integers(-3, 3))
+structures = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(keys, children, max_size=5)),
+    max_leaves=25,
+)
+
+
+def only_config_errors(text: str, overrides=None) -> None:
+    try:
+        result = config_from_text(text, "fuzz.yaml", overrides)
+    except ConfigError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(result, SweepConfig)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_arbitrary_text(text):
+    only_config_errors(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(structures)
+def test_arbitrary_structures(data):
+    only_config_errors(yaml.safe_dump(data))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(["dataset", "model", "grid", "training"]),
+                       st.dictionaries(st.sampled_from(FIELDS), structures, max_size=4), max_size=4))
+def test_structures_shaped_like_configs(data):
+    data.setdefault("grid", {"initializer": ["he_normal"], "activation": ["relu"]})
+    only_config_errors(yaml.safe_dump(data))
+
+
+GOOD = "grid: {initializer: [he_normal], activation: [relu]}\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=40), max_size=3))
+def test_arbitrary_set_overrides(overrides):
+    only_config_errors(GOOD, overrides)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60), structures)
+def test_override_parser_and_application(text, base):
+    try:
+        path, _ = parse_override(text)
+    except ConfigError:
+        return
+    assert path and all(path)
+    data = base if isinstance(base, dict) else {}
+    try:
+        apply_overrides(data, [text])
+    except ConfigError:
+        pass
+
+
+def test_yaml_alias_bomb_is_handled_quickly():
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8)
+    )
+    only_config_errors(bomb)

@@ -1,0 +1,203 @@
+"""Reliability: kill -9 at random moments and resume, Ctrl-C, failures, full disks, concurrency."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+
+import pytest
+
+from init_lab import store
+from init_lab.config import config_from_text
+from init_lab.errors import RunDirError
+from init_lab.store import create_run_dir, resolve_run_dir, update_latest
+from init_lab.sweep import resume_sweep, run_sweep
+
+from .conftest import TINY
+
+CLI = [sys.executable, "-m", "init_lab.cli"]
+
+
+def tables(run_dir):
+    out = {}
+    for d in sorted((run_dir / "trials").iterdir()):
+        with open(d / "epochs.csv", newline="") as f:
+            out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+    return out
+
+
+def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp_path, write_config):
+    """SIGKILL a sweep process at random points, resume each time; the end result equals an uninterrupted run.
+
+    CI runs a short version; INITLAB_KILL_ROUNDS=30 runs a long one.
+    """
+    rounds = int(os.environ.get("INITLAB_KILL_ROUNDS", "4"))
+    text = TINY.replace("epochs: 2", "epochs: 3")
+    cfg_path = write_config(text)
+    reference = run_sweep(config_from_text(text, default_name="cfg"), out=tmp_path / "reference")
+
+    out = tmp_path / "runs"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rng = random.Random(int(os.environ.get("INITLAB_KILL_SEED", "0")))
+    kills = 0
+    for _ in range(rounds):
+        cmd = CLI + (["sweep", "--resume", "latest"] if (out / "latest").exists() else ["sweep", str(cfg_path)])
+        proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        try:
+            proc.wait(timeout=rng.uniform(1.0, 9.0))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0, proc.stderr.read().decode()
+        break
+    cmd = CLI + (["sweep", "--resume", "latest"] if (out / "latest").exists() else ["sweep", str(cfg_path)])
+    done = subprocess.run(cmd + ["--out", str(out)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+
+    run = resolve_run_dir(out / "latest")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["counts"] == {"completed": 4}
+    with open(run / "summary.csv", newline="") as f:
+        ids = [r["trial_id"] for r in csv.DictReader(f)]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 4  # every trial exactly once
+    for d in (run / "trials").iterdir():
+        visible = {p.name for p in d.iterdir() if not p.name.startswith(".")}
+        assert visible == {"trial.json", "epochs.csv"}
+        assert all(p.name.endswith(".tmp") for p in d.iterdir() if p.name.startswith("."))
+        assert json.loads((d / "trial.json").read_text())["status"] == "completed"
+    assert tables(run) == tables(reference.run_dir), f"after {kills} kills the tables differ from an uninterrupted run"
+    print(f"{kills} kills")
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, write_config):
+    cfg_path = write_config(TINY.replace("epochs: 2", "epochs: 40"))
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(CLI + ["sweep", str(cfg_path), "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the first trial has written an epoch
+        epochs = list(out.glob("*/trials/*/epochs.csv"))
+        if epochs and len(epochs[0].read_text().splitlines()) > 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    run = resolve_run_dir(out / "latest")
+    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    for d in (run / "trials").iterdir():
+        json.loads((d / "trial.json").read_text())  # every file complete and parseable
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    from init_lab import train
+
+    real = train.train_trial
+
+    def flaky(spec, *args, **kwargs):
+        if spec.index == 1:
+            raise ValueError("boom: bad shape")
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_trial", flaky)
+    result = run_sweep(config_from_text(TINY), out=tmp_path)
+    assert [r["status"] for r in result.records] == ["completed", "failed", "completed", "completed"]
+    assert result.records[1]["error"] == "ValueError: boom: bad shape"
+    with open(result.run_dir / "summary.csv", newline="") as f:
+        assert list(csv.DictReader(f))[1]["error"] == "ValueError: boom: bad shape"
+
+    # failed trials are kept on resume, and rerun with retry_failed
+    assert resume_sweep(result.run_dir).records[1]["status"] == "failed"
+    monkeypatch.setattr(train, "train_trial", real)
+    assert resume_sweep(result.run_dir, retry_failed=True).records[1]["status"] == "completed"
+
+
+def test_full_disk_stops_the_sweep_with_one_message_keeping_finished_trials(tmp_path, monkeypatch):
+    real = store.atomic_write_text
+    calls = {"n": 0}
+
+    def filling_up(path, text):
+        if path.name == "trial.json" and json.loads(text)["status"] == "completed":
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(store, "atomic_write_text", filling_up)
+    with pytest.raises(RunDirError, match="No space left on device.*--resume"):
+        run_sweep(config_from_text(TINY), out=tmp_path)
+    run = resolve_run_dir(tmp_path / "latest")
+    done = [json.loads(p.read_text())["status"] for p in sorted(run.glob("trials/*/trial.json"))]
+    assert done[:2] == ["completed", "completed"]
+    monkeypatch.setattr(store, "atomic_write_text", real)
+    assert resume_sweep(run).count("completed") == 4
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(RunDirError, match="cannot create output directory"):
+        run_sweep(config_from_text(TINY), out=blocker / "runs")
+
+
+def test_leftover_temp_files_and_corrupt_trial_files_are_tolerated(tmp_path):
+    first = run_sweep(config_from_text(TINY), out=tmp_path)
+    trial_dir = first.run_dir / "trials" / "000_he_normal-relu-s0"
+    (trial_dir / ".trial.json.x1y2.tmp").write_text('{"status": "compl')  # torn temp file of a killed writer
+    (first.run_dir / "trials" / "001_he_normal-tanh-s0" / "trial.json").write_text("{ not json")
+    resumed = resume_sweep(first.run_dir)
+    assert resumed.skipped == ["000_he_normal-relu-s0", "002_zeros-relu-s0", "003_zeros-tanh-s0"]
+    assert resumed.count("completed") == 4
+
+
+def test_concurrent_sweeps_get_distinct_directories_and_a_valid_latest(tmp_path):
+    now = datetime(2026, 11, 23, 11, 5, 12)
+    made, errors = [], []
+
+    def start():
+        try:
+            d = create_run_dir(tmp_path, "same", now)
+            update_latest(tmp_path, d)
+            made.append(d)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len({d.name for d in made}) == 16
+    assert (tmp_path / "latest").resolve() in {d.resolve() for d in made}
+    assert not list(tmp_path.glob(".latest*"))
+
+
+def test_run_names_are_sanitized(tmp_path):
+    result = run_sweep(config_from_text(TINY, overrides=["training.epochs=1", "grid.initializer=[zeros]",
+                                                         "grid.activation=[relu]"]),
+                       out=tmp_path, name="../../etc/\x1b[31mevil\nname")
+    assert result.run_dir.parent == tmp_path
+    assert "/" not in result.run_dir.name and ".." not in result.run_dir.name and "\x1b" not in result.run_dir.name
+
+
+def test_huge_grid_needs_yes(tmp_path, write_config):
+    from typer.testing import CliRunner
+
+    from init_lab.cli import app
+
+    path = write_config(TINY)
+    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "runs"), "--max-trials", "3"])
+    assert result.exit_code == 1 and "--yes" in result.stderr and "4 trials" in result.stderr
+    assert not (tmp_path / "runs").exists()
