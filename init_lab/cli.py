@@ -47,6 +47,14 @@ class Device(str, Enum):
     gpu = "gpu"
 
 
+class Format(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    json = "json"
+    html = "html"
+
+
 class Listing(str, Enum):
     initializers = "initializers"
     activations = "activations"
@@ -189,6 +197,88 @@ def plan_header(cfg, trials) -> str:
         f"{trials[0].arch.label}, {t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
         f"device {cfg.device}"
     )
+
+
+@app.command()
+@_clean_errors
+def report(
+    run_dirs: Annotated[list[str], typer.Argument(help="RUN_DIR or 'latest'; give two to compare them.")],
+    metric: Annotated[str, typer.Option("--metric", help="Sort/aggregate by: best_val_accuracy, test_accuracy, "
+                                        "final_loss, final_val_loss, epochs_to_0.9, wall_seconds, …")] = "best_val_accuracy",
+    fmt: Annotated[Format, typer.Option("--format", help="How the leaderboard goes to stdout.")] = Format.table,
+    runs_dir: Annotated[Path, typer.Option("--runs", help="Where 'latest' is looked up.")] = Path(defaults.RUNS_DIR),
+    no_files: Annotated[bool, typer.Option("--no-files", help="Print only; write nothing under RUN_DIR/report/.")] = False,
+    top: Annotated[Optional[int], typer.Option("--top", min=1, help="Show only the first N leaderboard rows.")] = None,
+    tensorboard: Annotated[
+        Optional[Path], typer.Option("--tensorboard", help="Also write TensorBoard event files (scalars, HParams) here.")
+    ] = None,
+) -> None:
+    """Leaderboard, initializer × activation heatmap, learning curves: in the terminal and as files."""
+    from .report import check_metric, load_run
+
+    if len(run_dirs) > 2:
+        raise typer.BadParameter("give one RUN_DIR, or two to compare", param_hint="RUN_DIRS")
+    runs = [load_run(d, runs_dir) for d in run_dirs]
+    run = runs[0]
+    label, _ = check_metric(metric, run.thresholds)
+    if len(runs) == 2:
+        _print_comparison(runs[0], runs[1], metric, label, fmt)
+        return
+    _print_report(run, metric, label, fmt, top)
+    if tensorboard is not None:
+        from .tbexport import export
+
+        count = export(run, tensorboard)
+        err.print(f"TensorBoard: {count} trials written to {tensorboard} (tensorboard --logdir {tensorboard})",
+                  highlight=False, markup=False)
+    if not no_files:
+        from .render import write_report
+
+        written = write_report(run, metric)
+        where = written[0].parent
+        msg = f"report files in {where}: " + ", ".join(p.name for p in written)
+        (out if fmt == Format.table else err).print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_report(run, metric: str, label: str, fmt: Format, top: int | None) -> None:
+    from .console import pivot_tables, report_leaderboard_table
+    from .render import html_report, leaderboard_json, md_table, status_line
+    from .report import leaderboard, pivot
+
+    board = leaderboard(run, metric)
+    shown = board if top is None else board.head(top)
+    if fmt == Format.table:
+        out.print(f"{run.name}: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
+        for table in pivot_tables(run, pivot(run, metric), metric):
+            out.print(table)
+        out.print(report_leaderboard_table(board, metric, label, top))
+    elif fmt == Format.csv:
+        sys.stdout.write(shown.to_csv(index=False))
+    elif fmt == Format.json:
+        sys.stdout.write(leaderboard_json(shown) + "\n")
+    elif fmt == Format.markdown:
+        sys.stdout.write(md_table(shown) + "\n")
+    else:
+        sys.stdout.write(html_report(run, metric, {}) + "\n")
+    if fmt != Format.table and run.missing:
+        err.print(f"note: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
+    from .render import leaderboard_json, md_table
+    from .report import comparison
+
+    table = comparison(a, b, metric)
+    if fmt == Format.csv:
+        sys.stdout.write(table.to_csv(index=False))
+    elif fmt == Format.json:
+        sys.stdout.write(leaderboard_json(table) + "\n")
+    elif fmt in (Format.markdown, Format.html):
+        sys.stdout.write(md_table(table) + "\n")
+    else:
+        from .console import comparison_table
+
+        out.print(comparison_table(table, a.name, b.name, label))
 
 
 @app.command()

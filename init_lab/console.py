@@ -29,6 +29,8 @@ def _fmt(x: Any, digits: int = 4) -> str:
     if isinstance(x, float):
         if not math.isfinite(x):
             return str(x)
+        if x.is_integer() and abs(x) < 1e6:
+            return str(int(x))
         return f"{x:.{digits}f}"
     return str(x)
 
@@ -204,3 +206,100 @@ def leaderboard_table(records: list[dict[str, Any]], title: str = "leaderboard (
             f"{r['wall_seconds']:.1f}s" if r.get("wall_seconds") is not None else "—",
         )
     return table
+
+
+# --- report tables -------------------------------------------------------------------------
+
+
+def _heat_style(t: float) -> str:
+    """Background from red (worst, t=0) through yellow to green (best, t=1), dark text."""
+    t = min(1.0, max(0.0, t))
+    r, g = (220, int(80 + 160 * t * 2)) if t < 0.5 else (int(220 - 170 * (t - 0.5) * 2), 220)
+    return f"black on rgb({r},{min(g, 220)},90)"
+
+
+def pivot_tables(run, table, metric: str) -> list[Table]:
+    """The initializer × activation pivot(s) as rich tables coloured like a heatmap."""
+    from .render import cell
+    from .report import facets, matrix, metric_names
+
+    label, higher = metric_names(run.thresholds)[metric]
+    values = table["mean"].to_numpy(dtype=float)
+    finite = values[[math.isfinite(v) for v in values]]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    seeds = f", mean ± std over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
+    out = []
+    for title, part in facets(run, table):
+        texts = matrix(part.assign(text=part.apply(cell, axis=1)), run, "text")
+        means = matrix(part, run, "mean")
+        t = Table(title=f"{label}{seeds}" + (f" — {title}" if title else ""), show_lines=True)
+        t.add_column("initializer \\ activation", style="bold")
+        for a in texts.columns:
+            t.add_column(a, justify="center")
+        for init in texts.index:
+            row = []
+            for a in texts.columns:
+                v = means.at[init, a]
+                text = texts.at[init, a] if isinstance(texts.at[init, a], str) else "—"
+                if v is None or not math.isfinite(v):
+                    row.append(Text(text, style="dim"))
+                else:
+                    frac = (v - lo) / ((hi - lo) or 1)
+                    row.append(Text(text, style=_heat_style(frac if higher else 1 - frac)))
+            t.add_row(Text(init), *row)
+        out.append(t)
+    return out
+
+
+SHORT_HEADERS = {
+    "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
+    "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
+    "wall_seconds": "time (s)", "learning_rate": "lr", "batch_size": "batch",
+}
+
+
+def report_leaderboard_table(board, metric: str, label: str, limit: int | None = None) -> Table:
+    """The report's leaderboard (a pandas frame) as a compact rich table."""
+    t = Table(title=f"leaderboard by {label}")
+    wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
+              "seed", "status", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric, "wall_seconds"]
+    cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
+    for c in cols:
+        t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status") else "right",
+                     style="bold" if c == metric else None)
+    rows = board if limit is None else board.head(limit)
+    for _, r in rows.iterrows():
+        t.add_row(*[
+            Text(str(r[c]), style=STATUS_STYLE.get(str(r[c]), "")) if c == "status"
+            else Text("—" if _isnan(r[c]) else _fmt(r[c]))
+            for c in cols
+        ])
+    if limit is not None and len(board) > limit:
+        t.caption = f"{len(board) - limit} more rows in leaderboard.csv"
+    return t
+
+
+def _isnan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def comparison_table(table, name_a: str, name_b: str, label: str) -> Table:
+    """Two runs side by side: the metric in A and in B and the difference, per shared trial."""
+    t = Table(title=f"{label}: A = {name_a}, B = {name_b}")
+    keys = [c for c in table.columns if c not in ("a", "b", "delta", "status_a", "status_b", "in")]
+    for c in [*keys, "A", "B", "B − A", "status A", "status B", "in"]:
+        t.add_column(c, justify="left" if c in ("initializer", "activation", "in", "status A", "status B") else "right")
+    deltas = table["delta"].abs()
+    for _, r in table.iterrows():
+        d = r["delta"]
+        style = "" if _isnan(d) or not deltas.max() else ("green" if d > 0 else "red" if d < 0 else "")
+        t.add_row(
+            *[Text(_fmt(r[k])) for k in keys], Text(_fmt(r["a"]) if not _isnan(r["a"]) else "—"),
+            Text(_fmt(r["b"]) if not _isnan(r["b"]) else "—"),
+            Text(f"{d:+.4f}" if not _isnan(d) else "—", style=style),
+            Text(str(r["status_a"]) if isinstance(r["status_a"], str) else "—"),
+            Text(str(r["status_b"]) if isinstance(r["status_b"], str) else "—"), Text(str(r["in"])),
+        )
+    shared = int((table["in"] == "both").sum())
+    t.caption = f"{shared} shared trials; mean B − A = {table['delta'].mean():+.4f}" if shared else "no shared trials"
+    return t

@@ -35,6 +35,7 @@ TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
 EPOCHS_FILE = "epochs.csv"
 LATEST = "latest"
+REPORT_DIR = "report"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temp files are created 0600, the result should honour the umask
@@ -45,22 +46,7 @@ os.umask(_UMASK)  # read once: temp files are created 0600, the result should ho
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never a mix."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -85,6 +71,26 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename, fsync the directory: old or new, never torn."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -218,6 +224,22 @@ class RunStore:
             return read_json(self.root / MANIFEST_FILE)
         except FileNotFoundError:
             return {}
+
+    def epochs_path(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / EPOCHS_FILE
+
+    def report_dir(self) -> Path:
+        d = self.root / REPORT_DIR
+        d.mkdir(exist_ok=True)
+        return d
+
+    def write_report_file(self, name: str, data: str | bytes) -> Path:
+        path = self.report_dir() / sanitize(name, 120)
+        if isinstance(data, bytes):
+            atomic_write_bytes(path, data)
+        else:
+            atomic_write_text(path, data)
+        return path
 
     def read_trial(self, trial_id: str) -> dict[str, Any] | None:
         """The trial's record, or None when it has none — or an unreadable one (hand-edited): rerun it."""

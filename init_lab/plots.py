@@ -1,0 +1,122 @@
+"""PNG figures of a run (matplotlib, Agg backend): learning curves and the final-accuracy heatmap.
+
+Each function returns PNG bytes; ``store`` writes them. Curves average over seeds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .report import METRICS, RunData, facets, matrix, metric_names  # noqa: E402
+
+DPI = 110
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def learning_curves(run: RunData) -> bytes | None:
+    """Loss (log scale) and accuracy per epoch: one column of panels per activation, a colour per
+    initializer; solid lines for training, dashed for validation. None when no epoch finished."""
+    if run.epochs.empty:
+        return None
+    data = run.epochs.merge(run.trials[["trial_id", "initializer", "activation", *run.swept]], on="trial_id")
+    data = data.replace([np.inf, -np.inf], np.nan)
+    acts = [a for a in run.act_order if a in set(data["activation"])]
+    inits = [i for i in run.init_order if i in set(data["initializer"])]
+    colours = plt.get_cmap("tab10" if len(inits) <= 10 else "tab20")
+    ncols = len(acts)
+    fig, axes = plt.subplots(2, ncols, figsize=(max(4.0, 3.3 * ncols) + 2.2, 6.4), squeeze=False, sharex=True)
+    for col, act in enumerate(acts):
+        part = data[data["activation"] == act]
+        for k, init in enumerate(inits):
+            curve = part[part["initializer"] == init].groupby("epoch")[["loss", "val_loss", "accuracy", "val_accuracy"]].mean()
+            if curve.empty:
+                continue
+            c = colours(k % colours.N)
+            for row, (train_col, val_col) in enumerate([("loss", "val_loss"), ("accuracy", "val_accuracy")]):
+                ax = axes[row][col]
+                ax.plot(curve.index, curve[train_col], color=c, lw=1.6, marker="o", ms=2.5, label=init)
+                ax.plot(curve.index, curve[val_col], color=c, lw=1.2, ls="--", marker="o", ms=2.5)
+        axes[0][col].set_title(f"activation: {act}", fontsize=10)
+        axes[0][col].set_yscale("log")
+        axes[1][col].set_ylim(0, 1.0)
+        axes[1][col].set_xlabel("epoch")
+        for row in range(2):
+            axes[row][col].grid(True, which="major", alpha=0.3)
+            axes[row][col].xaxis.get_major_locator().set_params(integer=True)
+    axes[0][0].set_ylabel("cross-entropy loss (log scale)")
+    axes[1][0].set_ylabel("accuracy (fraction correct)")
+    handles = [plt.Line2D([], [], color=colours(k % colours.N), lw=2) for k in range(len(inits))]
+    handles += [plt.Line2D([], [], color="black", lw=1.6), plt.Line2D([], [], color="black", lw=1.2, ls="--")]
+    labels = [*inits, "training", "validation"]
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="initializer", fontsize=9, frameon=False)
+    seeds = f", mean over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
+    facet = f" (all values of {', '.join(run.swept)} pooled)" if run.swept else ""
+    fig.suptitle(f"Learning curves — {run.name}{seeds}{facet}", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
+    """The metric's mean over seeds, initializer × activation, one panel per swept-axis value."""
+    label, higher = metric_names(run.thresholds).get(metric, METRICS["best_val_accuracy"])
+    parts = facets(run, table)
+    if table["mean"].notna().sum() == 0:
+        return None
+    n = len(parts)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    n_act, n_init = len(run.act_order), len(run.init_order)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * (1.1 * n_act + 3.2), nrows * (0.55 * n_init + 1.6)), squeeze=False
+    )
+    values = table["mean"].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    is_acc = "accuracy" in metric
+    vmin, vmax = (0.0, 1.0) if is_acc else (float(finite.min()), float(finite.max()) or 1.0)
+    cmap = plt.get_cmap("viridis" if higher else "viridis_r")
+    image = None
+    for idx, (title, part) in enumerate(parts):
+        ax = axes[idx // ncols][idx % ncols]
+        mean = matrix(part, run, "mean")
+        std = matrix(part, run, "std")
+        bad = matrix(part, run, "diverged") + matrix(part, run, "failed")
+        image = ax.imshow(mean.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(mean.columns)), mean.columns, rotation=30, ha="right")
+        ax.set_yticks(range(len(mean.index)), mean.index)
+        ax.set_xlabel("activation")
+        ax.set_ylabel("initializer")
+        if title:
+            ax.set_title(title, fontsize=10)
+        for i in range(mean.shape[0]):
+            for j in range(mean.shape[1]):
+                v, s, b = mean.iat[i, j], std.iat[i, j], bad.iat[i, j]
+                text = "—" if pd.isna(v) else (f"{v:.3f}" if abs(v) < 100 else f"{v:.3g}")
+                if not pd.isna(s):
+                    text += f"\n±{s:.3f}"
+                if b and not pd.isna(b) and b > 0:
+                    text += f"\n{int(b)} div/fail"
+                shade = 0.0 if pd.isna(v) else (v - vmin) / ((vmax - vmin) or 1)
+                bright = shade > 0.55 if higher else shade < 0.45
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if bright else "white")
+    for idx in range(n, nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
+    fig.suptitle(f"{label}{seeds} — {run.name}", fontsize=11)
+    return _png(fig)

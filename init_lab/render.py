@@ -1,0 +1,242 @@
+"""The report's files: report.md, a self-contained report.html, leaderboard.csv, pivot.csv, PNGs.
+
+Every string that comes from a config or a file (names can be anything) is
+escaped for the format it lands in: ``html.escape`` for HTML, and backslash
+escapes plus entity-encoding of ``<``/``>`` for Markdown (whose renderers pass raw HTML through).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .report import RunData, facets, leaderboard, matrix, metric_names, pivot
+from .store import RunStore
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def md_escape(value: Any) -> str:
+    text = " ".join(str(value).split())  # no newlines inside a table cell
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def cell(row: pd.Series, std_digits: int = 3) -> str:
+    """'mean ± std (n=k)' with the bad trials of the cell, for pivot tables."""
+    text = fmt(row["mean"])
+    if not pd.isna(row["std"]):
+        text += f" ± {row['std']:.{std_digits}f}"
+    if row["n_trials"] > 1:
+        text += f" (n={int(row['n'])})"
+    notes = [f"{int(row[k])} {k}" for k in ("diverged", "failed", "unfinished") if row[k]]
+    if notes:
+        text += " [" + ", ".join(notes) + "]"
+    return text
+
+
+def pivot_matrices(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Facets of the pivot as initializer × activation matrices of display strings."""
+    out = []
+    for title, part in facets(run, table):
+        texts = part.assign(text=part.apply(cell, axis=1))
+        out.append((title, matrix(texts, run, "text").fillna("—")))
+    return out
+
+
+# --- markdown -------------------------------------------------------------------------
+
+
+def md_table(df: pd.DataFrame, index: bool = False) -> str:
+    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(md_escape(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for key, row in df.iterrows():
+        values = ([key] if index else []) + list(row)
+        lines.append("| " + " | ".join(md_escape(fmt(v)) for v in values) + " |")
+    return "\n".join(lines)
+
+
+def status_line(run: RunData) -> str:
+    total = len(run.trials)
+    counts = run.trials["status"].value_counts().to_dict()
+    parts = ", ".join(f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "running", "pending") if counts.get(s))
+    line = f"{run.n_finished} of {total} trials finished ({parts})."
+    if run.missing:
+        shown = ", ".join(run.missing[:8]) + (" …" if len(run.missing) > 8 else "")
+        line += f" Not finished: {shown}."
+    return line
+
+
+def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
+    label = metric_names(run.thresholds)[metric][0]
+    board = leaderboard(run, metric)
+    table = pivot(run, metric)
+    env = run.manifest.get("environment", {})
+    ds = run.manifest.get("dataset", {})
+    out = [
+        f"# initlab report: {md_escape(run.name)}",
+        "",
+        md_escape(status_line(run)),
+        "",
+        f"Dataset: {md_escape(ds.get('source', '?'))} ({ds.get('train', '?')} train / {ds.get('validation', '?')} "
+        f"validation / {ds.get('test', '?')} test). Device: {md_escape(env.get('device', '?'))}. "
+        f"TensorFlow {md_escape(env.get('tensorflow', '?'))}, Keras {md_escape(env.get('keras', '?'))}.",
+        "",
+        f"## {md_escape(label.capitalize())}: initializer × activation",
+        "",
+    ]
+    for title, m in pivot_matrices(run, table):
+        if title:
+            out += [f"### {md_escape(title)}", ""]
+        out += [md_table(m, index=True), ""]
+    if "heatmap" in images:
+        out += [f"![{md_escape(label)} heatmap]({images['heatmap']})", ""]
+    if "curves" in images:
+        out += ["## Learning curves", "", f"![learning curves]({images['curves']})", ""]
+    out += [f"## Leaderboard (by {md_escape(label)})", "", md_table(board.drop(columns=["error"], errors="ignore")), ""]
+    errors = board[board["error"].fillna("") != ""] if "error" in board else board.iloc[0:0]
+    if len(errors):
+        out += ["## Errors", ""] + [f"- {md_escape(r.trial_id)}: {md_escape(r.error)}" for r in errors.itertuples()] + [""]
+    return "\n".join(out)
+
+
+# --- html --------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .55em;text-align:right}
+th{background:#f4f4f4}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafafa}
+.diverged,.failed{color:#b00020;font-weight:600}.pending,.running{color:#888}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}.meta{color:#555;font-size:.9em}
+"""
+
+
+def _h(value: Any) -> str:
+    return html.escape(fmt(value), quote=True)
+
+
+def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = (), colours: dict | None = None) -> str:
+    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    head = "".join(f'<th class="{"l" if c in left or (index and i == 0) else ""}">{html.escape(c)}</th>' for i, c in enumerate(cols))
+    rows = []
+    for key, row in df.iterrows():
+        cells = []
+        if index:
+            cells.append(f'<th class="l">{_h(key)}</th>')
+        for col, value in row.items():
+            cls = "l" if col in left else ""
+            if col == "status":
+                cls += f" {html.escape(str(value))}"
+            style = ""
+            if colours is not None:
+                style = f' style="background:{colours.get((key, col), "transparent")}"'
+            cells.append(f'<td class="{cls.strip()}"{style}>{_h(value)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _heat_colours(run: RunData, part: pd.DataFrame, higher: bool) -> dict:
+    m = matrix(part, run, "mean")
+    vals = m.to_numpy(dtype=float)
+    finite = vals[~pd.isna(vals)]
+    if not len(finite):
+        return {}
+    lo, hi = float(finite.min()), float(finite.max())
+    out = {}
+    for i in m.index:
+        for a in m.columns:
+            v = m.at[i, a]
+            if pd.isna(v):
+                continue
+            t = (v - lo) / ((hi - lo) or 1)
+            t = t if higher else 1 - t
+            out[(i, a)] = f"hsl({int(120 * t)},65%,82%)"  # red (worst) → green (best)
+    return out
+
+
+def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
+    label, higher = metric_names(run.thresholds)[metric]
+    board = leaderboard(run, metric)
+    table = pivot(run, metric)
+    env = run.manifest.get("environment", {})
+    ds = run.manifest.get("dataset", {})
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>initlab report: {html.escape(run.name)}</title><style>{CSS}</style></head><body>",
+        f"<h1>initlab report: {html.escape(run.name)}</h1>",
+        f"<p class=\"meta\">{html.escape(status_line(run))}<br>Dataset: {html.escape(str(ds.get('source', '?')))} "
+        f"({html.escape(str(ds.get('train', '?')))} train / {html.escape(str(ds.get('validation', '?')))} validation / "
+        f"{html.escape(str(ds.get('test', '?')))} test). Device: {html.escape(str(env.get('device', '?')))}. "
+        f"TensorFlow {html.escape(str(env.get('tensorflow', '?')))}, Keras {html.escape(str(env.get('keras', '?')))}.</p>",
+        f"<h2>{html.escape(label.capitalize())}: initializer × activation</h2>",
+    ]
+    texts = dict(pivot_matrices(run, table))
+    for title, part in facets(run, table):
+        if title:
+            parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, higher)))
+    for key, alt in (("heatmap", f"{label} heatmap"), ("curves", "learning curves")):
+        if key in images:
+            if key == "curves":
+                parts.append("<h2>Learning curves</h2>")
+            data = base64.b64encode(images[key]).decode("ascii")
+            parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+    parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
+    parts.append(html_table(board, left=("trial_id", "initializer", "activation", "status", "error")))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# --- all files -------------------------------------------------------------------------------
+
+
+def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True) -> list[Path]:
+    """Write every report file under RUN_DIR/report/; returns their paths."""
+    from . import plots as plotting
+
+    store = RunStore(run.root)
+    board = leaderboard(run, metric)
+    table = pivot(run, metric)
+    written = [
+        store.write_report_file("leaderboard.csv", board.to_csv(index=False)),
+        store.write_report_file("pivot.csv", table.to_csv(index=False)),
+    ]
+    images: dict[str, bytes] = {}
+    if plots:
+        heat = plotting.heatmap(run, table, metric)
+        if heat:
+            images["heatmap"] = heat
+        curves = plotting.learning_curves(run)
+        if curves:
+            images["curves"] = curves
+    names = {"heatmap": "heatmap.png", "curves": "learning_curves.png"}
+    for key, data in images.items():
+        written.append(store.write_report_file(names[key], data))
+    written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images})))
+    written.append(store.write_report_file("report.html", html_report(run, metric, images)))
+    return written
+
+
+def leaderboard_json(board: pd.DataFrame) -> str:
+    records = json.loads(board.to_json(orient="records"))  # NaN → null
+    return json.dumps(records, indent=2)
