@@ -115,6 +115,9 @@ def sweep(
     ] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: rerun failed trials too.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep without asking.")] = False,
+    pack: Annotated[
+        bool, typer.Option("--pack/--no-pack", help="Train compatible MLP trials together (default) or one model each.")
+    ] = True,
     max_trials: Annotated[
         int, typer.Option("--max-trials", min=1, help="Ask before running more trials than this.")
     ] = defaults.CONFIRM_TRIALS,
@@ -130,7 +133,7 @@ def sweep(
     if dry_run:
         if cfg is None:
             raise typer.BadParameter("--dry-run needs a CONFIG file", param_hint="CONFIG")
-        _print_plan(cfg, plan(cfg))
+        _print_plan(cfg, plan(cfg), pack)
         return
     if cfg is not None and resume is None:
         _confirm_size(len(plan(cfg)), max_trials, yes)
@@ -140,10 +143,11 @@ def sweep(
     try:
         if resume is not None:
             result = resume_sweep(
-                resume, cfg, runs=out_dir, device=dev, observer=observer, retry_failed=retry_failed, command=sys.argv
+                resume, cfg, runs=out_dir, device=dev, observer=observer, retry_failed=retry_failed, command=sys.argv,
+                pack=pack,
             )
         else:
-            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv)
+            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv, pack=pack)
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
         err.print(
@@ -181,12 +185,24 @@ def _confirm_size(n: int, limit: int, yes: bool) -> None:
     )
 
 
-def _print_plan(cfg, trials) -> None:
+def _print_plan(cfg, trials, pack: bool = True) -> None:
     from .console import plan_table
     from .grid import sanitize
+    from .packed import plan_groups
 
     out.print(plan_header(cfg, trials), highlight=False, markup=False)
     out.print(plan_table(trials))
+    groups = plan_groups(trials, pack)
+    packed = [g for g in groups if len(g) > 1]
+    if packed:
+        sizes = ", ".join(f"{len(g)} ({g[0].arch.label}, seed {g[0].seed}, {g[0].train.optimizer} "
+                          f"lr {g[0].train.learning_rate:g}, batch {g[0].train.batch_size})" for g in packed)
+        singles = len(groups) - len(packed)
+        out.print(f"execution: {len(packed)} packed group(s) of {sizes}"
+                  + (f"; {singles} trial(s) one model each" if singles else ""), highlight=False, markup=False)
+    else:
+        out.print("execution: one model per trial" + (" (--no-pack)" if not pack else " (nothing to pack)"),
+                  highlight=False, markup=False)
     out.print(f"{len(trials)} trials; run directory name: <timestamp>_{sanitize(cfg.name, 60)}", highlight=False)
 
 

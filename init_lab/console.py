@@ -60,7 +60,7 @@ class PlainObserver(Observer):
         self.t0 = time.perf_counter()
         self.done = 0
         self.total = 0
-        self.position = 0
+        self.positions: dict[str, int] = {}
 
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -75,11 +75,16 @@ class PlainObserver(Observer):
         self._print(f"data: {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
 
     def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
-        self.position = position
+        self.positions = {spec.id: position}
+
+    def group_start(self, specs: list[TrialSpec], position: int, total: int) -> None:
+        self.positions = {s.id: position + i for i, s in enumerate(specs)}
+        self._print(f"[{position}-{position + len(specs) - 1}/{total}] training {len(specs)} trials packed together "
+                    f"({specs[0].arch.label}, seed {specs[0].seed})")
 
     def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
         self._print(
-            f"[{self.position}/{self.total}] {spec.id} epoch {row['epoch']}/{spec.train.epochs} "
+            f"[{self.positions.get(spec.id, '?')}/{self.total}] {spec.id} epoch {row['epoch']}/{spec.train.epochs} "
             f"loss={_fmt(row['loss'])} acc={_fmt(row['accuracy'])} val_loss={_fmt(row['val_loss'])} "
             f"val_acc={_fmt(row['val_accuracy'])} ({row['seconds']:.1f}s)"
         )
@@ -88,7 +93,7 @@ class PlainObserver(Observer):
         self.done += 1
         elapsed = time.perf_counter() - self.t0
         eta = elapsed / self.done * (self.total - self.done)
-        self._print(f"[{self.position}/{self.total}] {spec.id} {trial_line(record)}  (ETA {_hms(eta)})")
+        self._print(f"[{self.positions.get(spec.id, '?')}/{self.total}] {spec.id} {trial_line(record)}  (ETA {_hms(eta)})")
 
 
 class RichObserver(Observer):
@@ -113,6 +118,7 @@ class RichObserver(Observer):
         self.epochs_done = 0.0
         self.trials_done = 0
         self.n_todo = 0
+        self.weight = 1
 
     def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
         kept = len(trials) - len(todo)
@@ -132,16 +138,24 @@ class RichObserver(Observer):
         )
 
     def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
+        self._current_task(spec.id, spec.train.epochs, 1)
+
+    def group_start(self, specs: list[TrialSpec], position: int, total: int) -> None:
+        self._current_task(f"{len(specs)} trials packed ({specs[0].arch.label}, seed {specs[0].seed})",
+                           specs[0].train.epochs, len(specs))
+
+    def _current_task(self, description: str, epochs: int, weight: int) -> None:
         if self.current is not None:
             self.bars.remove_task(self.current)
-        self.current = self.bars.add_task(Text(spec.id, overflow="ellipsis").plain, total=spec.train.epochs, info="starting…")
+        self.weight = weight  # trials advancing together
+        self.current = self.bars.add_task(description, total=epochs, info="starting…")
 
     def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
         done = epoch - 1 + step / steps
         self.bars.update(
             self.current, completed=done, info=f"epoch {epoch}/{spec.train.epochs}  loss {loss:.4f}  acc {acc:.4f}"
         )
-        self.bars.update(self.overall, completed=self.epochs_done + done)
+        self.bars.update(self.overall, completed=self.epochs_done + done * self.weight)
 
     def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
         self.epochs_done += spec.train.epochs

@@ -37,6 +37,7 @@ class Observer:
     def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None: ...
     def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None: ...
     def trial_start(self, spec: TrialSpec, position: int, total: int) -> None: ...
+    def group_start(self, specs: list[TrialSpec], position: int, total: int) -> None: ...
     def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
     def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None: ...
     def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None: ...
@@ -69,8 +70,12 @@ def run_sweep(
     device: str | None = None,
     observer: Observer | None = None,
     command: list[str] | None = None,
+    pack: bool = True,
 ) -> SweepResult:
-    """Run a new sweep into a fresh run directory under ``out``."""
+    """Run a new sweep into a fresh run directory under ``out``.
+
+    ``pack`` trains compatible MLP trials together (see ``packed``); False trains one model per trial.
+    """
     if name:
         config = config.model_copy(update={"name": name})
     trials = expand(config)
@@ -78,7 +83,7 @@ def run_sweep(
     store = RunStore(run_dir)
     store.write_config(config_to_yaml(config))
     update_latest(Path(out), run_dir)
-    return _execute(config, trials, store, device or config.device, observer or Observer(), command, retry_failed=False)
+    return _execute(config, trials, store, device or config.device, observer or Observer(), command, False, pack)
 
 
 def resume_sweep(
@@ -90,6 +95,7 @@ def resume_sweep(
     observer: Observer | None = None,
     retry_failed: bool = False,
     command: list[str] | None = None,
+    pack: bool = True,
 ) -> SweepResult:
     """Finish an interrupted sweep: completed and diverged trials are kept, the rest run again.
 
@@ -105,9 +111,7 @@ def resume_sweep(
             "(initlab sweep --resume RUN_DIR), or start a new sweep."
         )
     trials = expand(saved)
-    return _execute(
-        saved, trials, store, device or saved.device, observer or Observer(), command, retry_failed=retry_failed
-    )
+    return _execute(saved, trials, store, device or saved.device, observer or Observer(), command, retry_failed, pack)
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
@@ -156,8 +160,10 @@ def _execute(
     observer: Observer,
     command: list[str] | None,
     retry_failed: bool,
+    pack: bool = True,
 ) -> SweepResult:
     from . import train  # TensorFlow is imported only when something is trained
+    from .packed import plan_groups
 
     started = time.perf_counter()
     thresholds = list(config.training.thresholds)
@@ -198,6 +204,8 @@ def _execute(
     store.write_manifest(manifest)
     save_summary()
     todo = [s for s in trials if s.id not in skipped]
+    groups = plan_groups(todo, pack)
+    manifest["execution"] = {"packed": pack, "groups": [len(g) for g in groups]}
     observer.sweep_start(store.root, trials, todo, device)
     try:
         data = None
@@ -219,8 +227,13 @@ def _execute(
             observer.data_loaded(
                 prepared.source, len(prepared.y_train), len(prepared.y_val), len(prepared.y_test), time.perf_counter() - t0
             )
-        for position, spec in enumerate(todo, 1):
-            records[spec.id] = _run_trial(spec, data, store, device, thresholds, observer, position, len(todo))
+        position = 1
+        for group in groups:
+            if len(group) == 1:
+                records[group[0].id] = _run_trial(group[0], data, store, device, thresholds, observer, position, len(todo))
+            else:
+                records.update(_run_group(group, data, store, device, thresholds, observer, position, len(todo)))
+            position += len(group)
             save_summary()
     except KeyboardInterrupt:
         finish("interrupted")
@@ -299,3 +312,56 @@ def _run_trial(
     store.write_trial(spec.id, record)
     observer.trial_end(spec, record)
     return record
+
+
+def _run_group(
+    specs: list[TrialSpec],
+    data: Any,
+    store: RunStore,
+    device: str,
+    thresholds: list[float],
+    observer: Observer,
+    position: int,
+    total: int,
+) -> dict[str, dict[str, Any]]:
+    """Train a packed group; if the group as a whole fails, fall back to one model per trial."""
+    from . import train
+    from .packed import train_group
+
+    started_at = now_iso()
+    rows: dict[str, list[dict[str, Any]]] = {s.id: [] for s in specs}
+    for spec in specs:
+        store.write_trial(spec.id, {**trial_record(spec, "running", [], thresholds, device=device), "started_at": started_at})
+        store.write_epochs(spec.id, train.EPOCH_COLUMNS, [])
+    observer.group_start(specs, position, total)
+
+    def on_epoch(spec: TrialSpec, row: train.EpochRow) -> None:
+        rows[spec.id].append(vars(row).copy())
+        store.write_epochs(spec.id, train.EPOCH_COLUMNS, rows[spec.id])
+        observer.epoch_end(spec, rows[spec.id][-1])
+
+    def on_progress(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+        observer.progress(specs[0], epoch, step, steps, loss, acc)
+
+    try:
+        outcomes = train_group(specs, data, on_epoch=on_epoch, on_progress=on_progress)
+    except (KeyboardInterrupt, InitLabError, OSError):
+        raise
+    except Exception:  # e.g. out of memory for the packed model: train the members one by one
+        return {
+            s.id: _run_trial(s, data, store, device, thresholds, observer, position + i, total)
+            for i, s in enumerate(specs)
+        }
+    out = {}
+    for spec in specs:
+        o = outcomes[spec.id]
+        record = trial_record(
+            spec, o.status, rows[spec.id], thresholds, test_loss=o.test_loss, test_accuracy=o.test_accuracy,
+            param_count=o.param_count, wall_seconds=o.wall_seconds, device=device, started_at=started_at,
+            finished_at=now_iso(),
+        )
+        record["packed_with"] = len(specs)
+        store.write_trial(spec.id, record)
+        observer.trial_end(spec, record)
+        out[spec.id] = record
+    return out

@@ -1,0 +1,222 @@
+"""Packed training: many MLP trials of a sweep trained together, as one computation (DESIGN §7).
+
+Trials pack when they share the network shape, the training settings and the seed
+(so they see the same batches). Layout for T trials:
+
+* layer 0 — every trial reads the same input, so the T first-layer kernels are one
+  wide matrix (784, T·h₁): one large matmul instead of T small ones;
+* the activations are reshaped trial-major, (T, batch, h), and every later layer is a
+  batched matmul with kernels of shape (T, h_in, h_out);
+* activations are applied per contiguous slice of trials (trials are ordered by activation);
+* each trial's loss is its own batch mean; the sum over trials is differentiated, so every
+  trial's gradient is exactly its own, and Adam/SGD/RMSprop update each parameter on its
+  own. No clipping or other coupling across trials: a trial that diverges to NaN leaves the
+  others' numbers untouched.
+
+Initial weights come from the same Keras initializers and layer seeds as a one-model run,
+and the batch order from :func:`train.batch_order`, so a packed trial is the same trial.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import defaults
+from .grid import TrialSpec
+from .initializers import build_initializer
+from .train import DeviceData, EpochRow, TrialOutcome, batch_order, make_optimizer, tf
+
+NOT_PACKABLE_ACTIVATIONS = {"prelu"}  # learned per-unit slopes: trained one model at a time
+
+
+def packable(spec: TrialSpec) -> bool:
+    return spec.arch.family == "mlp" and spec.activation.name not in NOT_PACKABLE_ACTIVATIONS
+
+
+def group_key(spec: TrialSpec) -> tuple:
+    return (spec.arch.hidden, spec.train, spec.seed)
+
+
+def plan_groups(specs: list[TrialSpec], pack: bool = True, max_group: int = 0) -> list[list[TrialSpec]]:
+    """Trials in execution groups, in grid order of their first member; singletons run one model each."""
+    if not pack:
+        return [[s] for s in specs]
+    groups: dict[tuple, list[TrialSpec]] = {}
+    order: list[tuple] = []
+    for s in specs:
+        key = group_key(s) if packable(s) else ("single", s.index)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(s)
+    out = []
+    for key in order:
+        members = groups[key]
+        size = max_group or len(members)
+        out += [members[i : i + size] for i in range(0, len(members), size)]
+    return out
+
+
+def _activation_fn(spec: TrialSpec) -> Callable[[Any], Any]:
+    import keras
+
+    name, kw = spec.activation.name, spec.activation.kwargs
+    if name == "leaky_relu":
+        return lambda x: keras.activations.leaky_relu(x, negative_slope=kw["alpha"])
+    if name == "gelu":
+        return lambda x: keras.activations.gelu(x, approximate=False)
+    if name == "elu":
+        return lambda x: keras.activations.elu(x, alpha=kw["alpha"])
+    fn = getattr(keras.activations, {"swish": "silu"}.get(name, name))
+    return lambda x: fn(x)
+
+
+class PackedMLP:
+    """The variables and forward pass of T same-shaped MLP trials."""
+
+    def __init__(self, specs: list[TrialSpec], input_dim: int, n_classes: int):
+        # order by activation so each activation applies to one contiguous slice of trials
+        self.specs = sorted(specs, key=lambda s: (s.activation, s.index))
+        T = len(self.specs)
+        widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
+        kernels = [[] for _ in range(len(widths) - 1)]
+        for spec in self.specs:
+            for layer, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+                init = build_initializer(spec.initializer, spec.seed, layer)
+                kernels[layer].append(np.asarray(init(shape=(n_in, n_out), dtype="float32")))
+        self.w0 = tf.Variable(np.concatenate(kernels[0], axis=1), name="w0")  # (in, T·h1)
+        self.b0 = tf.Variable(tf.zeros([T * widths[1]]), name="b0")
+        self.ws = [tf.Variable(np.stack(k), name=f"w{i + 1}") for i, k in enumerate(kernels[1:])]  # (T, in, out)
+        self.bs = [tf.Variable(tf.zeros([T, 1, widths[i + 2]]), name=f"b{i + 1}") for i in range(len(kernels) - 1)]
+        self.variables = [self.w0, self.b0, *[v for pair in zip(self.ws, self.bs) for v in pair]]
+        self.T, self.h1 = T, widths[1]
+        self.slices: list[tuple[int, int, Callable]] = []
+        start = 0
+        while start < T:
+            end = start
+            while end < T and self.specs[end].activation == self.specs[start].activation:
+                end += 1
+            self.slices.append((start, end, _activation_fn(self.specs[start])))
+            start = end
+        self.param_count = sum(
+            n_in * n_out + n_out for n_in, n_out in zip(widths[:-1], widths[1:])
+        )  # per trial
+
+    def _act(self, h):
+        if len(self.slices) == 1:
+            return self.slices[0][2](h)
+        return tf.concat([fn(h[s:e]) for s, e, fn in self.slices], axis=0)
+
+    def logits(self, x):
+        """(batch, in) → (T, batch, classes)."""
+        h = tf.matmul(x, self.w0) + self.b0
+        h = tf.transpose(tf.reshape(h, [-1, self.T, self.h1]), [1, 0, 2])
+        for w, b in zip(self.ws, self.bs):
+            h = tf.matmul(self._act(h), w) + b
+        return h
+
+
+def _per_trial(logits, labels):
+    """Per-trial mean loss (T,) and correct counts (T,) of a batch."""
+    y = tf.broadcast_to(labels[None, :], tf.shape(logits)[:2])
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32), axis=1)
+    return tf.reduce_mean(ce, axis=1), correct
+
+
+def train_group(
+    specs: list[TrialSpec],
+    data: DeviceData,
+    on_epoch: Callable[[TrialSpec, EpochRow], None] | None = None,
+    on_progress: Callable[[int, int, int, float, float], None] | None = None,
+    progress_chunks: int = 8,
+) -> dict[str, TrialOutcome]:
+    """Train a packed group; returns each trial's outcome, exactly as train_trial would."""
+    started = time.perf_counter()
+    model = PackedMLP(specs, int(np.prod(data.input_shape)), data.n_classes)
+    settings = specs[0].train
+    optimizer = make_optimizer(settings)
+    optimizer.build(model.variables)
+    x, y, n, bs, T = data.x_train, data.y_train, data.n_train, settings.batch_size, model.T
+    if len(data.input_shape) > 1:
+        raise ValueError("packed training takes flat inputs")
+    scalar = tf.TensorSpec([], tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec([n], tf.int32), scalar, scalar])
+    def train_steps(order, first, count):
+        loss_sum = tf.zeros([T])
+        correct = tf.zeros([T], tf.int32)
+        for step in tf.range(first, first + count):
+            start = step * bs
+            idx = order[start : tf.minimum(start + bs, n)]
+            xb, yb = tf.gather(x, idx), tf.gather(y, idx)
+            with tf.GradientTape() as tape:
+                losses, hits = _per_trial(model.logits(xb), yb)
+                total = tf.reduce_sum(losses)
+            optimizer.apply_gradients(zip(tape.gradient(total, model.variables), model.variables))
+            loss_sum += losses * tf.cast(tf.shape(idx)[0], tf.float32)
+            correct += hits
+        return loss_sum, correct
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *data.input_shape]), tf.TensorSpec([None], tf.int32)])
+    def evaluate(xs, ys):
+        total = tf.shape(xs)[0]
+        loss_sum = tf.zeros([T])
+        correct = tf.zeros([T], tf.int32)
+        for start in tf.range(0, total, defaults.EVAL_BATCH_SIZE):
+            end = tf.minimum(start + defaults.EVAL_BATCH_SIZE, total)
+            losses, hits = _per_trial(model.logits(xs[start:end]), ys[start:end])
+            loss_sum += losses * tf.cast(end - start, tf.float32)
+            correct += hits
+        n_eval = tf.cast(total, tf.float32)
+        return loss_sum / n_eval, tf.cast(correct, tf.float32) / n_eval
+
+    outcomes = {s.id: TrialOutcome(status="completed", param_count=model.param_count) for s in model.specs}
+    position = {s.id: t for t, s in enumerate(model.specs)}
+    active = np.ones(T, dtype=bool)
+    steps = math.ceil(n / bs)
+    chunk = max(1, math.ceil(steps / max(1, progress_chunks)))
+    for epoch in range(1, settings.epochs + 1):
+        if not active.any():
+            break
+        t0 = time.perf_counter()
+        order = tf.constant(batch_order(specs[0].seed, epoch, n))
+        loss_sum, correct, done = np.zeros(T), np.zeros(T), 0
+        for first in range(0, steps, chunk):
+            count = min(chunk, steps - first)
+            ls, c = train_steps(order, tf.constant(first), tf.constant(count))
+            loss_sum += ls.numpy()
+            correct += c.numpy()
+            done += count
+            if on_progress is not None:
+                seen = min(done * bs, n)
+                live = active & np.isfinite(loss_sum)
+                mean_loss = float(loss_sum[live].mean() / seen) if live.any() else math.nan
+                on_progress(epoch, done, steps, mean_loss, float(correct[live].mean() / seen) if live.any() else 0.0)
+        val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
+        seconds = time.perf_counter() - t0
+        for spec in specs:  # report in grid order
+            t = position[spec.id]
+            if not active[t]:
+                continue
+            row = EpochRow(epoch, float(loss_sum[t] / n), float(correct[t] / n), float(val_loss[t]),
+                           float(val_acc[t]), seconds, settings.learning_rate)
+            outcomes[spec.id].epochs.append(row)
+            if on_epoch is not None:
+                on_epoch(spec, row)
+            if not (math.isfinite(row.loss) and math.isfinite(row.val_loss)):
+                outcomes[spec.id].status = "diverged"
+                active[t] = False  # its weights are NaN now; it keeps riding along, touching nothing
+    test_loss, test_acc = (v.numpy() for v in evaluate(data.x_test, data.y_test))
+    wall = time.perf_counter() - started
+    for t, spec in enumerate(model.specs):
+        outcome = outcomes[spec.id]
+        outcome.wall_seconds = wall / T  # the group's time, shared out
+        if outcome.status == "completed":
+            outcome.test_loss, outcome.test_accuracy = float(test_loss[t]), float(test_acc[t])
+    return outcomes

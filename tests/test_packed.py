@@ -1,0 +1,89 @@
+"""Packed training is the same training: same initial weights, same batches, same numbers; no coupling."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from init_lab.config import config_from_text
+from init_lab.grid import expand
+from init_lab.packed import PackedMLP, plan_groups
+from init_lab.sweep import run_sweep
+
+GRID = """
+name: packed
+dataset: {name: synthetic, synthetic_train: 800, synthetic_test: 200, validation_split: 0.25}
+model: {kind: mlp, hidden: [24, 16]}
+grid:
+  initializer: [he_normal, {name: random_normal, stddev: 1.0}, orthogonal]
+  activation: [relu, tanh, {name: leaky_relu, alpha: 0.2}, elu, gelu, selu, sigmoid, swish]
+training: {epochs: 3, batch_size: 64, optimizer: adam, learning_rate: 0.003}
+device: cpu
+"""
+
+
+def tables(run_dir):
+    out = {}
+    for d in sorted((run_dir / "trials").iterdir()):
+        with open(d / "epochs.csv", newline="") as f:
+            out[d.name] = [{k: float(v) for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+    return out
+
+
+def test_groups_follow_shape_settings_and_seed():
+    cfg = config_from_text(GRID, overrides=["grid.seed=[0, 1]", "grid.activation=[relu, prelu]"])
+    groups = plan_groups(expand(cfg))
+    sizes = sorted(len(g) for g in groups)
+    assert sizes == [1] * 10 + [5, 5]  # prelu trials train alone; relu trials pack per seed
+    assert all(len({s.seed for s in g}) == 1 for g in groups)
+    assert [len(g) for g in plan_groups(expand(cfg), pack=False)] == [1] * 20
+
+
+def test_same_initial_weights_as_one_model_per_trial():
+    keras = pytest.importorskip("keras")  # noqa: F841
+    from init_lab.models import build_model
+
+    specs = expand(config_from_text(GRID))[:6]
+    packed = PackedMLP(specs, 784, 10)
+    for t, spec in enumerate(packed.specs):
+        single = build_model(spec.arch, (784,), 10, spec.initializer, spec.activation, spec.seed).get_weights()
+        kernels = [w for w in single if w.ndim == 2]
+        np.testing.assert_array_equal(packed.w0.numpy()[:, t * 24 : (t + 1) * 24], kernels[0])
+        np.testing.assert_array_equal(packed.ws[0].numpy()[t], kernels[1])
+        np.testing.assert_array_equal(packed.ws[1].numpy()[t], kernels[2])
+
+
+def test_packed_epochs_equal_one_model_runs(tmp_path):
+    cfg = config_from_text(GRID)
+    packed = run_sweep(cfg, out=tmp_path / "packed", pack=True)
+    single = run_sweep(cfg, out=tmp_path / "single", pack=False)
+    assert packed.count("completed") == single.count("completed") == 24
+    tp, ts = tables(packed.run_dir), tables(single.run_dir)
+    assert tp.keys() == ts.keys()
+    for trial in tp:
+        for rp, rs in zip(tp[trial], ts[trial], strict=True):
+            for key in ("loss", "val_loss"):
+                assert rp[key] == pytest.approx(rs[key], rel=1e-4, abs=1e-6), (trial, rp["epoch"], key)
+            for key in ("accuracy", "val_accuracy"):
+                assert rp[key] == pytest.approx(rs[key], abs=0.005), (trial, rp["epoch"], key)
+    acc_p = np.array([r["test_accuracy"] for r in packed.records])
+    acc_s = np.array([r["test_accuracy"] for r in single.records])
+    assert np.abs(acc_p - acc_s).mean() < 0.002
+
+
+def test_a_diverging_trial_does_not_change_the_others(tmp_path):
+    base = GRID.replace("optimizer: adam, learning_rate: 0.003", "optimizer: sgd, learning_rate: 0.5")
+    calm = config_from_text(base, overrides=["grid.activation=[relu]",
+                                             "grid.initializer=[he_normal, glorot_uniform, {name: random_normal, stddev: 1.0}]"])
+    wild = config_from_text(base, overrides=["grid.activation=[relu]",
+                                             "grid.initializer=[he_normal, glorot_uniform, {name: random_normal, stddev: 1.0e+6}]"])
+    a = run_sweep(calm, out=tmp_path / "calm")
+    b = run_sweep(wild, out=tmp_path / "wild")
+    assert b.records[2]["status"] == "diverged" and a.records[2]["status"] != "diverged"
+    assert b.records[0]["packed_with"] == 3
+    ta, tb = tables(a.run_dir), tables(b.run_dir)
+    for trial in ("000_he_normal-relu-s0", "001_glorot_uniform-relu-s0"):
+        assert ta[trial] == tb[trial]  # bit for bit
+    assert [r["test_accuracy"] for r in a.records[:2]] == [r["test_accuracy"] for r in b.records[:2]]
