@@ -7,6 +7,8 @@ default that later changes.
 
 from __future__ import annotations
 
+import os
+
 # --- dataset -----------------------------------------------------------------
 DATASET = "mnist_sample"
 VALIDATION_SPLIT = 0.1
@@ -33,6 +35,10 @@ MOMENTUM = 0.0  # sgd only
 EVAL_BATCH_SIZE = 2048  # evaluation batch size does not change results, only speed
 ACCURACY_THRESHOLDS = (0.9, 0.95, 0.97)  # "epochs to reach" columns
 DETERMINISTIC = True  # op determinism: same config + seed => identical tables on CPU
+# Compile each packed training step with XLA: measured 19 s -> 15 s for a 16-trial MNIST epoch on
+# 2 CPU cores. Numbers stay independent of which trials share a group (tests/test_packed.py), so a
+# resumed, regrouped sweep still matches an uninterrupted one bit for bit. INITLAB_XLA=0 turns it off.
+XLA = os.environ.get("INITLAB_XLA", "1") != "0"
 
 # --- sweep / output --------------------------------------------------------------
 RUNS_DIR = "runs"

@@ -179,20 +179,24 @@ def _compile_steps(model: Any, optimizer: Any, data: DeviceData, batch_size: int
 
     scalar = tf.TensorSpec([], tf.int32)
 
+    @tf.function  # XLA would compile per trial: measured slower here (40 s vs 27 s for 16 trials)
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            probs = model(xb, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, probs))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, _correct(probs, yb)
+
     @tf.function(input_signature=[tf.TensorSpec([n], tf.int32), scalar, scalar])
     def train_steps(order, first, count):
         loss_sum = tf.constant(0.0)
         correct = tf.constant(0)
-        for step in tf.range(first, first + count):
-            start = step * batch_size
+        for i in tf.range(first, first + count):
+            start = i * batch_size
             idx = order[start : tf.minimum(start + batch_size, n)]
-            xb, yb = tf.gather(x, idx), tf.gather(y, idx)
-            with tf.GradientTape() as tape:
-                probs = model(xb, training=True)
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, probs))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            loss, hits = step(tf.gather(x, idx), tf.gather(y, idx))
             loss_sum += loss * tf.cast(tf.shape(idx)[0], tf.float32)
-            correct += _correct(probs, yb)
+            correct += hits
         return loss_sum, correct
 
     @tf.function(input_signature=[tf.TensorSpec([None, *data.input_shape]), tf.TensorSpec([None], tf.int32)])

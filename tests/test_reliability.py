@@ -102,8 +102,9 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, wri
         json.loads((d / "trial.json").read_text())  # every file complete and parseable
 
 
-def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
-    from init_lab import train
+@pytest.mark.parametrize("pack", [False, True])
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, pack):
+    from init_lab import packed, train
 
     real = train.train_trial
 
@@ -112,8 +113,12 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
             raise ValueError("boom: bad shape")
         return real(spec, *args, **kwargs)
 
+    def group_fails(*args, **kwargs):  # e.g. the packed model does not fit in memory
+        raise MemoryError("packed group too large")
+
     monkeypatch.setattr(train, "train_trial", flaky)
-    result = run_sweep(config_from_text(TINY), out=tmp_path)
+    monkeypatch.setattr(packed, "train_group", group_fails)  # with pack=True: falls back to one model each
+    result = run_sweep(config_from_text(TINY), out=tmp_path, pack=pack)
     assert [r["status"] for r in result.records] == ["completed", "failed", "completed", "completed"]
     assert result.records[1]["error"] == "ValueError: boom: bad shape"
     with open(result.run_dir / "summary.csv", newline="") as f:
@@ -122,7 +127,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     # failed trials are kept on resume, and rerun with retry_failed
     assert resume_sweep(result.run_dir).records[1]["status"] == "failed"
     monkeypatch.setattr(train, "train_trial", real)
-    assert resume_sweep(result.run_dir, retry_failed=True).records[1]["status"] == "completed"
+    assert resume_sweep(result.run_dir, retry_failed=True, pack=pack).records[1]["status"] == "completed"
 
 
 def test_full_disk_stops_the_sweep_with_one_message_keeping_finished_trials(tmp_path, monkeypatch):
