@@ -76,6 +76,10 @@ def _clean_errors(fn):
         except KeyboardInterrupt:
             err.print("\n[yellow]interrupted.[/]", highlight=False)
             raise typer.Exit(130) from None
+        except OSError as exc:  # the last line of defence: a file problem is a message, not a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            err.print(Text.assemble(("error: ", "bold red"), f"{where}{exc.strerror or exc}"), soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 

@@ -79,11 +79,15 @@ def run_sweep(
     if name:
         config = config.model_copy(update={"name": name})
     trials = expand(config)
+    device_name = _device(device or config.device, config)  # before anything is written: no empty run dirs
     run_dir = create_run_dir(Path(out), config.name)
     store = RunStore(run_dir)
-    store.write_config(config_to_yaml(config))
-    update_latest(Path(out), run_dir)
-    return _execute(config, trials, store, device or config.device, observer or Observer(), command, False, pack)
+    try:
+        store.write_config(config_to_yaml(config))
+        update_latest(Path(out), run_dir)
+    except OSError as exc:
+        raise RunDirError(f"cannot write to {run_dir}: {exc.strerror or exc}.") from exc
+    return _execute(config, trials, store, device_name, observer or Observer(), command, False, pack)
 
 
 def resume_sweep(
@@ -111,7 +115,14 @@ def resume_sweep(
             "(initlab sweep --resume RUN_DIR), or start a new sweep."
         )
     trials = expand(saved)
-    return _execute(saved, trials, store, device or saved.device, observer or Observer(), command, retry_failed, pack)
+    device_name = _device(device or saved.device, saved)
+    return _execute(saved, trials, store, device_name, observer or Observer(), command, retry_failed, pack)
+
+
+def _device(request: str, config: SweepConfig) -> str:
+    from . import train  # TensorFlow is imported only when something is trained
+
+    return train.setup_device(request, config.training.deterministic)
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> str:
@@ -156,7 +167,7 @@ def _execute(
     config: SweepConfig,
     trials: list[TrialSpec],
     store: RunStore,
-    device_request: str,
+    device: str,
     observer: Observer,
     command: list[str] | None,
     retry_failed: bool,
@@ -199,15 +210,14 @@ def _execute(
         manifest.update(status=status, finished_at=now_iso(), error=error, counts=_counts(records.values()))
         store.write_manifest(manifest)
 
-    device = train.setup_device(device_request, config.training.deterministic)
     manifest["environment"] = _environment(device)
-    store.write_manifest(manifest)
-    save_summary()
     todo = [s for s in trials if s.id not in skipped]
     groups = plan_groups(todo, pack)
     manifest["execution"] = {"packed": pack, "groups": [len(g) for g in groups]}
-    observer.sweep_start(store.root, trials, todo, device)
     try:
+        store.write_manifest(manifest)
+        save_summary()
+        observer.sweep_start(store.root, trials, todo, device)
         data = None
         if todo:
             t0 = time.perf_counter()
@@ -239,7 +249,7 @@ def _execute(
         finish("interrupted")
         raise
     except InitLabError as exc:
-        finish("failed", str(exc))
+        finish_safely(finish, "failed", str(exc))
         raise
     except OSError as exc:
         finish_safely(finish, "failed", str(exc))
@@ -247,6 +257,9 @@ def _execute(
             f"writing to {store.root} failed ({exc.strerror or exc}); the sweep stopped. Finished trials are "
             f"kept: free space or fix permissions, then `initlab sweep --resume {store.root}`."
         ) from exc
+    except BaseException as exc:  # an unexpected bug: record it, keep what is done, let it surface
+        finish_safely(finish, "failed", f"{type(exc).__name__}: {exc}")
+        raise
     finish("completed")
     result = SweepResult(store.root, [records[s.id] for s in trials], "completed", device, time.perf_counter() - started, skipped)
     observer.sweep_end(result)
