@@ -303,6 +303,39 @@ def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
 
 @app.command()
 @_clean_errors
+def probe(
+    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its grid is probed, seeds beyond the first ignored.")],
+    set_: SetOption = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the probe's directory goes.")] = Path(defaults.RUNS_DIR),
+    batch: Annotated[int, typer.Option("--batch", min=2, help="Probe batch size.")] = defaults.PROBE_SIZE,
+    device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu.")] = None,
+) -> None:
+    """Signal propagation at initialization: per-layer activation std and gradient RMS, against theory."""
+    from .config import load_config
+    from .console import probe_table
+    from .plots import probe_plot
+    from .probe import run_probe
+    from .store import create_run_dir, write_files
+    from .train import setup_device
+
+    cfg = load_config(config, set_ or [])
+    setup_device(device.value if device else cfg.device, cfg.training.deterministic)
+    result = run_probe(cfg, batch)
+    out.print(f"probe of '{cfg.name}' at initialization on {batch} examples of {result.source}",
+              highlight=False, markup=False)
+    out.print(probe_table(result.summary))
+    target = create_run_dir(out_dir, f"{cfg.name}-probe")
+    (target / "trials").rmdir()  # a probe has no trials
+    files = write_files(target, {
+        "probe_layers.csv": result.layers.to_csv(index=False),
+        "probe_summary.csv": result.summary.to_csv(index=False),
+        "probe.png": probe_plot(result.layers, f"Signal propagation at initialization — {cfg.name}"),
+    })
+    out.print(f"files: {', '.join(str(f) for f in files)}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@_clean_errors
 def validate(
     config: Annotated[Path, typer.Argument(help="Sweep config (YAML).")],
     set_: SetOption = None,

@@ -127,6 +127,7 @@ class TrainingConfig(_Section):
         default_factory=lambda: list(defaults.ACCURACY_THRESHOLDS)
     )
     deterministic: bool = defaults.DETERMINISTIC
+    diagnostics: bool = defaults.DIAGNOSTICS  # per-layer signals in layers.csv
 
 
 class SweepConfig(_Section):

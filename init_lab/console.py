@@ -317,3 +317,23 @@ def comparison_table(table, name_a: str, name_b: str, label: str) -> Table:
     shared = int((table["in"] == "both").sum())
     t.caption = f"{shared} shared trials; mean B − A = {table['delta'].mean():+.4f}" if shared else "no shared trials"
     return t
+
+
+def probe_table(summary) -> Table:
+    """One row per combination: signal ratios at init, the theory, and the flags."""
+    t = Table(title="signal propagation at initialization (last hidden layer / first)")
+    for col in ["initializer", "activation", "layers", "act std first", "act std last", "act std ratio",
+                "pre std ratio", "theory", "grad RMS ratio", "flags"]:
+        t.add_column(col, justify="left" if col in ("initializer", "activation", "flags") else "right")
+
+    def g(x):
+        return "—" if x is None or _isnan(x) else f"{x:.3g}"
+
+    for _, r in summary.iterrows():
+        flag_style = "bold red" if r["flags"] else ""
+        t.add_row(str(r["initializer"]), str(r["activation"]), str(r["layers"]), g(r["act_std_first"]),
+                  g(r["act_std_last"]), g(r["act_std_last_over_first"]), g(r["pre_std_last_over_first"]),
+                  g(r["theory_pre_std_last_over_first"]), g(r["grad_rms_last_over_first"]),
+                  Text(r["flags"] or "ok", style=flag_style or "green"))
+    t.caption = "ratios: last hidden layer ÷ first; theory: predicted pre-activation std ratio (He et al. 2015 recursion)"
+    return t

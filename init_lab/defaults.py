@@ -34,6 +34,8 @@ LEARNING_RATE = 0.001
 MOMENTUM = 0.0  # sgd only
 EVAL_BATCH_SIZE = 2048  # evaluation batch size does not change results, only speed
 ACCURACY_THRESHOLDS = (0.9, 0.95, 0.97)  # "epochs to reach" columns
+PROBE_SIZE = 256  # examples in the fixed probe batch (per-layer diagnostics, LSUV)
+DIAGNOSTICS = True  # record layers.csv for every trial
 DETERMINISTIC = True  # op determinism: same config + seed => identical tables on CPU
 # Compile each packed training step with XLA: measured 19 s -> 15 s for a 16-trial MNIST epoch on
 # 2 CPU cores. Numbers stay independent of which trials share a group (tests/test_packed.py), so a

@@ -121,6 +121,15 @@ INITIALIZERS = Registry(
             build=_variance_scaling(2.0, "fan_in", "uniform"),
         ),
         Entry(
+            "lsuv",
+            "Mishkin & Matas 2016: orthogonal pre-init, then layer by layer W ← W/√Var(layer output) on a data "
+            "batch (the sweep's probe batch) until |Var − 1| < tol or max_iter iterations",
+            {"tol": Param(0.1, "tolerance on |Var − 1|", positive=True),
+             "max_iter": Param(10, "iterations per layer at most", positive=True)},
+            build=lambda params, seed: _orthogonal({"gain": 1.0}, seed),
+            note="needs data: the rescaling runs when the trial starts; iterations and final variances go to trial.json",
+        ),
+        Entry(
             "orthogonal",
             "W = gain · Q, Q from the QR decomposition of a Gaussian matrix, sign-corrected (Saxe et al. 2014)",
             {"gain": Param(1.0, "multiplier of the orthogonal matrix", positive=True)},

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import defaults
+from .diagnostics import layer_rows
 from .grid import TrialSpec
 from .initializers import build_initializer
 from .train import DeviceData, EpochRow, TrialOutcome, batch_order, make_optimizer, tf
@@ -111,12 +112,68 @@ class PackedMLP:
             return self.slices[0][2](h)
         return tf.concat([fn(h[s:e]) for s, e, fn in self.slices], axis=0)
 
+    def forward(self, x):
+        """(batch, in) → pre-activations and activations of every hidden layer, and logits (T, batch, ·)."""
+        pres, acts = [], []
+        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+            z = _add_bias(tf.matmul(h, w), b)
+            if layer == len(self.ws) - 1:
+                return pres, acts, z
+            h = self._act(z)
+            pres.append(z)
+            acts.append(h)
+
     def logits(self, x):
-        """(batch, in) → (T, batch, classes)."""
-        h = _add_bias(tf.matmul(tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]]), self.ws[0]), self.bs[0])
-        for w, b in zip(self.ws[1:], self.bs[1:]):
-            h = _add_bias(tf.matmul(self._act(h), w), b)
-        return h
+        return self.forward(x)[2]
+
+    def probe_rows(self, epoch: int, x, y) -> dict[str, list[dict[str, Any]]]:
+        """Diagnostics rows of every trial on the probe batch (see ``diagnostics``)."""
+        with tf.GradientTape() as tape:
+            pres, acts, logits = self.forward(x)
+            total = tf.reduce_sum(_per_trial(logits, y)[0])
+        hidden = self.ws[:-1]
+        grads = tape.gradient(total, acts + hidden)
+        g_out, g_k = grads[: len(acts)], grads[len(acts) :]
+        pres, acts = [p.numpy() for p in pres], [a.numpy() for a in acts]
+        g_out, g_k, kernels = [g.numpy() for g in g_out], [g.numpy() for g in g_k], [w.numpy() for w in hidden]
+        names = [f"dense_{i}" for i in range(len(hidden))]
+        return {
+            spec.id: layer_rows(epoch, spec.activation.name, names, [p[t] for p in pres], [a[t] for a in acts],
+                                [g[t] for g in g_out], [k[t] for k in kernels], [g[t] for g in g_k])
+            for t, spec in enumerate(self.specs)
+        }
+
+    def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
+        """LSUV on the lsuv trials of the group (the others are untouched); returns each one's log.
+
+        Layer by layer, for all chosen trials at once: W ← W/√Var(layer output) until |Var − 1| < tol
+        or max_iter rescalings; the next layer then sees the rescaled layer's activations.
+        """
+        chosen = np.array([s.initializer.name == "lsuv" for s in self.specs])
+        logs: dict[str, list[dict[str, Any]]] = {s.id: [] for s, c in zip(self.specs, chosen) if c}
+        if not chosen.any():
+            return logs
+        tol = np.array([s.initializer.kwargs.get("tol", 0.0) for s in self.specs])
+        max_iter = np.array([int(s.initializer.kwargs.get("max_iter", 0)) for s in self.specs])
+        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+            iterations = np.zeros(self.T, dtype=int)
+            while True:
+                z = _add_bias(tf.matmul(h, w), b)
+                var = tf.math.reduce_variance(z, axis=[1, 2]).numpy().astype(np.float64)
+                todo = chosen & (np.abs(var - 1) >= tol) & (iterations < max_iter) & (var > 0)
+                if not todo.any():
+                    break
+                scale = np.where(todo, 1 / np.sqrt(np.where(var > 0, var, 1)), 1.0).astype(np.float32)
+                w.assign(w * scale[:, None, None])
+                iterations += todo
+            name = f"dense_{layer}" if layer < len(self.ws) - 1 else "output"
+            for t, spec in enumerate(self.specs):
+                if chosen[t]:
+                    logs[spec.id].append({"layer": name, "iterations": int(iterations[t]), "final_variance": float(var[t])})
+            h = self._act(z)
+        return logs
 
 
 # Reductions over the batch axis are written as batched matmuls with a ones vector: TensorFlow's
@@ -152,10 +209,12 @@ def train_group(
     on_epoch: Callable[[TrialSpec, EpochRow], None] | None = None,
     on_progress: Callable[[int, int, int, float, float], None] | None = None,
     progress_chunks: int = 8,
+    on_layers: Callable[[TrialSpec, list[dict[str, Any]]], None] | None = None,
 ) -> dict[str, TrialOutcome]:
     """Train a packed group; returns each trial's outcome, exactly as train_trial would."""
     started = time.perf_counter()
     model = PackedMLP(specs, int(np.prod(data.input_shape)), data.n_classes)
+    lsuv_logs = model.lsuv(data.x_probe)
     settings = specs[0].train
     optimizer = make_optimizer(settings)
     optimizer.build(model.variables)
@@ -199,7 +258,20 @@ def train_group(
 
     outcomes = {s.id: TrialOutcome(status="completed", param_count=model.param_count) for s in model.specs}
     position = {s.id: t for t, s in enumerate(model.specs)}
+    for spec_id, log in lsuv_logs.items():
+        outcomes[spec_id].lsuv = log
+    def diagnose(epoch: int, active) -> None:
+        if not data.diagnostics:
+            return
+        rows = model.probe_rows(epoch, data.x_probe, data.y_probe)
+        for spec in specs:
+            if active[position[spec.id]]:
+                outcomes[spec.id].layers += rows[spec.id]
+                if on_layers is not None:
+                    on_layers(spec, outcomes[spec.id].layers)
+
     active = np.ones(T, dtype=bool)
+    diagnose(0, active)
     steps = math.ceil(n / bs)
     chunk = max(1, math.ceil(steps / max(1, progress_chunks)))
     for epoch in range(1, settings.epochs + 1):
@@ -221,6 +293,7 @@ def train_group(
                 on_progress(epoch, done, steps, mean_loss, float(correct[live].mean() / seen) if live.any() else 0.0)
         val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
         seconds = time.perf_counter() - t0
+        diagnose(epoch, active)
         for spec in specs:  # report in grid order
             t = position[spec.id]
             if not active[t]:

@@ -120,3 +120,36 @@ def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
     seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
     fig.suptitle(f"{label}{seeds} — {run.name}", fontsize=11)
     return _png(fig)
+
+
+def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
+    """Per-layer pre-activation std (with the theory as dashed lines), activation std and gradient
+    RMS at initialization, log scale, one line per combination."""
+    combos = list(dict.fromkeys(layers["combination"]))
+    colours = plt.get_cmap("tab10" if len(combos) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
+    panels = [("pre_std", "pre-activation std"), ("act_std", "activation std"), ("grad_out_rms", "RMS of ∂L/∂activation")]
+    for k, combo in enumerate(combos):
+        part = layers[layers["combination"] == combo].sort_values("layer")
+        c = colours(k % colours.N)
+        depth = part["layer"] + 1
+        for ax, (col, _) in zip(axes, panels):
+            values = part[col].where(part[col] > 0)
+            ax.plot(depth, values, color=c, lw=1.5, marker="o", ms=2.5, label=combo)
+        theory = part["theory_pre_std_ratio"] * part["pre_std"].iloc[0]
+        if theory.notna().all():
+            axes[0].plot(depth, theory, color=c, lw=1.0, ls="--")
+    for ax, (_, label) in zip(axes, panels):
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden layer (1 = first)")
+        ax.set_ylabel(label + " (log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0].set_title("pre-activations (dashed: theory)", fontsize=10)
+    axes[1].set_title("activations", fontsize=10)
+    axes[2].set_title("back-propagated gradients", fontsize=10)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               frameon=False, title="initializer + activation")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)

@@ -34,6 +34,7 @@ SUMMARY_FILE = "summary.csv"
 TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
 EPOCHS_FILE = "epochs.csv"
+LAYERS_FILE = "layers.csv"
 LATEST = "latest"
 REPORT_DIR = "report"
 
@@ -181,6 +182,18 @@ def resolve_run_dir(path: str | Path, runs: str | Path = "runs") -> Path:
     return p
 
 
+def write_files(directory: Path, files: dict[str, str | bytes]) -> list[Path]:
+    """Write several files atomically into ``directory`` (e.g. probe results)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in files.items():
+        path = directory / sanitize(name, 120)
+        atomic_write_bytes(path, data if isinstance(data, bytes) else data.encode("utf-8"))
+        written.append(path)
+    return written
+
+
 class RunStore:
     """Reads and writes the files of one run directory."""
 
@@ -211,6 +224,12 @@ class RunStore:
         d = self.trial_dir(trial_id)
         d.mkdir(parents=True, exist_ok=True)
         atomic_write_csv(d / EPOCHS_FILE, columns, rows)
+
+    def write_layers(self, trial_id: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        atomic_write_csv(self.trial_dir(trial_id) / LAYERS_FILE, columns, rows)
+
+    def layers_path(self, trial_id: str) -> Path:
+        return self.trial_dir(trial_id) / LAYERS_FILE
 
     def write_summary(self, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
         atomic_write_csv(self.root / SUMMARY_FILE, columns, rows)

@@ -25,6 +25,7 @@ from typing import Any
 from . import __version__
 from .config import SweepConfig, config_from_text, config_to_yaml
 from .datasets import load_dataset, prepare
+from .diagnostics import LAYER_COLUMNS, summarize
 from .errors import InitLabError, RunDirError
 from .grid import TrialSpec, expand
 from .records import FINISHED, now_iso, pending_record, summary_columns, summary_row, trial_record
@@ -226,7 +227,7 @@ def _execute(
             prepared = prepare(
                 raw, trials[0].arch.family, ds.validation_split, ds.split_seed, ds.train_size, ds.test_size
             )
-            data = train.DeviceData.from_prepared(prepared)
+            data = train.DeviceData.from_prepared(prepared, diagnostics=config.training.diagnostics)
             manifest["dataset"] = {
                 "source": prepared.source,
                 "train": len(prepared.y_train),
@@ -306,9 +307,12 @@ def _run_trial(
     def on_progress(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
         observer.progress(spec, epoch, step, steps, loss, acc)
 
+    def on_layers(rows: list[dict[str, Any]]) -> None:
+        store.write_layers(spec.id, LAYER_COLUMNS, rows)
+
     t0 = time.perf_counter()
     try:
-        outcome = train.train_trial(spec, data, on_epoch=on_epoch, on_progress=on_progress)
+        outcome = train.train_trial(spec, data, on_epoch=on_epoch, on_progress=on_progress, on_layers=on_layers)
     except (KeyboardInterrupt, InitLabError, OSError):
         raise
     except Exception as exc:  # a trial's own failure (bad shape, out of memory...) must not stop the sweep
@@ -322,6 +326,7 @@ def _run_trial(
             test_accuracy=outcome.test_accuracy, param_count=outcome.param_count,
             wall_seconds=outcome.wall_seconds, device=device, started_at=started_at, finished_at=now_iso(),
         )
+        _add_signals(record, outcome)
     store.write_trial(spec.id, record)
     observer.trial_end(spec, record)
     return record
@@ -356,8 +361,11 @@ def _run_group(
     def on_progress(epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
         observer.progress(specs[0], epoch, step, steps, loss, acc)
 
+    def on_layers(spec: TrialSpec, layer_rows: list[dict[str, Any]]) -> None:
+        store.write_layers(spec.id, LAYER_COLUMNS, layer_rows)
+
     try:
-        outcomes = train_group(specs, data, on_epoch=on_epoch, on_progress=on_progress)
+        outcomes = train_group(specs, data, on_epoch=on_epoch, on_progress=on_progress, on_layers=on_layers)
     except (KeyboardInterrupt, InitLabError, OSError):
         raise
     except Exception:  # e.g. out of memory for the packed model: train the members one by one
@@ -374,7 +382,16 @@ def _run_group(
             finished_at=now_iso(),
         )
         record["packed_with"] = len(specs)
+        _add_signals(record, o)
         store.write_trial(spec.id, record)
         observer.trial_end(spec, record)
         out[spec.id] = record
     return out
+
+
+def _add_signals(record: dict[str, Any], outcome: Any) -> None:
+    """Diagnostics summary and LSUV log into a trial record."""
+    if outcome.layers:
+        record["diagnostics"] = summarize(outcome.layers)
+    if outcome.lsuv is not None:
+        record["lsuv"] = outcome.lsuv

@@ -82,10 +82,13 @@ class TrialOutcome:
     param_count: int | None = None
     error: str | None = None
     wall_seconds: float = 0.0
+    layers: list[dict[str, Any]] = field(default_factory=list)  # diagnostics rows (layers.csv)
+    lsuv: list[dict[str, Any]] | None = None  # per-layer LSUV log, for lsuv trials
 
 
 ProgressFn = Callable[[int, int, int, float, float], None]  # epoch, step, steps, running loss, running acc
 EpochFn = Callable[[EpochRow], None]
+LayersFn = Callable[[list[dict[str, Any]]], None]  # all diagnostics rows so far
 
 
 # --- device -------------------------------------------------------------------------
@@ -144,12 +147,16 @@ class DeviceData:
     y_test: Any
     input_shape: tuple[int, ...]
     n_classes: int
+    x_probe: Any = None  # fixed probe batch for diagnostics and LSUV: the first validation examples
+    y_probe: Any = None
+    diagnostics: bool = True
 
     @classmethod
-    def from_prepared(cls, p: Prepared) -> DeviceData:
+    def from_prepared(cls, p: Prepared, diagnostics: bool = True, probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
         t = tf.convert_to_tensor
         return cls(
-            t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes
+            t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes,
+            t(p.x_val[:probe_size]), t(p.y_val[:probe_size]), diagnostics,
         )
 
     @property
@@ -225,15 +232,30 @@ def train_trial(
     on_epoch: EpochFn | None = None,
     on_progress: ProgressFn | None = None,
     progress_chunks: int = 8,
+    on_layers: LayersFn | None = None,
 ) -> TrialOutcome:
     """Train one trial and evaluate it on the test set. Exceptions propagate (the sweep records them)."""
+    from .signals import ModelProbe, lsuv
+
     started = time.perf_counter()
     keras.backend.clear_session(free_memory=False)
     model = build_model(spec.arch, data.input_shape, data.n_classes, spec.initializer, spec.activation, spec.seed)
+    outcome = TrialOutcome(status="completed", param_count=int(model.count_params()))
+    if spec.initializer.name == "lsuv":
+        kw = spec.initializer.kwargs
+        outcome.lsuv = lsuv(model, data.x_probe, kw["tol"], int(kw["max_iter"]))
     optimizer = make_optimizer(spec.train)
     optimizer.build(model.trainable_variables)
     train_steps, evaluate = _compile_steps(model, optimizer, data, spec.train.batch_size)
-    outcome = TrialOutcome(status="completed", param_count=int(model.count_params()))
+    probe = ModelProbe(model, spec.activation.name) if data.diagnostics else None
+
+    def diagnose(epoch: int) -> None:
+        if probe is not None:
+            outcome.layers += probe.rows(epoch, data.x_probe, data.y_probe)
+            if on_layers is not None:
+                on_layers(outcome.layers)
+
+    diagnose(0)
 
     n = data.n_train
     steps = math.ceil(n / spec.train.batch_size)
@@ -262,6 +284,7 @@ def train_trial(
             learning_rate=spec.train.learning_rate,
         )
         outcome.epochs.append(row)
+        diagnose(epoch)
         if on_epoch is not None:
             on_epoch(row)
         if not (math.isfinite(row.loss) and math.isfinite(row.val_loss)):

@@ -52,7 +52,7 @@ def test_smoke_sweep_writes_the_run_directory(tmp_path):
     ]
     for row in summary:
         trial_dir = run / "trials" / row["trial_id"]
-        assert {p.name for p in trial_dir.iterdir()} == {"trial.json", "epochs.csv"}
+        assert {p.name for p in trial_dir.iterdir()} == {"trial.json", "epochs.csv", "layers.csv"}
         epochs = read_csv(trial_dir / "epochs.csv")
         assert list(epochs[0]) == EPOCH_COLUMNS
         assert [int(e["epoch"]) for e in epochs] == [1, 2]

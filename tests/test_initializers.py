@@ -130,6 +130,11 @@ def test_layer_seeds_are_distinct_and_stable():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
 
+def test_lsuv_starts_from_an_orthogonal_matrix():
+    w = kernel("lsuv", (300, 300))  # the data-driven rescaling happens when a trial starts (test_diagnostics)
+    np.testing.assert_allclose(w.T @ w, np.eye(300), atol=1e-4)
+
+
 def test_every_registered_initializer_is_tested():
-    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal"}
+    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv"}
     assert set(INITIALIZERS.names()) == tested

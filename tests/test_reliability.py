@@ -28,10 +28,13 @@ CLI = [sys.executable, "-m", "init_lab.cli"]
 
 
 def tables(run_dir):
+    """Every trial's epochs.csv (without the timing column) and layers.csv, as read."""
     out = {}
     for d in sorted((run_dir / "trials").iterdir()):
         with open(d / "epochs.csv", newline="") as f:
             out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+        with open(d / "layers.csv", newline="") as f:
+            out[d.name + "/layers"] = list(csv.DictReader(f))
     return out
 
 
@@ -74,7 +77,7 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp
     assert sorted(ids) == sorted(set(ids)) and len(ids) == 8  # every trial exactly once
     for d in (run / "trials").iterdir():
         visible = {p.name for p in d.iterdir() if not p.name.startswith(".")}
-        assert visible == {"trial.json", "epochs.csv"}
+        assert visible == {"trial.json", "epochs.csv", "layers.csv"}
         assert all(p.name.endswith(".tmp") for p in d.iterdir() if p.name.startswith("."))
         assert json.loads((d / "trial.json").read_text())["status"] == "completed"
     assert tables(run) == tables(reference.run_dir), f"after {kills} kills the tables differ from an uninterrupted run"
