@@ -62,9 +62,11 @@ class Architecture:
 
     @property
     def label(self) -> str:
-        if self.family == "cnn":
+        if self.family == "cnn" or not self.hidden:
             return self.kind
-        return f"{self.kind}[{'x'.join(map(str, self.hidden))}]" if self.hidden else self.kind
+        if len(self.hidden) > 2 and len(set(self.hidden)) == 1:
+            return f"{self.kind}[{len(self.hidden)}x{self.hidden[0]}]"  # 30 layers of 256: deep_mlp[30x256]
+        return f"{self.kind}[{'x'.join(map(str, self.hidden))}]"
 
 
 def resolve_architecture(

@@ -17,6 +17,9 @@ from typing import Any
 from .grid import TrialSpec
 
 STATUSES = ("pending", "running", "completed", "diverged", "failed")
+DIAGNOSTIC_SUMMARY = (
+    "init_act_std_last_over_first", "init_grad_rms_last_over_first", "peak_dead_frac", "peak_saturated_frac",
+)
 FINISHED = ("completed", "diverged")
 
 
@@ -53,6 +56,7 @@ def summary_columns(thresholds: list[float]) -> list[str]:
         *(threshold_key(t) for t in thresholds),
         "wall_seconds",
         "param_count",
+        *DIAGNOSTIC_SUMMARY,
         "error",
     ]
 
@@ -113,6 +117,7 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
     for key in ("initializer", "activation", "seed", "model", "depth", "width", "optimizer", "learning_rate", "batch_size"):
         row[key] = spec.get(key)
     row.update(record.get("epochs_to_threshold") or {})
+    row.update(record.get("diagnostics") or {})
     if row.get("error"):
         row["error"] = " ".join(str(row["error"]).split())[:300]
     return row

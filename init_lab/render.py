@@ -20,6 +20,11 @@ import pandas as pd
 from .report import RunData, facets, leaderboard, matrix, metric_names, pivot
 from .store import RunStore
 
+SIGNALS_TEXT = (
+    "Measured on a fixed probe batch of validation images (layers.csv of each trial): the spread of each hidden "
+    "layer's activations at initialization and after training, and the worst layer's fraction of dead units "
+    "(pre-activation ≤ 0 on every probe example) and of saturated units (derivative below 5% of its maximum)."
+)
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -112,6 +117,8 @@ def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
         out += [f"![{md_escape(label)} heatmap]({images['heatmap']})", ""]
     if "curves" in images:
         out += ["## Learning curves", "", f"![learning curves]({images['curves']})", ""]
+    if "signals" in images:
+        out += ["## Per-layer signals", "", SIGNALS_TEXT, "", f"![per-layer signals]({images['signals']})", ""]
     out += [f"## Leaderboard (by {md_escape(label)})", "", md_table(board.drop(columns=["error"], errors="ignore")), ""]
     errors = board[board["error"].fillna("") != ""] if "error" in board else board.iloc[0:0]
     if len(errors):
@@ -195,14 +202,16 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, higher)))
-    for key, alt in (("heatmap", f"{label} heatmap"), ("curves", "learning curves")):
+    for key, alt in (("heatmap", f"{label} heatmap"), ("curves", "learning curves"), ("signals", "per-layer signals")):
         if key in images:
             if key == "curves":
                 parts.append("<h2>Learning curves</h2>")
+            if key == "signals":
+                parts.append(f"<h2>Per-layer signals</h2><p>{html.escape(SIGNALS_TEXT)}</p>")
             data = base64.b64encode(images[key]).decode("ascii")
             parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
     parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
-    parts.append(html_table(board, left=("trial_id", "initializer", "activation", "status", "error")))
+    parts.append('<div style="overflow-x:auto">' + html_table(board, left=("trial_id", "initializer", "activation", "status", "error")) + "</div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -229,7 +238,10 @@ def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = 
         curves = plotting.learning_curves(run)
         if curves:
             images["curves"] = curves
-    names = {"heatmap": "heatmap.png", "curves": "learning_curves.png"}
+        signals = plotting.diagnostics_plot(run)
+        if signals:
+            images["signals"] = signals
+    names = {"heatmap": "heatmap.png", "curves": "learning_curves.png", "signals": "diagnostics.png"}
     for key, data in images.items():
         written.append(store.write_report_file(names[key], data))
     written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images})))

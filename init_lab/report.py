@@ -42,6 +42,7 @@ class RunData:
     name: str
     trials: pd.DataFrame  # one row per planned trial (summary.csv columns), in grid order
     epochs: pd.DataFrame  # long format: trial_id, epoch, loss, accuracy, val_loss, val_accuracy, ...
+    layers: pd.DataFrame  # long format: trial_id + layers.csv columns (empty without diagnostics)
     swept: list[str]  # grid axes other than initializer/activation/seed that take several values
     init_order: list[str]
     act_order: list[str]
@@ -85,19 +86,16 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
     except ConfigError as exc:
         raise RunDirError(f"{root}: its config.yaml cannot be read ({exc}).") from None
     specs = expand(config)
-    rows, epoch_frames = [], []
+    rows, epoch_frames, layer_frames = [], [], []
     for spec in specs:
         record = store.read_trial(spec.id) or pending_record(spec)
         rows.append(summary_row({**pending_record(spec), **record}))
-        path = store.epochs_path(spec.id)
-        if path.is_file():
-            try:
-                frame = pd.read_csv(path)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError):
-                continue  # unreadable table: the trial is reported by its record alone
-            if len(frame):
+        for path, frames in ((store.epochs_path(spec.id), epoch_frames), (store.layers_path(spec.id), layer_frames)):
+            frame = _read_table(path)
+            if frame is not None:
                 frame.insert(0, "trial_id", spec.id)
-                epoch_frames.append(frame)
+                frames.append(frame)
+    layers = pd.concat(layer_frames, ignore_index=True) if layer_frames else pd.DataFrame()
     trials = pd.DataFrame(rows)
     for col in trials.columns:
         if col not in ("trial_id", "status", "initializer", "activation", "model", "optimizer", "error"):
@@ -111,12 +109,24 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
         name=root.name,
         trials=trials,
         epochs=epochs,
+        layers=layers,
         swept=swept,
         init_order=list(dict.fromkeys(s.init_label for s in specs)),
         act_order=list(dict.fromkeys(s.act_label for s in specs)),
         thresholds=list(config.training.thresholds),
         manifest=store.read_manifest(),
     )
+
+
+def _read_table(path: Path) -> pd.DataFrame | None:
+    """A trial's CSV table, or None when missing, empty or unreadable (the record still reports the trial)."""
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError):
+        return None
+    return frame if len(frame) else None
 
 
 def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:

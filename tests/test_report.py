@@ -79,16 +79,18 @@ def test_every_output_file_is_produced_and_parseable(runs, tmp_path):
     assert "he_normal" in result.output and "mean ± std over 2 seeds" in result.output
     report = run_dir / "report"
     assert {p.name for p in report.iterdir()} == {
-        "report.md", "report.html", "leaderboard.csv", "pivot.csv", "heatmap.png", "learning_curves.png"
+        "report.md", "report.html", "leaderboard.csv", "pivot.csv", "heatmap.png", "learning_curves.png",
+        "diagnostics.png",
     }
     assert len(pd.read_csv(report / "leaderboard.csv")) == 8
     assert len(pd.read_csv(report / "pivot.csv")) == 4
-    for name, min_w, min_h in [("heatmap.png", 400, 200), ("learning_curves.png", 800, 400)]:
+    for name, min_w, min_h in [("heatmap.png", 400, 200), ("learning_curves.png", 800, 400),
+                               ("diagnostics.png", 1200, 300)]:
         data = (report / name).read_bytes()
         w, h = png_size(data)
         assert w >= min_w and h >= min_h and len(data) > 10_000, name
     html_text = (report / "report.html").read_text()
-    assert html_text.count("data:image/png;base64,") == 2 and "http" not in html_text.replace("https://", "")
+    assert html_text.count("data:image/png;base64,") == 3 and "http" not in html_text.replace("https://", "")
     assert "Leaderboard" in (report / "report.md").read_text()
 
 
