@@ -18,21 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from .grid import TrialSpec
+from .render import fmt as _fmt
 from .sweep import Observer, SweepResult
 
 STATUS_STYLE = {"completed": "green", "diverged": "bold red", "failed": "bold red", "running": "yellow", "pending": "dim"}
-
-
-def _fmt(x: Any, digits: int = 4) -> str:
-    if x is None or x == "":
-        return "—"
-    if isinstance(x, float):
-        if not math.isfinite(x):
-            return str(x)
-        if x.is_integer() and abs(x) < 1e6:
-            return str(int(x))
-        return f"{x:.{digits}f}"
-    return str(x)
 
 
 def _hms(seconds: float) -> str:

@@ -35,7 +35,8 @@ def md_escape(value: Any) -> str:
 
 
 def fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A table cell: '—' for missing values, whole numbers without decimals, floats to ``digits``."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, float):
         if not math.isfinite(value):
