@@ -156,8 +156,9 @@ def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
 
 
 def diagnostics_plot(run: RunData) -> bytes | None:
-    """Per-layer activation std at initialization and after the last epoch, and the worst dead and
-    saturated fractions over epochs; a line per initializer + activation (mean over seeds)."""
+    """Per-layer activation std at initialization and after the last epoch, the last hidden layer's std
+    over epochs, and the worst dead and saturated fractions over epochs; a line per initializer +
+    activation (mean over seeds)."""
     if run.layers.empty:
         return None
     data = run.layers.merge(run.trials[["trial_id", "initializer", "activation"]], on="trial_id")
@@ -165,8 +166,9 @@ def diagnostics_plot(run: RunData) -> bytes | None:
     combos = list(dict.fromkeys(data.sort_values(["initializer", "activation"], key=lambda s: s.map(
         {v: i for i, v in enumerate(run.init_order + run.act_order)}))["combination"]))
     colours = plt.get_cmap("tab10" if len(combos) <= 10 else "tab20")
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.8))
+    fig, axes = plt.subplots(1, 5, figsize=(23, 4.8))
     last_epoch = int(data["epoch"].max())
+    top = int(data["layer"].max())
     for k, combo in enumerate(combos):
         part = data[data["combination"] == combo]
         c = colours(k % colours.N)
@@ -174,19 +176,22 @@ def diagnostics_plot(run: RunData) -> bytes | None:
             at = part[part["epoch"] == epoch].groupby("layer")["act_std"].mean()
             if len(at):
                 ax.plot(at.index + 1, at.where(at > 0), color=c, marker="o", ms=2.5, lw=1.4, label=combo)
-        for ax, col in ((axes[2], "dead_frac"), (axes[3], "saturated_frac")):
+        over = part[part["layer"] == top].groupby("epoch")["act_std"].mean()
+        axes[2].plot(over.index, over.where(over > 0), color=c, marker="o", ms=2.5, lw=1.4, label=combo)
+        for ax, col in ((axes[3], "dead_frac"), (axes[4], "saturated_frac")):
             worst = part.groupby(["trial_id", "epoch"])[col].max().groupby("epoch").mean()
             if worst.notna().any():
                 ax.plot(worst.index, worst, color=c, marker="o", ms=2.5, lw=1.4, label=combo)
     titles = ["activation std at initialization", f"activation std after epoch {last_epoch}",
-              "dead units (ReLU family), worst layer", "saturated units (sigmoid/tanh/softsign), worst layer"]
+              f"last hidden layer's activation std over epochs", "dead units (ReLU family), worst layer",
+              "saturated units (sigmoid/tanh/softsign), worst layer"]
     for i, (ax, title) in enumerate(zip(axes, titles)):
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-        if i < 2:
+        if i < 3:
             ax.set_yscale("log")
-            ax.set_xlabel("hidden layer (1 = first)")
+            ax.set_xlabel("hidden layer (1 = first)" if i < 2 else "epoch (0 = initialization)")
             ax.set_ylabel("std over probe batch and units (log scale)")
         else:
             ax.set_ylim(-0.02, 1.02)
