@@ -3,7 +3,7 @@
 (first conv shared-input wide, later convs grouped, dense layers batched)."""
 import os, time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf, keras, numpy as np
+import tensorflow as tf, keras
 T, B = 4, 128
 x = tf.random.uniform([B, 28, 28, 1]); y = tf.random.uniform([B], 0, 10, tf.int32)
 def cnn(groups=1, width=1):

@@ -183,7 +183,7 @@ def diagnostics_plot(run: RunData) -> bytes | None:
             if worst.notna().any():
                 ax.plot(worst.index, worst, color=c, marker="o", ms=2.5, lw=1.4, label=combo)
     titles = ["activation std at initialization", f"activation std after epoch {last_epoch}",
-              f"last hidden layer's activation std over epochs", "dead units (ReLU family), worst layer",
+              "last hidden layer's activation std over epochs", "dead units (ReLU family), worst layer",
               "saturated units (sigmoid/tanh/softsign), worst layer"]
     for i, (ax, title) in enumerate(zip(axes, titles)):
         ax.set_title(title, fontsize=10)
