@@ -55,6 +55,11 @@ class Format(str, Enum):
     html = "html"
 
 
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Listing(str, Enum):
     initializers = "initializers"
     activations = "activations"
@@ -122,6 +127,10 @@ def sweep(
     pack: Annotated[
         bool, typer.Option("--pack/--no-pack", help="Train compatible MLP trials together (default) or one model each.")
     ] = True,
+    executor: Annotated[Executor, typer.Option("--executor", help="local, or ray (trials as Ray tasks).")] = Executor.local,
+    address: Annotated[
+        Optional[str], typer.Option("--address", help="With --executor ray: join this cluster (default: start a local one).")
+    ] = None,
     max_trials: Annotated[
         int, typer.Option("--max-trials", min=1, help="Ask before running more trials than this.")
     ] = defaults.CONFIRM_TRIALS,
@@ -148,10 +157,11 @@ def sweep(
         if resume is not None:
             result = resume_sweep(
                 resume, cfg, runs=out_dir, device=dev, observer=observer, retry_failed=retry_failed, command=sys.argv,
-                pack=pack,
+                pack=pack, executor=executor.value, address=address,
             )
         else:
-            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv, pack=pack)
+            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv, pack=pack,
+                               executor=executor.value, address=address)
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
         err.print(

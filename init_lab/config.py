@@ -130,6 +130,13 @@ class TrainingConfig(_Section):
     diagnostics: bool = defaults.DIAGNOSTICS  # per-layer signals in layers.csv
 
 
+class ResourcesConfig(_Section):
+    """What one Ray task (a trial or a packed group) asks the cluster for (--executor ray)."""
+
+    cpus: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.0
+    gpus: Annotated[float, BeforeValidator(_number), Field(ge=0)] = 0.0
+
+
 class SweepConfig(_Section):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -137,6 +144,7 @@ class SweepConfig(_Section):
     grid: GridConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     device: Annotated[str, BeforeValidator(_name_in("device", DEVICES))] = defaults.DEVICE
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
 
     @model_validator(mode="after")
     def _axes_fit_model(self) -> SweepConfig:
@@ -162,6 +170,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "model": ModelConfig,
     "grid": GridConfig,
     "training": TrainingConfig,
+    "resources": ResourcesConfig,
 }
 
 

@@ -72,6 +72,8 @@ def run_sweep(
     observer: Observer | None = None,
     command: list[str] | None = None,
     pack: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     """Run a new sweep into a fresh run directory under ``out``.
 
@@ -80,6 +82,7 @@ def run_sweep(
     if name:
         config = config.model_copy(update={"name": name})
     trials = expand(config)
+    _check_executor(executor)
     device_name = _device(device or config.device, config)  # before anything is written: no empty run dirs
     run_dir = create_run_dir(Path(out), config.name)
     store = RunStore(run_dir)
@@ -88,7 +91,7 @@ def run_sweep(
         update_latest(Path(out), run_dir)
     except OSError as exc:
         raise RunDirError(f"cannot write to {run_dir}: {exc.strerror or exc}.") from exc
-    return _execute(config, trials, store, device_name, observer or Observer(), command, False, pack)
+    return _execute(config, trials, store, device_name, observer or Observer(), command, False, pack, executor, address)
 
 
 def resume_sweep(
@@ -101,6 +104,8 @@ def resume_sweep(
     retry_failed: bool = False,
     command: list[str] | None = None,
     pack: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     """Finish an interrupted sweep: completed and diverged trials are kept, the rest run again.
 
@@ -116,8 +121,18 @@ def resume_sweep(
             "(initlab sweep --resume RUN_DIR), or start a new sweep."
         )
     trials = expand(saved)
+    _check_executor(executor)
     device_name = _device(device or saved.device, saved)
-    return _execute(saved, trials, store, device_name, observer or Observer(), command, retry_failed, pack)
+    return _execute(saved, trials, store, device_name, observer or Observer(), command, retry_failed, pack, executor,
+                    address)
+
+
+def _check_executor(executor: str) -> None:
+    if executor == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise InitLabError("--executor ray needs Ray: pip install 'initlab[ray]'.") from None
 
 
 def _device(request: str, config: SweepConfig) -> str:
@@ -173,6 +188,8 @@ def _execute(
     command: list[str] | None,
     retry_failed: bool,
     pack: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepResult:
     from . import train  # TensorFlow is imported only when something is trained
     from .packed import plan_groups
@@ -214,13 +231,15 @@ def _execute(
     manifest["environment"] = _environment(device)
     todo = [s for s in trials if s.id not in skipped]
     groups = plan_groups(todo, pack)
-    manifest["execution"] = {"packed": pack, "groups": [len(g) for g in groups]}
+    manifest["execution"] = {"packed": pack, "groups": [len(g) for g in groups], "executor": executor}
     try:
         store.write_manifest(manifest)
         save_summary()
         observer.sweep_start(store.root, trials, todo, device)
+        if executor == "ray" and todo:
+            _run_on_ray(config, groups, store, device, thresholds, observer, records, save_summary, address)
         data = None
-        if todo:
+        if todo and executor != "ray":
             t0 = time.perf_counter()
             ds = config.dataset
             raw = load_dataset(ds.name, ds.path, (ds.synthetic_train, ds.synthetic_test))
@@ -239,7 +258,7 @@ def _execute(
                 prepared.source, len(prepared.y_train), len(prepared.y_val), len(prepared.y_test), time.perf_counter() - t0
             )
         position = 1
-        for group in groups:
+        for group in groups if executor != "ray" else []:
             if len(group) == 1:
                 records[group[0].id] = _run_trial(group[0], data, store, device, thresholds, observer, position, len(todo))
             else:
@@ -373,20 +392,55 @@ def _run_group(
             s.id: _run_trial(s, data, store, device, thresholds, observer, position + i, total)
             for i, s in enumerate(specs)
         }
-    out = {}
-    for spec in specs:
-        o = outcomes[spec.id]
-        record = trial_record(
-            spec, o.status, rows[spec.id], thresholds, test_loss=o.test_loss, test_accuracy=o.test_accuracy,
-            param_count=o.param_count, wall_seconds=o.wall_seconds, device=device, started_at=started_at,
-            finished_at=now_iso(),
-        )
-        record["packed_with"] = len(specs)
-        _add_signals(record, o)
-        store.write_trial(spec.id, record)
-        observer.trial_end(spec, record)
-        out[spec.id] = record
-    return out
+    return {
+        spec.id: _finish(spec, outcomes[spec.id], rows[spec.id], store, device, thresholds, observer, started_at,
+                         len(specs))
+        for spec in specs
+    }
+
+
+def _finish(spec, outcome, rows, store, device, thresholds, observer, started_at, packed_with) -> dict[str, Any]:
+    """Write a finished trial's record (its tables are already written) and report it."""
+    record = trial_record(
+        spec, outcome.status, rows, thresholds, test_loss=outcome.test_loss, test_accuracy=outcome.test_accuracy,
+        param_count=outcome.param_count, wall_seconds=outcome.wall_seconds, device=device, started_at=started_at,
+        finished_at=now_iso(), error=outcome.error,
+    )
+    if packed_with > 1:
+        record["packed_with"] = packed_with
+    _add_signals(record, outcome)
+    store.write_trial(spec.id, record)
+    observer.trial_end(spec, record)
+    return record
+
+
+def _run_on_ray(config, groups, store, device, thresholds, observer, records, save_summary, address) -> None:
+    """Every group as a Ray task; the driver writes each result as it arrives."""
+    from . import train
+    from .config import config_to_yaml
+    from .executors import RayExecutor
+
+    res = config.resources
+    ray_exec = RayExecutor(address, res.cpus, res.gpus)
+    started_at = now_iso()
+    try:
+        for group in groups:
+            for spec in group:
+                store.write_trial(spec.id, {**trial_record(spec, "running", [], thresholds, device=device),
+                                            "started_at": started_at})
+        request = "gpu" if res.gpus > 0 else "cpu"
+        for group, outcomes in ray_exec.run(config_to_yaml(config), groups, request):
+            for spec in group:
+                o = outcomes[spec.id]
+                rows = [vars(r).copy() for r in o.epochs]
+                store.write_epochs(spec.id, train.EPOCH_COLUMNS, rows)
+                if o.layers:
+                    store.write_layers(spec.id, LAYER_COLUMNS, o.layers)
+                records[spec.id] = _finish(spec, o, rows, store, f"ray: {request}", thresholds, observer, started_at,
+                                           len(group))
+            save_summary()
+    finally:
+        ray_exec.close()
 
 
 def _add_signals(record: dict[str, Any], outcome: Any) -> None:
