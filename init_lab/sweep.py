@@ -314,8 +314,7 @@ def _run_trial(
 
     started_at = now_iso()
     rows: list[dict[str, Any]] = []
-    store.write_trial(spec.id, {**trial_record(spec, "running", rows, thresholds, device=device), "started_at": started_at})
-    store.write_epochs(spec.id, train.EPOCH_COLUMNS, rows)
+    _start(spec, store, device, thresholds, started_at)
     observer.trial_start(spec, position, total)
 
     def on_epoch(row: train.EpochRow) -> None:
@@ -335,20 +334,10 @@ def _run_trial(
     except (KeyboardInterrupt, InitLabError, OSError):
         raise
     except Exception as exc:  # a trial's own failure (bad shape, out of memory...) must not stop the sweep
-        record = trial_record(
-            spec, "failed", rows, thresholds, wall_seconds=time.perf_counter() - t0,
-            error=f"{type(exc).__name__}: {exc}", device=device, started_at=started_at, finished_at=now_iso(),
+        outcome = train.TrialOutcome(
+            status="failed", error=f"{type(exc).__name__}: {exc}", wall_seconds=time.perf_counter() - t0
         )
-    else:
-        record = trial_record(
-            spec, outcome.status, rows, thresholds, test_loss=outcome.test_loss,
-            test_accuracy=outcome.test_accuracy, param_count=outcome.param_count,
-            wall_seconds=outcome.wall_seconds, device=device, started_at=started_at, finished_at=now_iso(),
-        )
-        _add_signals(record, outcome)
-    store.write_trial(spec.id, record)
-    observer.trial_end(spec, record)
-    return record
+    return _finish(spec, outcome, rows, store, device, thresholds, observer, started_at, 1)
 
 
 def _run_group(
@@ -368,8 +357,7 @@ def _run_group(
     started_at = now_iso()
     rows: dict[str, list[dict[str, Any]]] = {s.id: [] for s in specs}
     for spec in specs:
-        store.write_trial(spec.id, {**trial_record(spec, "running", [], thresholds, device=device), "started_at": started_at})
-        store.write_epochs(spec.id, train.EPOCH_COLUMNS, [])
+        _start(spec, store, device, thresholds, started_at)
     observer.group_start(specs, position, total)
 
     def on_epoch(spec: TrialSpec, row: train.EpochRow) -> None:
@@ -399,6 +387,14 @@ def _run_group(
     }
 
 
+def _start(spec: TrialSpec, store: RunStore, device: str, thresholds: list[float], started_at: str) -> None:
+    """Mark a trial running (a run left so was interrupted: resume restarts it) with an empty table."""
+    from . import train
+
+    store.write_trial(spec.id, {**trial_record(spec, "running", [], thresholds, device=device), "started_at": started_at})
+    store.write_epochs(spec.id, train.EPOCH_COLUMNS, [])
+
+
 def _finish(spec, outcome, rows, store, device, thresholds, observer, started_at, packed_with) -> dict[str, Any]:
     """Write a finished trial's record (its tables are already written) and report it."""
     record = trial_record(
@@ -426,8 +422,7 @@ def _run_on_ray(config, groups, store, device, thresholds, observer, records, sa
     try:
         for group in groups:
             for spec in group:
-                store.write_trial(spec.id, {**trial_record(spec, "running", [], thresholds, device=device),
-                                            "started_at": started_at})
+                _start(spec, store, device, thresholds, started_at)
         request = "gpu" if res.gpus > 0 else "cpu"
         for group, outcomes in ray_exec.run(config_to_yaml(config), groups, request):
             for spec in group:
