@@ -32,9 +32,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from init_lab import train  # noqa: E402  (configures TensorFlow quietly)
-from init_lab.config import config_from_text  # noqa: E402
-from init_lab.datasets import load_dataset, prepare  # noqa: E402
-from init_lab.sweep import run_sweep  # noqa: E402
+from init_lab.config.schema import config_from_text  # noqa: E402
+from init_lab.catalog.datasets import load_dataset, prepare  # noqa: E402
+from init_lab.run.sweep import run_sweep  # noqa: E402
 
 tf, keras = train.tf, train.keras
 

@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, defaults
-from .errors import InitLabError
+from init_lab import __version__
+from init_lab.catalog import defaults
+from init_lab.catalog.errors import InitLabError
 
 
 class UsageProblem(InitLabError):
@@ -120,7 +121,8 @@ def sweep(
     set_: SetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the expanded plan and stop.")] = False,
     resume: Annotated[
-        Optional[str], typer.Option("--resume", help="Finish an interrupted run: RUN_DIR or 'latest'.")
+        Optional[str], typer.Option("--resume", help="Finish an interrupted run, or extend a finished one with "
+                                    "--set training.epochs=N: RUN_DIR or 'latest'.")
     ] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: rerun failed trials too.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep without asking.")] = False,
@@ -136,9 +138,9 @@ def sweep(
     ] = defaults.CONFIRM_TRIALS,
 ) -> None:
     """Expand the grid, train every trial, write the run directory, print the leaderboard."""
-    from .config import load_config
-    from .console import leaderboard_table, make_observer
-    from .sweep import plan, resume_sweep, run_sweep
+    from init_lab.config.schema import load_config
+    from init_lab.console import leaderboard_table, make_observer
+    from init_lab.run.sweep import plan, resume_sweep, run_sweep
 
     if config is None and resume is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR", param_hint="CONFIG")
@@ -151,23 +153,21 @@ def sweep(
     if cfg is not None and resume is None:
         _confirm_size(len(plan(cfg)), max_trials, yes)
     observer = make_observer(out)
-    dev = device.value if device else None
+    options = dict(device=device.value if device else None, observer=observer, command=sys.argv, pack=pack,
+                   executor=executor.value, address=address)
     previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's SIGTERM stops as cleanly as Ctrl-C
     try:
         if resume is not None:
-            result = resume_sweep(
-                resume, cfg, runs=out_dir, device=dev, observer=observer, retry_failed=retry_failed, command=sys.argv,
-                pack=pack, executor=executor.value, address=address,
-            )
+            result = resume_sweep(resume, cfg, overrides=None if cfg is not None else set_ or [], runs=out_dir,
+                                  retry_failed=retry_failed, **options)
         else:
-            result = run_sweep(cfg, out=out_dir, name=name, device=dev, observer=observer, command=sys.argv, pack=pack,
-                               executor=executor.value, address=address)
+            result = run_sweep(cfg, out=out_dir, name=name, **options)
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
         err.print(
             Text.assemble(
                 ("\ninterrupted. ", "yellow"),
-                "Finished trials are saved; continue with ",
+                "Finished trials and epochs are saved; continue with ",
                 (f"initlab sweep --resume {resume or 'latest'} --out {out_dir}", "bold"),
             ),
             soft_wrap=True,
@@ -200,13 +200,13 @@ def _confirm_size(n: int, limit: int, yes: bool) -> None:
 
 
 def _print_plan(cfg, trials, pack: bool = True) -> None:
-    from .console import plan_table
-    from .grid import sanitize
-    from .packed import plan_groups
+    from init_lab.console import plan_table
+    from init_lab.config.grid import sanitize
+    from init_lab.run.plan import plan_groups
 
     out.print(plan_header(cfg, trials), highlight=False, markup=False)
     out.print(plan_table(trials))
-    groups = plan_groups(trials, pack)
+    groups = [g.specs for g in plan_groups(trials, pack)[0]]
     packed = [g for g in groups if len(g) > 1]
     if packed:
         sizes = ", ".join(f"{len(g)} ({g[0].arch.label}, seed {g[0].seed}, {g[0].train.optimizer} "
@@ -244,7 +244,7 @@ def report(
     ] = None,
 ) -> None:
     """Leaderboard, initializer × activation heatmap, learning curves: in the terminal and as files."""
-    from .report import check_metric, load_run
+    from init_lab.report.tables import check_metric, load_run
 
     if len(run_dirs) > 2:
         raise typer.BadParameter("give one RUN_DIR, or two to compare", param_hint="RUN_DIRS")
@@ -256,13 +256,13 @@ def report(
         return
     _print_report(run, metric, label, fmt, top)
     if tensorboard is not None:
-        from .tbexport import export
+        from init_lab.report.tbexport import export
 
         count = export(run, tensorboard)
         err.print(f"TensorBoard: {count} trials written to {tensorboard} (tensorboard --logdir {tensorboard})",
                   highlight=False, markup=False)
     if not no_files:
-        from .render import write_report
+        from init_lab.report.render import write_report
 
         written = write_report(run, metric)
         where = written[0].parent
@@ -271,9 +271,9 @@ def report(
 
 
 def _print_report(run, metric: str, label: str, fmt: Format, top: int | None) -> None:
-    from .console import pivot_tables, report_leaderboard_table
-    from .render import html_report, leaderboard_json, md_table, status_line
-    from .report import leaderboard, pivot
+    from init_lab.console import pivot_tables, report_leaderboard_table
+    from init_lab.report.render import html_report, leaderboard_json, md_table, status_line
+    from init_lab.report.tables import leaderboard, pivot
 
     board = leaderboard(run, metric)
     shown = board if top is None else board.head(top)
@@ -295,8 +295,8 @@ def _print_report(run, metric: str, label: str, fmt: Format, top: int | None) ->
 
 
 def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
-    from .render import leaderboard_json, md_table
-    from .report import comparison
+    from init_lab.report.render import leaderboard_json, md_table
+    from init_lab.report.tables import comparison
 
     table = comparison(a, b, metric)
     if fmt == Format.csv:
@@ -306,7 +306,7 @@ def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
     elif fmt in (Format.markdown, Format.html):
         sys.stdout.write(md_table(table) + "\n")
     else:
-        from .console import comparison_table
+        from init_lab.console import comparison_table
 
         out.print(comparison_table(table, a.name, b.name, label))
 
@@ -321,12 +321,12 @@ def probe(
     device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu.")] = None,
 ) -> None:
     """Signal propagation at initialization: per-layer activation std and gradient RMS, against theory."""
-    from .config import load_config
-    from .console import probe_table
-    from .plots import probe_plot
-    from .probe import run_probe
-    from .store import create_run_dir, write_files
-    from .train import setup_device
+    from init_lab.config.schema import load_config
+    from init_lab.console import probe_table
+    from init_lab.report.plots import probe_plot
+    from init_lab.run.probe import run_probe
+    from init_lab.run.store import create_run_dir, write_files
+    from init_lab.engine.backend import setup_device
 
     cfg = load_config(config, set_ or [])
     setup_device(device.value if device else cfg.device, cfg.training.deterministic)
@@ -351,8 +351,8 @@ def validate(
     set_: SetOption = None,
 ) -> None:
     """Check a config and print the expanded plan, without running anything."""
-    from .config import load_config
-    from .sweep import plan
+    from init_lab.config.schema import load_config
+    from init_lab.run.sweep import plan
 
     cfg = load_config(config, set_ or [])
     _print_plan(cfg, plan(cfg))
@@ -363,11 +363,11 @@ def validate(
 @_clean_errors
 def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> None:
     """Show the available initializers, activations, models, datasets or optimizers, with formulas and defaults."""
-    from .activations import ACTIVATIONS
-    from .config import OPTIMIZERS
-    from .datasets import DATASETS
-    from .initializers import INITIALIZERS
-    from .models import MODEL_KINDS
+    from init_lab.catalog.activations import ACTIVATIONS
+    from init_lab.config.schema import OPTIMIZERS
+    from init_lab.catalog.datasets import DATASETS
+    from init_lab.catalog.initializers import INITIALIZERS
+    from init_lab.catalog.models import MODEL_KINDS
 
     table = Table(title=what.value, show_lines=True)
     if what in (Listing.initializers, Listing.activations):

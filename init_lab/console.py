@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from .grid import TrialSpec
-from .render import fmt as _fmt
-from .sweep import Observer, SweepResult
+from init_lab.config.grid import TrialSpec
+from init_lab.report.render import fmt as _fmt
+from init_lab.run.recorder import Observer
+from init_lab.run.sweep import SweepResult
 
 STATUS_STYLE = {"completed": "green", "diverged": "bold red", "failed": "bold red", "running": "yellow", "pending": "dim"}
 
@@ -63,13 +64,17 @@ class PlainObserver(Observer):
     def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None:
         self._print(f"data: {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
 
-    def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
-        self.positions = {spec.id: position}
-
-    def group_start(self, specs: list[TrialSpec], position: int, total: int) -> None:
+    def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int = 0) -> None:
         self.positions = {s.id: position + i for i, s in enumerate(specs)}
-        self._print(f"[{position}-{position + len(specs) - 1}/{total}] training {len(specs)} trials packed together "
-                    f"({specs[0].arch.label}, seed {specs[0].seed})")
+        resumed = f", continuing after epoch {start_epoch}" if start_epoch else ""
+        if len(specs) > 1:
+            self._print(f"[{position}-{position + len(specs) - 1}/{total}] training {len(specs)} trials packed together "
+                        f"({specs[0].arch.label}, seed {specs[0].seed}{resumed})")
+        elif start_epoch:
+            self._print(f"[{position}/{total}] {specs[0].id}: continuing after epoch {start_epoch}")
+
+    def notice(self, message: str) -> None:
+        self._print(f"note: {message}")
 
     def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
         self._print(
@@ -126,12 +131,12 @@ class RichObserver(Observer):
             Text.assemble(("data", "bold"), f": {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
         )
 
-    def trial_start(self, spec: TrialSpec, position: int, total: int) -> None:
-        self._current_task(spec.id, spec.train.epochs, 1)
+    def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int = 0) -> None:
+        label = specs[0].id if len(specs) == 1 else f"{len(specs)} trials packed ({specs[0].arch.label}, seed {specs[0].seed})"
+        self._current_task(label, specs[0].train.epochs, len(specs))
 
-    def group_start(self, specs: list[TrialSpec], position: int, total: int) -> None:
-        self._current_task(f"{len(specs)} trials packed ({specs[0].arch.label}, seed {specs[0].seed})",
-                           specs[0].train.epochs, len(specs))
+    def notice(self, message: str) -> None:
+        self.console.print(Text.assemble(("note", "bold yellow"), f": {message}"), highlight=False)
 
     def _current_task(self, description: str, epochs: int, weight: int) -> None:
         if self.current is not None:
@@ -223,8 +228,8 @@ def _heat_style(t: float) -> str:
 
 def pivot_tables(run, table, metric: str) -> list[Table]:
     """The initializer × activation pivot(s) as rich tables coloured like a heatmap."""
-    from .render import cell
-    from .report import facets, matrix, metric_names
+    from init_lab.report.render import cell
+    from init_lab.report.tables import facets, matrix, metric_names
 
     label, higher = metric_names(run.thresholds)[metric]
     values = table["mean"].to_numpy(dtype=float)

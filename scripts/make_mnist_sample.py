@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from init_lab.datasets import load_idx_dir
+from init_lab.catalog.datasets import load_idx_dir
 
 TRAIN_PER_CLASS = 1000
 TEST_PER_CLASS = 200

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.activations import ACTIVATIONS, build_activation
+from init_lab.catalog.activations import ACTIVATIONS
 
 keras = pytest.importorskip("keras")
 
@@ -34,7 +34,9 @@ FORMULAS = {
 
 def apply(spec, x=X):
     choice = ACTIVATIONS.resolve(spec)
-    layer = build_activation(choice, "act")
+    from init_lab.engine.nets import activation_layer
+
+    layer = activation_layer(choice, "act")
     return np.asarray(layer(x[None, :]))[0]
 
 

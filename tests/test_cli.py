@@ -36,7 +36,7 @@ def test_smoke_sweep_writes_the_run_directory(tmp_path):
     assert latest.is_symlink()
     run = latest.resolve()
     assert run.parent == out.resolve() and run.name.endswith("_smoke")
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "manifest.json", "summary.csv", "trials"}
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "manifest.json", "summary.csv", "trials", "checkpoints"}
 
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["training"]["epochs"] == 2 and config["grid"]["initializer"] == ["he_normal", "zeros"]
@@ -141,9 +141,9 @@ def test_live_terminal_display_renders_a_sweep(tmp_path):
 
     from rich.console import Console
 
-    from init_lab.config import config_from_text
+    from init_lab.config.schema import config_from_text
     from init_lab.console import RichObserver, make_observer
-    from init_lab.sweep import run_sweep
+    from init_lab.run.sweep import run_sweep
 
     from .conftest import TINY
 

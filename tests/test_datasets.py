@@ -8,9 +8,9 @@ import struct
 import numpy as np
 import pytest
 
-from init_lab import datasets
-from init_lab.datasets import load_dataset, make_synthetic, prepare, read_idx
-from init_lab.errors import DataError
+from init_lab.catalog import datasets
+from init_lab.catalog.datasets import load_dataset, make_synthetic, prepare, read_idx
+from init_lab.catalog.errors import DataError
 
 
 def write_idx(path, array: np.ndarray, compress: bool) -> None:
@@ -66,9 +66,8 @@ def test_npz(tmp_path):
 
 def test_missing_data_says_where_it_looked_and_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("INITLAB_DATA_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(datasets, "_from_keras", lambda name, looked: looked.append("Keras cache (offline)"))
     with pytest.raises(DataError) as info:
-        load_dataset("mnist")
+        load_dataset("mnist", download=lambda name, looked: looked.append("Keras cache (offline)"))
     msg = str(info.value)
     assert str(tmp_path / "empty") in msg and "Keras cache" in msg
     assert "INITLAB_DATA_DIR" in msg and "mnist_sample" in msg and "train-images-idx3-ubyte.gz" in msg
@@ -82,9 +81,11 @@ def test_offline_keras_download_failure_is_a_clear_error(tmp_path, monkeypatch):
     def offline():
         raise Exception("URL fetch failure: Name or service not known")
 
+    from init_lab.engine.backend import keras_download
+
     monkeypatch.setattr(keras.datasets.mnist, "load_data", offline)
     with pytest.raises(DataError, match="Keras' downloader and cache"):
-        load_dataset("mnist")
+        load_dataset("mnist", download=keras_download)
 
 
 def test_corrupt_idx(tmp_path):

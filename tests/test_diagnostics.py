@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from init_lab.cli import app
-from init_lab.config import config_from_text
-from init_lab.diagnostics import LAYER_COLUMNS, layer_rows, summarize
-from init_lab.sweep import run_sweep
+from init_lab.config.schema import config_from_text
+from init_lab.analysis.diagnostics import LAYER_COLUMNS, layer_rows, summarize
+from init_lab.run.sweep import run_sweep
 
 from .conftest import TINY
 
@@ -38,20 +38,25 @@ def test_layer_rows_by_hand():
 
 def test_model_probe_matches_a_numpy_backprop():
     keras = pytest.importorskip("keras")
-    from init_lab.activations import ACTIVATIONS
-    from init_lab.initializers import INITIALIZERS
-    from init_lab.models import build_model, resolve_architecture
-    from init_lab.signals import ModelProbe
+    from init_lab.catalog.activations import ACTIVATIONS
+    from init_lab.catalog.initializers import INITIALIZERS
+    from init_lab.analysis.diagnostics import layer_rows
+    from init_lab.config.schema import config_from_text
+    from init_lab.config.grid import expand
+    from init_lab.engine.nets import KerasNets
 
     rng = np.random.default_rng(0)
-    model = build_model(resolve_architecture("mlp", hidden=[5]), (4,), 3, INITIALIZERS.resolve("he_normal"),
-                        ACTIVATIONS.resolve("tanh"), 0)
+    (spec,) = expand(config_from_text(
+        "name: p\nmodel: {kind: mlp, hidden: [5]}\ngrid: {initializer: [he_normal], activation: [tanh]}"))
+    net = KerasNets([spec], (4,), 3)
+    model = net.models[0]
     w1, b1 = rng.normal(size=(4, 5)), rng.normal(size=5) * 0.1
     w2, b2 = rng.normal(size=(5, 3)), rng.normal(size=3) * 0.1
     model.set_weights([w1, b1, w2, b2])
     x = rng.normal(size=(6, 4)).astype("float32")
     y = np.array([0, 1, 2, 0, 1, 2], dtype="int32")
-    (row,) = ModelProbe(model, "tanh").rows(0, keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))
+    signals = net.probe(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))[spec.id]
+    (row,) = layer_rows(0, "tanh", *signals)
     z = x @ w1 + b1
     h = np.tanh(z)
     logits = h @ w2 + b2
@@ -139,7 +144,7 @@ def test_lsuv_reaches_its_tolerance_and_logs_it(tmp_path):
 
 
 def test_probe_deep_relu_matches_theory(tmp_path, write_config):
-    from init_lab.probe import run_probe
+    from init_lab.run.probe import run_probe
 
     result = run_probe(config_from_text(DEEP))
     s = result.summary.set_index("combination")
@@ -166,7 +171,7 @@ def test_probe_deep_relu_matches_theory(tmp_path, write_config):
 
 
 def test_selu_lecun_self_normalizes():
-    from init_lab.probe import run_probe
+    from init_lab.run.probe import run_probe
 
     cfg = config_from_text(DEEP, overrides=["grid.initializer=[lecun_normal]", "grid.activation=[selu]"])
     layers = run_probe(cfg).layers

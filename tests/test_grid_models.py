@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from init_lab.config import config_from_text
-from init_lab.grid import expand, sanitize
+from init_lab.config.schema import config_from_text
+from init_lab.config.grid import expand, sanitize
 
 
 def test_expansion_order_ids_and_count():
@@ -42,9 +42,10 @@ def test_sanitize_makes_safe_names(bad):
 
 def test_presets_and_cnn_stack():
     keras = pytest.importorskip("keras")
-    from init_lab.activations import ACTIVATIONS
-    from init_lab.initializers import INITIALIZERS
-    from init_lab.models import build_model, resolve_architecture
+    from init_lab.catalog.activations import ACTIVATIONS
+    from init_lab.catalog.initializers import INITIALIZERS
+    from init_lab.catalog.models import resolve_architecture
+    from init_lab.engine.nets import build_keras_model as build_model
 
     he, relu = INITIALIZERS.resolve("he_normal"), ACTIVATIONS.resolve("relu")
     assert resolve_architecture("glorot2010").hidden == (1000,) * 5
@@ -55,6 +56,7 @@ def test_presets_and_cnn_stack():
     cnn = build_model(resolve_architecture("mnist_cnn"), (28, 28, 1), 10, he, relu, 0)
     kinds = [type(layer).__name__ for layer in cnn.layers if type(layer).__name__ != "Activation"]
     assert kinds == ["InputLayer", "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dense", "Dense"]
+    assert cnn.layers[-1].name == "output"  # logits: softmax is applied in the loss
     convs = [layer for layer in cnn.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.filters, c.kernel_size) for c in convs] == [(32, (3, 3)), (64, (3, 3)), (64, (3, 3))]
     assert cnn.count_params() == 93322  # the classic TensorFlow MNIST CNN
@@ -68,9 +70,10 @@ def test_same_seed_same_initial_weights_whatever_the_activation():
     pytest.importorskip("keras")
     import numpy as np
 
-    from init_lab.activations import ACTIVATIONS
-    from init_lab.initializers import INITIALIZERS
-    from init_lab.models import build_model, resolve_architecture
+    from init_lab.catalog.activations import ACTIVATIONS
+    from init_lab.catalog.initializers import INITIALIZERS
+    from init_lab.catalog.models import resolve_architecture
+    from init_lab.engine.nets import build_keras_model as build_model
 
     arch = resolve_architecture("mlp", hidden=[32, 32])
     he = INITIALIZERS.resolve("he_normal")

@@ -12,9 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.initializers import INITIALIZERS, build_initializer, fans, layer_seed
+from init_lab.catalog.initializers import INITIALIZERS, fans, layer_seed
 
 keras = pytest.importorskip("keras")
+from init_lab.engine.backend import build_initializer  # noqa: E402
 
 DENSE = (1000, 500)  # fan_in 1000, fan_out 500
 CONV = (3, 3, 64, 128)  # fan_in 576, fan_out 1152

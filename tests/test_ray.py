@@ -9,8 +9,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from init_lab.config import config_from_text  # noqa: E402
-from init_lab.sweep import run_sweep  # noqa: E402
+from init_lab.config.schema import config_from_text  # noqa: E402
+from init_lab.run.sweep import run_sweep  # noqa: E402
 
 from .conftest import TINY  # noqa: E402
 
@@ -67,7 +67,7 @@ def test_missing_ray_is_a_clear_message(tmp_path, monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    from init_lab.errors import InitLabError
+    from init_lab.catalog.errors import InitLabError
 
     with pytest.raises(InitLabError, match=r"pip install 'initlab\[ray\]'"):
         run_sweep(config_from_text(TINY), out=tmp_path / "runs", executor="ray")

@@ -16,11 +16,11 @@ from datetime import datetime
 
 import pytest
 
-from init_lab import store
-from init_lab.config import config_from_text
-from init_lab.errors import RunDirError
-from init_lab.store import create_run_dir, resolve_run_dir, update_latest
-from init_lab.sweep import resume_sweep, run_sweep
+from init_lab.run import store
+from init_lab.config.schema import config_from_text
+from init_lab.catalog.errors import RunDirError
+from init_lab.run.store import create_run_dir, resolve_run_dir, update_latest
+from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .conftest import TINY
 
@@ -107,20 +107,18 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, wri
 
 @pytest.mark.parametrize("pack", [False, True])
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, pack):
-    from init_lab import packed, train
+    from init_lab.engine import loop
 
-    real = train.train_trial
+    real = loop.build_net
 
-    def flaky(spec, *args, **kwargs):
-        if spec.index == 1:
+    def flaky(kind, specs, *args):
+        if len(specs) > 1:  # e.g. the packed model does not fit in memory: its trials train one by one
+            raise MemoryError("packed group too large")
+        if specs[0].index == 1:
             raise ValueError("boom: bad shape")
-        return real(spec, *args, **kwargs)
+        return real(kind, specs, *args)
 
-    def group_fails(*args, **kwargs):  # e.g. the packed model does not fit in memory
-        raise MemoryError("packed group too large")
-
-    monkeypatch.setattr(train, "train_trial", flaky)
-    monkeypatch.setattr(packed, "train_group", group_fails)  # with pack=True: falls back to one model each
+    monkeypatch.setattr(loop, "build_net", flaky)
     result = run_sweep(config_from_text(TINY), out=tmp_path, pack=pack)
     assert [r["status"] for r in result.records] == ["completed", "failed", "completed", "completed"]
     assert result.records[1]["error"] == "ValueError: boom: bad shape"
@@ -129,7 +127,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
 
     # failed trials are kept on resume, and rerun with retry_failed
     assert resume_sweep(result.run_dir).records[1]["status"] == "failed"
-    monkeypatch.setattr(train, "train_trial", real)
+    monkeypatch.setattr(loop, "build_net", real)
     assert resume_sweep(result.run_dir, retry_failed=True, pack=pack).records[1]["status"] == "completed"
 
 

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from init_lab.cli import app
-from init_lab.config import config_from_text
-from init_lab.report import comparison, leaderboard, load_run, pivot
-from init_lab.sweep import run_sweep
+from init_lab.config.schema import config_from_text
+from init_lab.report.tables import comparison, leaderboard, load_run, pivot
+from init_lab.run.sweep import run_sweep
 
 from .conftest import TINY
 

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.config import config_from_text
-from init_lab.sweep import resume_sweep, run_sweep
+from init_lab.config.schema import config_from_text
+from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .conftest import TINY
 
@@ -40,7 +40,7 @@ def test_different_seeds_give_different_results(tmp_path):
 
 
 def test_batch_order_depends_on_seed_and_epoch_only():
-    from init_lab.train import batch_order
+    from init_lab.engine.data import batch_order
 
     a = batch_order(0, 1, 100)
     assert np.array_equal(a, batch_order(0, 1, 100))
@@ -91,10 +91,11 @@ def test_resume_keeps_finished_trials_and_reruns_the_rest(tmp_path):
 
 
 def test_resume_refuses_a_different_config(tmp_path):
-    from init_lab.errors import RunDirError
+    from init_lab.catalog.errors import RunDirError
 
     cfg = config_from_text(TINY, overrides=["grid.initializer=[zeros]", "grid.activation=[relu]", "training.epochs=1"])
     first = run_sweep(cfg, out=tmp_path)
-    other = config_from_text(TINY, overrides=["grid.initializer=[zeros]", "grid.activation=[relu]", "training.epochs=3"])
-    with pytest.raises(RunDirError, match="training.epochs: 1 in the run, 3 now"):
+    other = config_from_text(TINY, overrides=["grid.initializer=[zeros]", "grid.activation=[relu]", "training.epochs=1",
+                                              "training.learning_rate=0.02"])
+    with pytest.raises(RunDirError, match="training.learning_rate: 0.01 in the run, 0.02 now"):
         resume_sweep(first.run_dir, other)

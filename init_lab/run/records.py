@@ -1,11 +1,6 @@
 """What a trial records (DESIGN §5): trial.json and its summary.csv row, as plain data.
 
-Statuses:
-  pending    planned, not started
-  running    started; a run directory left with this status was interrupted (resume restarts it)
-  completed  trained every epoch with finite losses and was evaluated on the test set
-  diverged   a training or validation loss became NaN/inf; the epochs up to then are kept, no test metrics
-  failed     raised an error (message in ``error``); other trials are unaffected
+Statuses are :class:`init_lab.catalog.status.TrialStatus` (each defined there).
 """
 
 from __future__ import annotations
@@ -14,13 +9,12 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from .grid import TrialSpec
+from init_lab.catalog.status import TrialStatus
+from init_lab.config.grid import TrialSpec
 
-STATUSES = ("pending", "running", "completed", "diverged", "failed")
 DIAGNOSTIC_SUMMARY = (
     "init_act_std_last_over_first", "init_grad_rms_last_over_first", "peak_dead_frac", "peak_saturated_frac",
 )
-FINISHED = ("completed", "diverged")
 
 
 def now_iso() -> str:
@@ -62,12 +56,12 @@ def summary_columns(thresholds: list[float]) -> list[str]:
 
 
 def pending_record(spec: TrialSpec) -> dict[str, Any]:
-    return {"trial_id": spec.id, "index": spec.index, "status": "pending", "spec": spec.describe()}
+    return {"trial_id": spec.id, "index": spec.index, "status": TrialStatus.PENDING.value, "spec": spec.describe()}
 
 
 def trial_record(
     spec: TrialSpec,
-    status: str,
+    status: TrialStatus,
     epochs: list[dict[str, Any]],
     thresholds: list[float],
     *,
@@ -90,7 +84,7 @@ def trial_record(
     return {
         "trial_id": spec.id,
         "index": spec.index,
-        "status": status,
+        "status": TrialStatus(status).value,
         "spec": spec.describe(),
         "epochs_run": len(epochs),
         "best_val_accuracy": best["val_accuracy"] if best else None,

@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from .config import config_from_text
-from .errors import ConfigError, RunDirError, unknown_name_message
-from .grid import expand
-from .records import pending_record, summary_row
-from .store import RunStore, resolve_run_dir
+from init_lab.catalog.status import ENDED
+
+from init_lab.config.schema import config_from_text
+from init_lab.catalog.errors import ConfigError, RunDirError, unknown_name_message
+from init_lab.config.grid import expand
+from init_lab.run.records import pending_record, summary_row
+from init_lab.run.store import RunStore, resolve_run_dir
 
 # metric -> (label, higher is better)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -31,7 +33,6 @@ METRICS: dict[str, tuple[str, bool]] = {
     "wall_seconds": ("wall time (s)", False),
 }
 AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size"]
-FINISHED = ("completed", "diverged", "failed")
 
 
 @dataclass
@@ -51,11 +52,11 @@ class RunData:
 
     @property
     def n_finished(self) -> int:
-        return int(self.trials["status"].isin(FINISHED).sum())
+        return int(self.trials["status"].isin(ENDED).sum())
 
     @property
     def missing(self) -> list[str]:
-        return self.trials.loc[~self.trials["status"].isin(FINISHED), "trial_id"].tolist()
+        return self.trials.loc[~self.trials["status"].isin(ENDED), "trial_id"].tolist()
 
     @property
     def n_seeds(self) -> int:
@@ -135,7 +136,7 @@ def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame
     df = run.trials.copy()
     status_rank = df["status"].map({"completed": 0, "diverged": 1, "failed": 2, "running": 3, "pending": 4}).fillna(5)
     value = df[metric] if metric in df else pd.Series(math.nan, index=df.index)
-    df["_has"] = (value.notna() & df["status"].isin(FINISHED)).map({True: 0, False: 1})
+    df["_has"] = (value.notna() & df["status"].isin(ENDED)).map({True: 0, False: 1})
     df["_key"] = -value if higher else value
     df["_status"] = status_rank
     df = df.sort_values(["_has", "_key", "_status", "index"], kind="stable").drop(columns=["_has", "_key", "_status"])
@@ -163,7 +164,7 @@ def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
         n_trials="size",
         diverged=lambda s: int((s == "diverged").sum()),
         failed=lambda s: int((s == "failed").sum()),
-        unfinished=lambda s: int((~s.isin(FINISHED)).sum()),
+        unfinished=lambda s: int((~s.isin(ENDED)).sum()),
     ).reset_index()
     out = out.merge(counts, on=keys)
     out["initializer"] = pd.Categorical(out["initializer"], run.init_order, ordered=True)

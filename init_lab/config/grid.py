@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .activations import ACTIVATIONS
-from .config import SweepConfig
-from .initializers import INITIALIZERS
-from .models import Architecture
-from .registry import Choice
+from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.config.schema import SweepConfig
+from init_lab.catalog.initializers import INITIALIZERS
+from init_lab.catalog.models import Architecture
+from init_lab.catalog.registry import Choice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 

@@ -6,7 +6,8 @@ entry into a :class:`Choice` (name plus every parameter, defaults filled in),
 or raises :class:`ConfigError`-ready messages naming the allowed values.
 
 This module and the registry tables built on it never import TensorFlow, so
-``initlab list`` and config validation stay fast; builders import Keras lazily.
+``initlab list`` and config validation stay fast: entries are data and plain
+functions; the engine (the only package importing TensorFlow) applies them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import did_you_mean, unknown_name_message
+from init_lab.catalog.errors import did_you_mean, unknown_name_message
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,11 @@ class Entry:
     name: str
     formula: str
     params: Mapping[str, Param] = field(default_factory=dict)
-    build: Callable[..., Any] | None = None  # lazily imports Keras
+    build: Callable[..., Any] | None = None  # initializers: params → (Keras class name, kwargs), as data
     note: str = ""
+    fn: Callable[..., Any] | None = None  # activations: fn(x, ops, params), ops = the engine's tensor functions
+    learned: tuple[str, ...] = ()  # activation parameters that are trained variables (PReLU's slope)
+    needs_data: bool = False  # initializers that look at a data batch when a trial starts (LSUV)
 
 
 @dataclass(frozen=True, order=True)

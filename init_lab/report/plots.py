@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .report import METRICS, RunData, facets, matrix, metric_names  # noqa: E402
+from init_lab.report.tables import METRICS, RunData, facets, matrix, metric_names  # noqa: E402
 
 DPI = 110
 

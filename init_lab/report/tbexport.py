@@ -12,8 +12,8 @@ import time
 import types
 from pathlib import Path
 
-from .errors import InitLabError
-from .report import RunData
+from init_lab.catalog.errors import InitLabError
+from init_lab.report.tables import RunData
 
 SCALARS = ["loss", "accuracy", "val_loss", "val_accuracy"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from .initializers import fans
-from .registry import Choice
+from init_lab.catalog.initializers import fans
+from init_lab.catalog.registry import Choice
 
 GAIN = {"relu": 0.5, "linear": 1.0, "tanh": 1.0, "softsign": 1.0, "selu": 1.0}
 

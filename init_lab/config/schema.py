@@ -17,13 +17,13 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import defaults
-from .activations import ACTIVATIONS
-from .datasets import DATASETS
-from .errors import ConfigError, did_you_mean, unknown_name_message
-from .initializers import INITIALIZERS
-from .models import MODEL_KINDS, Architecture, resolve_architecture
-from .registry import Choice
+from init_lab.catalog import defaults
+from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.catalog.datasets import DATASETS
+from init_lab.catalog.errors import ConfigError, did_you_mean, unknown_name_message
+from init_lab.catalog.initializers import INITIALIZERS
+from init_lab.catalog.models import MODEL_KINDS, Architecture, resolve_architecture
+from init_lab.catalog.registry import Choice
 
 OPTIMIZERS = {
     "adam": "Adam (Kingma & Ba 2015), Keras defaults β1=0.9, β2=0.999, ε=1e-7",
@@ -51,7 +51,6 @@ def _name_in(kind: str, allowed: Mapping[str, Any] | tuple[str, ...]):
     return check
 
 
-Float = Annotated[float, BeforeValidator(_number)]
 PosFloat = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
 PosInt = Annotated[int, Field(gt=0)]
 InitializerChoice = Annotated[Choice, BeforeValidator(INITIALIZERS.resolve)]
@@ -137,6 +136,13 @@ class ResourcesConfig(_Section):
     gpus: Annotated[float, BeforeValidator(_number), Field(ge=0)] = 0.0
 
 
+class CheckpointsConfig(_Section):
+    """Epoch checkpoints (README: Checkpoints): where they go and whether final states stay."""
+
+    keep_final: bool = defaults.KEEP_FINAL_STATE  # keep each group's last state: extend the sweep later
+    storage: str | None = None  # a directory the Ray workers share (default: the run directory's checkpoints/)
+
+
 class SweepConfig(_Section):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
@@ -145,6 +151,7 @@ class SweepConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     device: Annotated[str, BeforeValidator(_name_in("device", DEVICES))] = defaults.DEVICE
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
 
     @model_validator(mode="after")
     def _axes_fit_model(self) -> SweepConfig:
@@ -171,6 +178,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "grid": GridConfig,
     "training": TrainingConfig,
     "resources": ResourcesConfig,
+    "checkpoints": CheckpointsConfig,
 }
 
 

@@ -4,6 +4,9 @@ fan_in / fan_out of a Dense kernel (n_in, n_out) are n_in / n_out; of a Conv2D
 kernel (k_h, k_w, c_in, c_out) they are k_h·k_w·c_in / k_h·k_w·c_out (Keras
 computes them the same way). Biases always start at 0.
 
+Entries are data: each names the Keras initializer class and its arguments
+(:func:`keras_spec`); only the engine turns that into a Keras object.
+
 The "*_normal" variance-scaling initializers draw, as Keras does, from a normal
 truncated at ±2σ' with σ' = σ/0.8796 so that the *variance* is exactly the one in
 the formula column. ``random_normal`` is a plain, untruncated Gaussian.
@@ -14,48 +17,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .registry import Choice, Entry, Param, Registry
+from init_lab.catalog.registry import Choice, Entry, Param, Registry
 
 
 def _variance_scaling(scale: float, mode: str, distribution: str):
-    def build(params: dict[str, float], seed: int | None) -> Any:
-        import keras
+    def spec(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+        return "VarianceScaling", {"scale": scale, "mode": mode, "distribution": distribution}
 
-        return keras.initializers.VarianceScaling(
-            scale=scale, mode=mode, distribution=distribution, seed=seed
-        )
-
-    return build
+    return spec
 
 
-def _random_normal(params: dict[str, float], seed: int | None) -> Any:
-    import keras
-
-    return keras.initializers.RandomNormal(mean=0.0, stddev=params["stddev"], seed=seed)
+def _random_normal(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    return "RandomNormal", {"mean": 0.0, "stddev": params["stddev"]}
 
 
-def _random_uniform(params: dict[str, float], seed: int | None) -> Any:
-    import keras
-
-    return keras.initializers.RandomUniform(minval=-params["limit"], maxval=params["limit"], seed=seed)
+def _random_uniform(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    return "RandomUniform", {"minval": -params["limit"], "maxval": params["limit"]}
 
 
-def _orthogonal(params: dict[str, float], seed: int | None) -> Any:
-    import keras
-
-    return keras.initializers.Orthogonal(gain=params["gain"], seed=seed)
+def _orthogonal(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    return "Orthogonal", {"gain": params.get("gain", 1.0)}
 
 
-def _zeros(params: dict[str, float], seed: int | None) -> Any:
-    import keras
-
-    return keras.initializers.Zeros()
+def _zeros(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    return "Zeros", {}
 
 
-def _constant(params: dict[str, float], seed: int | None) -> Any:
-    import keras
-
-    return keras.initializers.Constant(params["value"])
+def _constant(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+    return "Constant", {"value": params["value"]}
 
 
 _TRUNC = "truncated normal rescaled to this variance (as Keras)"
@@ -126,8 +115,9 @@ INITIALIZERS = Registry(
             "batch (the sweep's probe batch) until |Var − 1| < tol or max_iter iterations",
             {"tol": Param(0.1, "tolerance on |Var − 1|", positive=True),
              "max_iter": Param(10, "iterations per layer at most", positive=True)},
-            build=lambda params, seed: _orthogonal({"gain": 1.0}, seed),
+            build=_orthogonal,  # gain 1: LSUV's orthogonal pre-init
             note="needs data: the rescaling runs when the trial starts; iterations and final variances go to trial.json",
+            needs_data=True,
         ),
         Entry(
             "orthogonal",
@@ -151,10 +141,11 @@ def layer_seed(trial_seed: int, layer_index: int) -> int:
     return int(np.random.SeedSequence([trial_seed, layer_index]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def build_initializer(choice: Choice, trial_seed: int, layer_index: int) -> Any:
-    """A Keras initializer for one layer of one trial."""
-    entry = INITIALIZERS.entries[choice.name]
-    return entry.build(choice.kwargs, layer_seed(trial_seed, layer_index))
+def keras_spec(choice: Choice, trial_seed: int, layer_index: int) -> tuple[str, dict[str, Any]]:
+    """The Keras initializer class name and arguments for one layer of one trial (the engine builds it)."""
+    name, kwargs = INITIALIZERS.entries[choice.name].build(choice.kwargs)
+    seeded = name not in ("Zeros", "Constant")
+    return name, {**kwargs, **({"seed": layer_seed(trial_seed, layer_index)} if seeded else {})}
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:

@@ -5,7 +5,8 @@ Layout::
     runs/latest -> 2026-11-23_11-05-12_mnist-mlp
     runs/2026-11-23_11-05-12_mnist-mlp/
       config.yaml  manifest.json  summary.csv
-      trials/003_he_normal-relu-s0/{trial.json, epochs.csv}
+      trials/003_he_normal-relu-s0/{trial.json, epochs.csv, layers.csv}
+      checkpoints/<group id>.npz   (``checkpoints``: each group's state after its last epoch)
 
 Every file is written atomically — a temp file in the same directory, fsync,
 rename, fsync of the directory — so a crash leaves the old or the new version,
@@ -25,8 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import RunDirError
-from .grid import sanitize
+from init_lab.catalog.errors import RunDirError
+from init_lab.config.grid import sanitize
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
@@ -37,6 +38,7 @@ EPOCHS_FILE = "epochs.csv"
 LAYERS_FILE = "layers.csv"
 LATEST = "latest"
 REPORT_DIR = "report"
+CHECKPOINTS_DIR = "checkpoints"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temp files are created 0600, the result should honour the umask
@@ -226,6 +228,7 @@ class RunStore:
         atomic_write_csv(d / EPOCHS_FILE, columns, rows)
 
     def write_layers(self, trial_id: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
         atomic_write_csv(self.trial_dir(trial_id) / LAYERS_FILE, columns, rows)
 
     def layers_path(self, trial_id: str) -> Path:

@@ -1,4 +1,4 @@
-"""Model families and presets (DESIGN §4), and the Keras builder.
+"""Model families and presets (DESIGN §4): shapes as data; the engine builds the networks.
 
 The grid's initializer and activation apply to every hidden layer; the output
 layer uses the grid's initializer and softmax. Biases start at 0. Layer ``i``
@@ -9,12 +9,8 @@ layer uses the grid's initializer and softmax. Biases start at 0. Layer ``i``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from . import defaults
-from .activations import build_activation
-from .initializers import build_initializer
-from .registry import Choice
+from enum import Enum
+from init_lab.catalog import defaults
 
 CNN_STACK = "Conv2D(32,3×3) → MaxPool(2) → Conv2D(64,3×3) → MaxPool(2) → Conv2D(64,3×3) → Flatten → Dense(64) → Dense(10, softmax)"
 
@@ -93,41 +89,12 @@ def resolve_architecture(
     return Architecture(kind, mk.family, (w,) * d)
 
 
-def build_model(
-    arch: Architecture, input_shape: tuple[int, ...], n_classes: int, initializer: Choice, activation: Choice, seed: int
-) -> Any:
-    """A fresh Keras model for one trial. Hidden layers are named dense_i/act_i (conv_i for the CNN)."""
-    import keras
+class NetKind(str, Enum):
+    """How the engine builds a group's networks (recorded in checkpoints)."""
 
-    inputs = keras.Input(shape=input_shape, name="pixels")
-    x = inputs
-    layer = 0
+    PACKED_MLP = "packed_mlp"  # T MLP trials as one computation (batched matmuls)
+    KERAS = "keras"  # one Keras model per trial: the CNN, and every trial under --no-pack
 
-    def dense(units: int, name: str):
-        nonlocal layer
-        kernel_init = build_initializer(initializer, seed, layer)
-        layer += 1
-        return keras.layers.Dense(units, kernel_initializer=kernel_init, bias_initializer="zeros", name=name)
 
-    if arch.family == "cnn":
-        for i, (filters, pool) in enumerate([(32, True), (64, True), (64, False)]):
-            kernel_init = build_initializer(initializer, seed, layer)
-            layer += 1
-            x = keras.layers.Conv2D(
-                filters, 3, kernel_initializer=kernel_init, bias_initializer="zeros", name=f"conv_{i}"
-            )(x)
-            x = build_activation(activation, f"act_conv_{i}")(x)
-            if pool:
-                x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
-        x = keras.layers.Flatten(name="flatten")(x)
-        x = dense(64, "dense_0")(x)
-        x = build_activation(activation, "act_0")(x)
-    else:
-        if len(input_shape) > 1:
-            x = keras.layers.Flatten(name="flatten")(x)
-        for i, units in enumerate(arch.hidden):
-            x = dense(units, f"dense_{i}")(x)
-            x = build_activation(activation, f"act_{i}")(x)
-    x = dense(n_classes, "output")(x)
-    outputs = keras.layers.Activation("softmax", name="softmax")(x)
-    return keras.Model(inputs, outputs, name=arch.kind)
+def net_kind(arch: Architecture, pack: bool) -> NetKind:
+    return NetKind.PACKED_MLP if pack and arch.family == "mlp" else NetKind.KERAS

@@ -2,8 +2,8 @@
 
 Every initializer × activation (× depth/width) combination of a config is built (first seed),
 run forward and backward once on the probe batch, and measured layer by layer (``diagnostics``),
-next to the prediction of ``theory``. MLP combinations of one shape are evaluated together as a
-packed model, so a 30-layer grid takes seconds.
+next to the prediction of ``theory``. MLP combinations of one shape are evaluated together as one
+packed group (the engine's model classes), so a 30-layer grid takes seconds.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import defaults
-from .config import SweepConfig
-from .datasets import load_dataset, prepare
-from .grid import TrialSpec, expand
-from .theory import predicted_std_ratio
+from init_lab.catalog import defaults
+from init_lab.config.schema import SweepConfig
+from init_lab.config.grid import TrialSpec, expand
+from init_lab.analysis.diagnostics import layer_rows
+from init_lab.analysis.theory import predicted_std_ratio
+from init_lab.run.plan import plan_groups
 
 VANISH, EXPLODE = 1e-2, 1e2  # last/first ratios beyond these are flagged
 
@@ -36,37 +37,23 @@ def combinations(config: SweepConfig) -> list[TrialSpec]:
 
 
 def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE) -> ProbeResult:
-    from . import train
-    from .packed import PackedMLP, packable
-    from .signals import ModelProbe, lsuv
+    from init_lab.engine.backend import tf
+    from init_lab.engine.data import load_prepared
+    from init_lab.engine.nets import build_net
 
     specs = combinations(config)
-    ds = config.dataset
-    raw = load_dataset(ds.name, ds.path, (ds.synthetic_train, ds.synthetic_test))
-    prepared = prepare(raw, specs[0].arch.family, ds.validation_split, ds.split_seed, ds.train_size, ds.test_size)
-    x = train.tf.constant(prepared.x_val[:batch])
-    y = train.tf.constant(prepared.y_val[:batch])
+    prepared = load_prepared(config.dataset, specs[0].arch.family)
+    x = tf.constant(prepared.x_val[:batch])
+    y = tf.constant(prepared.y_val[:batch])
     rows = []
-    by_shape: dict[tuple, list[TrialSpec]] = {}
-    for s in specs:
-        key = ("packed", s.arch.hidden) if packable(s) else ("single", s.index)
-        by_shape.setdefault(key, []).append(s)
-    for key, group in by_shape.items():
-        if key[0] == "packed":
-            model = PackedMLP(group, int(x.shape[-1]), prepared.n_classes)
-            model.lsuv(x)
-            per_trial = model.probe_rows(0, x, y)
-        else:
-            per_trial = {}
-            for s in group:
-                train.keras.backend.clear_session()
-                m = train.build_model(s.arch, prepared.input_shape, prepared.n_classes, s.initializer, s.activation, s.seed)
-                if s.initializer.name == "lsuv":
-                    lsuv(m, x, s.initializer.kwargs["tol"], int(s.initializer.kwargs["max_iter"]))
-                per_trial[s.id] = ModelProbe(m, s.activation.name).rows(0, x, y)
-        for s in group:
+    groups, _ = plan_groups(specs)
+    for group in groups:
+        net = build_net(group.net, group.specs, prepared.input_shape, prepared.n_classes)
+        net.lsuv(x)
+        signals = net.probe(x, y)
+        for s in group.specs:
             theory = predicted_std_ratio(s.initializer, s.activation, s.arch.hidden) if s.arch.family == "mlp" else None
-            for r in per_trial[s.id]:
+            for r in layer_rows(0, s.activation.name, *signals[s.id]):
                 rows.append({
                     "combination": f"{s.init_label} + {s.act_label}" + "".join(f", {k}={v}" for k, v in s.axes.items()),
                     "initializer": s.init_label, "activation": s.act_label, **{k: v for k, v in s.axes.items()},

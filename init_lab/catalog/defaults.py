@@ -42,6 +42,12 @@ DETERMINISTIC = True  # op determinism: same config + seed => identical tables o
 # resumed, regrouped sweep still matches an uninterrupted one bit for bit. INITLAB_XLA=0 turns it off.
 XLA = os.environ.get("INITLAB_XLA", "1") != "0"
 
+# --- checkpoints -------------------------------------------------------------------
+KEEP_FINAL_STATE = True  # keep each group's final state so a finished sweep can be extended to more epochs
+# On --resume, --set may change only these fields (plus training.epochs, upwards): they do not change
+# what any trial computes. Everything else is refused, naming the field.
+RESUME_MAY_CHANGE = ("name", "device", "resources", "checkpoints")
+
 # --- sweep / output --------------------------------------------------------------
 RUNS_DIR = "runs"
 CONFIRM_TRIALS = 200  # sweeps larger than this ask first (or need --yes)

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from . import defaults
-from .errors import DataError
+from init_lab.catalog import defaults
+from init_lab.catalog.errors import DataError
 
 SAMPLE_FILE = "mnist_sample.npz"
 
@@ -110,7 +111,7 @@ def load_idx_dir(directory: Path, name: str) -> Dataset | None:
     if not all(found.values()):
         return None
     arrays = {key: read_idx(path) for key, path in found.items()}  # type: ignore[arg-type]
-    return _checked(Dataset(name, **arrays, source=f"IDX files in {directory}"))
+    return checked(Dataset(name, **arrays, source=f"IDX files in {directory}"))
 
 
 def load_npz(path: Path, name: str) -> Dataset:
@@ -122,10 +123,10 @@ def load_npz(path: Path, name: str) -> Dataset:
             arrays = {k: f[k] for k in IDX_FILES}
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from exc
-    return _checked(Dataset(name, **arrays, source=f"{path}"))
+    return checked(Dataset(name, **arrays, source=f"{path}"))
 
 
-def _checked(ds: Dataset) -> Dataset:
+def checked(ds: Dataset) -> Dataset:
     for split in ("train", "test"):
         x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
         if x.ndim != 3 or len(x) != len(y) or len(x) == 0:
@@ -159,21 +160,19 @@ def _from_path(path: Path, name: str, looked: list[str]) -> Dataset | None:
     return None
 
 
-def _from_keras(name: str, looked: list[str]) -> Dataset | None:
-    import keras
-
-    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
-    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as exc:  # network errors come in many types; all mean "not available"
-        looked.append(f"Keras' downloader and cache {cache} ({type(exc).__name__}: {str(exc)[:120]})")
-        return None
-    return _checked(Dataset(name, x_train, y_train, x_test, y_test, source=f"keras.datasets.{name} (cache {cache})"))
+Downloader = Callable[[str, list[str]], "Dataset | None"]  # (name, looked) → Dataset, or None noting where it looked
 
 
-def load_dataset(name: str, path: str | None = None, synthetic_sizes: tuple[int, int] | None = None) -> Dataset:
-    """Load a dataset by registry name; raises DataError saying where it looked and how to fix it."""
+def load_dataset(
+    name: str,
+    path: str | None = None,
+    synthetic_sizes: tuple[int, int] | None = None,
+    download: Downloader | None = None,
+) -> Dataset:
+    """Load a dataset by registry name; raises DataError saying where it looked and how to fix it.
+
+    ``download`` is the last resort for mnist/fashion_mnist (the engine passes Keras' downloader and cache).
+    """
     if name == "synthetic":
         n_train, n_test = synthetic_sizes or (defaults.SYNTHETIC_TRAIN, defaults.SYNTHETIC_TEST)
         return make_synthetic(n_train, n_test)
@@ -204,7 +203,7 @@ def load_dataset(name: str, path: str | None = None, synthetic_sizes: tuple[int,
                 return ds
     else:
         looked.append(f"${defaults.DATA_DIR_ENV} (not set)")
-    ds = _from_keras(name, looked)
+    ds = download(name, looked) if download is not None else None
     if ds is None:
         raise DataError(_missing_message(name, looked, from_path=False))
     return ds

@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from .report import RunData, facets, leaderboard, matrix, metric_names, pivot
-from .store import RunStore
+from init_lab.report.tables import RunData, facets, leaderboard, matrix, metric_names, pivot
+from init_lab.run.store import RunStore
 
 SIGNALS_TEXT = (
     "Measured on a fixed probe batch of validation images (layers.csv of each trial): the spread of each hidden "
@@ -222,7 +222,7 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
 
 def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True) -> list[Path]:
     """Write every report file under RUN_DIR/report/; returns their paths."""
-    from . import plots as plotting
+    from init_lab.report import plots as plotting
 
     store = RunStore(run.root)
     board = leaderboard(run, metric)

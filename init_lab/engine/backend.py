@@ -1,0 +1,118 @@
+"""The one place TensorFlow and Keras are imported and set up (the engine's gateway).
+
+Everything that trains, probes or builds a network imports ``tf`` and ``keras`` from here, so
+start-up chatter is silenced once, the device is chosen once, and no other package of initlab
+imports TensorFlow (import-linter holds that as a contract). Also here: the elementwise tensor
+functions the activation registry is written against (:data:`OPS`), Keras initializers built from
+the registry's data, and Keras' dataset downloader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from init_lab.catalog.datasets import Dataset, checked
+from init_lab.catalog.errors import DeviceError
+from init_lab.catalog.initializers import keras_spec
+from init_lab.catalog.registry import Choice
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide TensorFlow's native start-up chatter (oneDNN, "no CUDA drivers"), which ignores
+    TF_CPP_MIN_LOG_LEVEL; Python exceptions still surface. INITLAB_TF_LOGS=1 shows it."""
+    if os.environ.get("INITLAB_TF_LOGS"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with _quiet_native_stderr():
+    import keras
+    import tensorflow as tf
+
+    tf.config.list_physical_devices("GPU")  # the CUDA probe prints its own lines: run it while quiet
+
+tf.get_logger().setLevel("ERROR")  # e.g. retracing notices: one step function is traced per group
+
+# The elementwise functions the activation registry's formulas are written against.
+OPS = SimpleNamespace(
+    sigmoid=tf.sigmoid, tanh=tf.tanh, relu=tf.nn.relu, elu=tf.nn.elu, selu=tf.nn.selu, erf=tf.math.erf,
+    softplus=tf.math.softplus, abs=tf.abs, exp=tf.exp, where=tf.where,
+)
+
+_device_choice: str | None = None
+
+
+def setup_device(requested: str = "auto", deterministic: bool = True) -> str:
+    """Pin TensorFlow to the requested device before any work; returns a description of it.
+
+    ``gpu`` without a visible GPU is a DeviceError. Op determinism makes runs on the
+    CPU bit-for-bit repeatable (same config + seed ⇒ identical tables).
+    """
+    global _device_choice
+    gpus = tf.config.list_physical_devices("GPU")
+    if requested == "gpu" and not gpus:
+        raise DeviceError(
+            "--device gpu: TensorFlow sees no GPU here. Install the GPU build with "
+            "`pip install 'initlab[gpu]'` (Linux with an NVIDIA driver), check `nvidia-smi`, "
+            "or use --device cpu / auto."
+        )
+    use_gpu = bool(gpus) and requested in ("gpu", "auto")
+    try:
+        if not use_gpu and gpus:
+            tf.config.set_visible_devices([], "GPU")
+        for gpu in gpus if use_gpu else []:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        # the runtime is already initialised (a second sweep in one process): keep the first choice
+        if _device_choice is not None and _device_choice.startswith("gpu") != use_gpu:
+            raise DeviceError(
+                f"this process already runs on {_device_choice}; start a new process for --device {requested}."
+            ) from None
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if use_gpu:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        _device_choice = f"gpu ({details.get('device_name', gpus[0].name)}; {len(gpus)} visible)"
+    else:
+        _device_choice = f"cpu ({os.cpu_count()} cores)"
+    return _device_choice
+
+
+def build_initializer(choice: Choice, trial_seed: int, layer_index: int) -> Any:
+    """A Keras initializer for one layer of one trial, from the registry's data."""
+    name, kwargs = keras_spec(choice, trial_seed, layer_index)
+    return getattr(keras.initializers, name)(**kwargs)
+
+
+def keras_download(name: str, looked: list[str]) -> Dataset | None:
+    """mnist / fashion_mnist through Keras' downloader and cache; None (noting where) if unavailable."""
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as exc:  # network errors come in many types; all mean "not available"
+        looked.append(f"Keras' downloader and cache {cache} ({type(exc).__name__}: {str(exc)[:120]})")
+        return None
+    return checked(Dataset(name, x_train, y_train, x_test, y_test, source=f"keras.datasets.{name} (cache {cache})"))
+
+
+def environment() -> dict[str, str]:
+    """Framework versions, for the run manifest."""
+    return {"tensorflow": tf.__version__, "keras": keras.__version__}

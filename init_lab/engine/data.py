@@ -1,0 +1,61 @@
+"""A sweep's data on the device: loaded and prepared once, shared by every group; the batch order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from init_lab.catalog import defaults
+from init_lab.catalog.datasets import Prepared, load_dataset, prepare
+from init_lab.engine.backend import keras_download, tf
+
+
+@dataclass
+class DeviceData:
+    """The prepared arrays as tensors, created once and shared by every trial."""
+
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+    x_test: Any
+    y_test: Any
+    input_shape: tuple[int, ...]
+    n_classes: int
+    source: str = ""
+    x_probe: Any = None  # fixed probe batch for diagnostics and LSUV: the first validation examples
+    y_probe: Any = None
+    diagnostics: bool = True
+
+    @classmethod
+    def from_prepared(cls, p: Prepared, diagnostics: bool = True, probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
+        t = tf.convert_to_tensor
+        return cls(
+            t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes,
+            p.source, t(p.x_val[:probe_size]), t(p.y_val[:probe_size]), diagnostics,
+        )
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": self.n_train, "validation": int(self.y_val.shape[0]), "test": int(self.y_test.shape[0])}
+
+
+def load_prepared(dataset: Any, family: str) -> Prepared:
+    """The config's dataset, loaded (Keras' downloader as the last resort) and prepared for ``family``."""
+    raw = load_dataset(dataset.name, dataset.path, (dataset.synthetic_train, dataset.synthetic_test), keras_download)
+    return prepare(raw, family, dataset.validation_split, dataset.split_seed, dataset.train_size, dataset.test_size)
+
+
+def load_device_data(config: Any, family: str) -> DeviceData:
+    """What a sweep (or a worker) trains on, from a validated config."""
+    return DeviceData.from_prepared(load_prepared(config.dataset, family), diagnostics=config.training.diagnostics)
+
+
+def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The example order of one epoch: a function of seed and epoch only (paired across trials)."""
+    return np.random.default_rng((seed, 1, epoch)).permutation(n).astype(np.int32)

@@ -1,0 +1,111 @@
+"""What the engine reports while a group trains: typed events, and the state that checkpoints hold.
+
+The loop (``loop.run_group``) yields these; an executor carries them to the driver, whose recorder
+writes files. Events hold plain Python and NumPy data only, so they cross process boundaries (Ray).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from init_lab.catalog.models import NetKind
+from init_lab.catalog.status import TrialStatus
+from init_lab.config.grid import TrialSpec
+
+EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"]
+
+
+@dataclass
+class TrialState:
+    """Everything that determines the rest of one trial's run, and what it recorded so far.
+
+    ``arrays`` are the trial's variables followed by its optimizer slots (kind by kind), in the
+    order of its model class; ``step`` is the optimizer's step counter. The batch order of every
+    epoch is a function of seed and epoch, so nothing else is needed to continue exactly.
+    """
+
+    trial_id: str
+    net: NetKind
+    epoch: int = 0  # epochs done
+    status: TrialStatus = TrialStatus.RUNNING  # RUNNING, or DIVERGED once a loss is non-finite
+    step: int = 0
+    arrays: list[np.ndarray] = field(default_factory=list)
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows so far
+    layers: list[dict[str, Any]] = field(default_factory=list)  # layers.csv rows so far
+    lsuv: list[dict[str, Any]] | None = None
+    seconds: float = 0.0  # wall time of its group so far
+
+    def without_arrays(self) -> TrialState:
+        return replace(self, arrays=[])
+
+
+@dataclass
+class Group:
+    """An execution group: trials trained together by one model class, from scratch or from saved states."""
+
+    id: str
+    net: NetKind
+    specs: list[TrialSpec]
+    start: dict[str, TrialState] | None = None  # every member's state at the same epoch, or None
+
+    @property
+    def start_epoch(self) -> int:
+        return next(iter(self.start.values())).epoch if self.start else 0
+
+
+@dataclass
+class GroupStarted:
+    group: str
+    trial_ids: list[str]
+    start_epoch: int
+    param_count: int
+    states: dict[str, TrialState]  # what is recorded at the start (epoch-0 diagnostics, LSUV logs)
+
+
+@dataclass
+class Progress:
+    group: str
+    epoch: int
+    step: int
+    steps: int
+    loss: float  # running mean over the live trials of the group
+    accuracy: float
+
+
+@dataclass
+class EpochEnded:
+    group: str
+    epoch: int
+    states: dict[str, TrialState]  # each trial's state after this epoch (arrays dropped where not needed)
+
+
+@dataclass
+class Notice:
+    group: str
+    message: str
+
+
+@dataclass
+class TrialResult:
+    """How a trial ended: its final state, status and test metrics."""
+
+    status: TrialStatus
+    state: TrialState | None = None
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    param_count: int | None = None
+    error: str | None = None
+    group_size: int = 1
+    group_seconds: float = 0.0
+
+
+@dataclass
+class GroupFinished:
+    group: str
+    results: dict[str, TrialResult]
+
+
+Event = GroupStarted | Progress | EpochEnded | Notice | GroupFinished

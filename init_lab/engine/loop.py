@@ -1,0 +1,203 @@
+"""The training loop: one loop for every execution group of T ≥ 1 trials, whatever its model class.
+
+A generator: it yields events (``events``) and the caller decides what to write, so the same loop
+runs in this process and inside a Ray task. Its steps, in order:
+
+1. build the group's networks (``nets``) and optimizer (``optim``); either restore every member's
+   saved state (resume / extend), or run LSUV where asked and record epoch-0 diagnostics;
+2. each epoch: the batch order is ``batch_order(seed, epoch)`` — a function of seed and epoch only,
+   so every combination with the same seed sees the same batches (paired comparisons) and a resumed
+   group continues exactly; steps run in chunks inside one tf.function, reporting progress between;
+3. evaluate on the fixed validation set, record diagnostics on the fixed probe batch;
+4. divergence rule: a non-finite training or validation loss ends that trial as diverged (it keeps
+   riding along with NaN weights, touching nothing: the per-trial losses are summed, so every
+   trial's gradient is its own);
+5. yield each trial's state (weights, optimizer slots, step, rows so far): the checkpoint;
+6. at the end, evaluate the live trials on the test set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from init_lab.analysis.diagnostics import layer_rows
+from init_lab.catalog import defaults
+from init_lab.catalog.status import TrialStatus
+from init_lab.engine.backend import tf
+from init_lab.engine.data import DeviceData, batch_order
+from init_lab.engine.events import (
+    EpochEnded, Event, Group, GroupFinished, GroupStarted, Notice, Progress, TrialResult, TrialState,
+)
+from init_lab.engine.nets import GroupNet, build_net, per_trial_loss
+from init_lab.engine.optim import GroupOptimizer
+
+PROGRESS_CHUNKS = 8  # progress reports per epoch
+
+
+def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
+    """Train one execution group, yielding events; exceptions propagate (the executor records them)."""
+    started = time.perf_counter()
+    net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
+    settings = net.specs[0].train
+    opt = GroupOptimizer(settings.optimizer, settings.learning_rate, settings.momentum, net.variables)
+    states = _restore(net, opt, group) if group.start else None
+    if states is None:
+        if group.start:
+            yield Notice(group.id, "saved state does not fit this group's networks; restarting it from epoch 1")
+        states = _fresh(net, data)
+    yield GroupStarted(group.id, [s.id for s in net.specs], group.start_epoch if group.start else 0,
+                       net.param_count, {k: v.without_arrays() for k, v in states.items()})
+    train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
+    first = min(s.epoch for s in states.values())
+    live = np.array([states[s.id].status == TrialStatus.RUNNING for s in net.specs])
+    for epoch in range(first + 1, settings.epochs + 1):
+        if not live.any():
+            break
+        t0 = time.perf_counter()
+        loss_sum, correct = yield from _train_epoch(group.id, net, data, train_steps, epoch, live)
+        val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
+        signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
+        seconds = time.perf_counter() - t0
+        n = data.n_train
+        for t, spec in enumerate(net.specs):
+            state = states[spec.id]
+            state.seconds += seconds
+            if not live[t]:
+                continue
+            row = {"epoch": epoch, "loss": float(loss_sum[t] / n), "accuracy": float(correct[t] / n),
+                   "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": seconds,
+                   "learning_rate": settings.learning_rate}
+            state.epochs.append(row)
+            if spec.id in signals:
+                state.layers += layer_rows(epoch, spec.activation.name, *signals[spec.id])
+            state.epoch = epoch
+            if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+                state.status = TrialStatus.DIVERGED
+                live[t] = False
+        _snapshot(net, opt, states)
+        yield EpochEnded(group.id, epoch, {s.id: states[s.id] for s in group.specs})  # grid order
+    test_loss, test_acc = (v.numpy() for v in evaluate(data.x_test, data.y_test))
+    wall = time.perf_counter() - started
+    results = {}
+    for t, spec in enumerate(net.specs):
+        state = states[spec.id]
+        done = state.status == TrialStatus.RUNNING
+        results[spec.id] = TrialResult(
+            TrialStatus.COMPLETED if done else state.status, state,
+            float(test_loss[t]) if done else None, float(test_acc[t]) if done else None,
+            net.param_count, group_size=net.T, group_seconds=wall,
+        )
+    yield GroupFinished(group.id, {s.id: results[s.id] for s in group.specs})  # grid order
+
+
+def _fresh(net: GroupNet, data: DeviceData) -> dict[str, TrialState]:
+    """States at epoch 0: LSUV applied where asked, epoch-0 diagnostics recorded."""
+    lsuv = net.lsuv(data.x_probe)
+    signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
+    states = {}
+    for spec in net.specs:
+        rows = layer_rows(0, spec.activation.name, *signals[spec.id]) if spec.id in signals else []
+        states[spec.id] = TrialState(spec.id, net.kind, layers=rows, lsuv=lsuv.get(spec.id))
+    return states
+
+
+def _aligned(net: GroupNet, opt: GroupOptimizer) -> list[list[Any]]:
+    """The lists of tensors a state holds, each aligned with the model's variables."""
+    return [net.variables] + [opt.slots[name] for name in sorted(opt.slots)]
+
+
+def _snapshot(net: GroupNet, opt: GroupOptimizer, states: dict[str, TrialState]) -> None:
+    per_list = [net.per_trial(tensors) for tensors in _aligned(net, opt)]
+    step = int(opt.step.numpy())
+    for t, spec in enumerate(net.specs):
+        states[spec.id].arrays = [a for per_trial in per_list for a in per_trial[t]]
+        states[spec.id].step = step
+
+
+def _restore(net: GroupNet, opt: GroupOptimizer, group: Group) -> dict[str, TrialState] | None:
+    """Load every member's saved state into the networks and optimizer; None if they do not fit."""
+    saved = [group.start.get(s.id) for s in net.specs]
+    if any(s is None or s.net != net.kind for s in saved) or len({s.epoch for s in saved}) != 1 \
+            or len({s.step for s in saved}) != 1:
+        return None
+    lists = _aligned(net, opt)
+    counts = [len(a) for a in net.per_trial(net.variables)]
+    try:
+        for k, tensors in enumerate(lists):
+            chunks = []
+            for t, state in enumerate(saved):
+                if len(state.arrays) != counts[t] * len(lists):
+                    return None
+                chunks.append(state.arrays[k * counts[t]: (k + 1) * counts[t]])
+            net.assign(tensors, chunks)
+    except ValueError:
+        return None
+    opt.step.assign(saved[0].step)
+    return {s.trial_id: replace(s, epochs=list(s.epochs), layers=list(s.layers)) for s in saved}
+
+
+def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, epoch: int, live: np.ndarray):
+    """One epoch's steps in chunks; yields progress, returns per-trial loss sums and correct counts."""
+    n, bs, T = data.n_train, net.specs[0].train.batch_size, net.T
+    steps = math.ceil(n / bs)
+    chunk = max(1, math.ceil(steps / PROGRESS_CHUNKS))
+    order = tf.constant(batch_order(net.specs[0].seed, epoch, n))
+    loss_sum, correct, done = np.zeros(T), np.zeros(T), 0
+    for first in range(0, steps, chunk):
+        count = min(chunk, steps - first)
+        ls, c = train_steps(order, tf.constant(first), tf.constant(count))
+        loss_sum += ls.numpy()
+        correct += c.numpy()
+        done += count
+        seen = min(done * bs, n)
+        ok = live & np.isfinite(loss_sum)
+        mean = float(loss_sum[ok].mean() / seen) if ok.any() else math.nan
+        yield Progress(group_id, epoch, done, steps, mean, float(correct[ok].mean() / seen) if ok.any() else 0.0)
+    return loss_sum, correct
+
+
+def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
+    """tf.functions: a run of training steps over a batch order, and an evaluation pass; per-trial results."""
+    x, y, n, T = data.x_train, data.y_train, data.n_train, net.T
+    scalar = tf.TensorSpec([], tf.int32)
+
+    @tf.function(jit_compile=net.jit)
+    def step(xb, yb):
+        with tf.GradientTape() as tape:
+            losses, hits = per_trial_loss(net.logits(xb, training=True), yb)
+            total = tf.reduce_sum(losses)  # each trial's gradient is its own
+        opt.apply(tape.gradient(total, net.variables))
+        return losses, hits
+
+    @tf.function(input_signature=[tf.TensorSpec([n], tf.int32), scalar, scalar])
+    def train_steps(order, first, count):
+        loss_sum = tf.zeros([T])
+        correct = tf.zeros([T], tf.int32)
+        for i in tf.range(first, first + count):
+            start = i * bs
+            idx = order[start: tf.minimum(start + bs, n)]
+            losses, hits = step(tf.gather(x, idx), tf.gather(y, idx))
+            loss_sum += losses * tf.cast(tf.shape(idx)[0], tf.float32)
+            correct += hits
+        return loss_sum, correct
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *data.input_shape]), tf.TensorSpec([None], tf.int32)])
+    def evaluate(xs, ys):
+        total = tf.shape(xs)[0]
+        loss_sum = tf.zeros([T])
+        correct = tf.zeros([T], tf.int32)
+        for start in tf.range(0, total, defaults.EVAL_BATCH_SIZE):
+            end = tf.minimum(start + defaults.EVAL_BATCH_SIZE, total)
+            losses, hits = per_trial_loss(net.logits(xs[start:end]), ys[start:end])
+            loss_sum += losses * tf.cast(end - start, tf.float32)
+            correct += hits
+        n_eval = tf.cast(total, tf.float32)
+        return loss_sum / n_eval, tf.cast(correct, tf.float32) / n_eval
+
+    return train_steps, evaluate

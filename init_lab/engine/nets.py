@@ -1,0 +1,357 @@
+"""Model classes of the engine: the variables and forward pass of a group of T ≥ 1 trials.
+
+Two classes plug into the one training loop (``loop``):
+
+* :class:`PackedMLP` — T same-shaped MLP trials as one computation: activations are trial-major
+  (T, batch, h), every layer one batched matmul with kernels (T, h_in, h_out) over the shared input
+  batch, activations applied per contiguous slice of trials (ordered by activation). Reductions over
+  the batch are batched matmuls with a ones vector (``_batch_sums``): TensorFlow's reduce_sum rounds
+  differently for different numbers of trials, a batched matmul does not, so a trial's numbers are
+  bit-identical whatever group it trains in (a resumed, regrouped sweep reproduces an uninterrupted
+  one exactly). A single wide first-layer matmul was measured no faster here and rounds by T.
+* :class:`KerasNets` — T ordinary Keras models side by side (the MNIST CNN, and every trial under
+  ``--no-pack``: the reference implementation the packed one is tested against).
+
+Both take activations from the one registry (``catalog.activations``, applied with ``backend.OPS``)
+and initial weights from the same Keras initializers and layer seeds, so a trial is the same trial
+in either class. Every variable belongs either to one trial or is stacked with one slice per trial
+(``owners``), which is what lets a group's state be cut into per-trial checkpoints and reassembled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from init_lab.catalog import defaults
+from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.catalog.models import Architecture, NetKind
+from init_lab.catalog.registry import Choice
+from init_lab.config.grid import TrialSpec
+from init_lab.engine.backend import OPS, build_initializer, keras, tf
+
+STACKED = None  # owner of a variable with one slice per trial on axis 0
+
+Signals = tuple[list[str], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+
+
+class GroupNet:
+    """What the loop needs of a model class; subclasses set the attributes and the three passes."""
+
+    kind: NetKind  # recorded in checkpoints: a state is only restored into the same class
+    specs: list[TrialSpec]  # in the model's trial order
+    variables: list[Any]
+    owners: list[int | None]  # per variable: STACKED, or the index of the trial owning it
+    param_count: int  # per trial
+    jit: bool = False  # XLA-compile the training step
+
+    @property
+    def T(self) -> int:
+        return len(self.specs)
+
+    def logits(self, x: Any, training: bool = False) -> Any:  # (T, batch, classes)
+        raise NotImplementedError
+
+    def probe(self, x: Any, y: Any) -> dict[str, Signals]:
+        """Per trial: layer names, pre-activations, activations, ∂L/∂activation, kernels, ∂L/∂kernel."""
+        raise NotImplementedError
+
+    def lsuv(self, x: Any) -> dict[str, list[dict[str, Any]]]:
+        """LSUV (Mishkin & Matas 2016) on the group's lsuv trials, in place; each one's log."""
+        raise NotImplementedError
+
+    def per_trial(self, tensors: list[Any]) -> list[list[np.ndarray]]:
+        """Cut tensors aligned with ``variables`` into each trial's arrays."""
+        arrays = [np.asarray(t) for t in tensors]
+        return [[a[t] if o is STACKED else a for a, o in zip(arrays, self.owners) if o is STACKED or o == t]
+                for t in range(self.T)]
+
+    def assign(self, targets: list[Any], per_trial: list[list[np.ndarray]]) -> None:
+        """Inverse of :meth:`per_trial`: set ``targets`` (aligned with ``variables``) from trials' arrays."""
+        cursor = [0] * self.T
+        for target, owner in zip(targets, self.owners):
+            if owner is STACKED:
+                parts = []
+                for t in range(self.T):
+                    parts.append(per_trial[t][cursor[t]])
+                    cursor[t] += 1
+                value = np.stack(parts)
+            else:
+                value = per_trial[owner][cursor[owner]]
+                cursor[owner] += 1
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(f"state shape {value.shape} does not fit variable {tuple(target.shape)}")
+            target.assign(value)
+
+
+def activation(choice: Choice, learned: dict[str, Any] | None = None):
+    """The registry's function for ``choice`` as a tensor function (learned parameters passed in)."""
+    entry = ACTIVATIONS.entries[choice.name]
+    params = {**choice.kwargs, **(learned or {})}
+    return lambda x: entry.fn(x, OPS, params)
+
+
+def per_trial_loss(logits: Any, labels: Any) -> tuple[Any, Any]:
+    """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch; batch sums as matmuls."""
+    y = tf.broadcast_to(labels[None, :], tf.shape(logits)[:2])
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32), axis=1)
+    mean = _batch_sums(ce[:, :, None])[:, 0, 0] / tf.cast(tf.shape(ce)[1], ce.dtype)
+    return mean, correct
+
+
+def _batch_sums(a):
+    """(T, B, n) → (T, 1, n): the sum over the batch, as a per-trial matmul."""
+    return tf.matmul(tf.ones([tf.shape(a)[0], 1, tf.shape(a)[1]], a.dtype), a)
+
+
+@tf.custom_gradient
+def _add_bias(h, b):
+    def grad(dh):
+        return dh, _batch_sums(dh)
+
+    return h + b, grad
+
+
+@tf.custom_gradient
+def _over_batch(p, like):
+    """Broadcast a (T, 1, n) parameter over the batch of ``like``; its gradient sums as a matmul."""
+
+    def grad(d):
+        return _batch_sums(d), tf.zeros_like(like)
+
+    return tf.broadcast_to(p, tf.shape(like)), grad
+
+
+class PackedMLP(GroupNet):
+    """T same-shaped MLP trials as one computation."""
+
+    kind = NetKind.PACKED_MLP
+    jit = defaults.XLA
+
+    def __init__(self, specs: list[TrialSpec], input_dim: int, n_classes: int):
+        self.specs = sorted(specs, key=lambda s: (s.activation, s.index))
+        widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
+        shapes = list(zip(widths[:-1], widths[1:]))
+        kernels = [
+            np.stack([np.asarray(build_initializer(s.initializer, s.seed, i)(shape=shape, dtype="float32"))
+                      for s in self.specs])
+            for i, shape in enumerate(shapes)
+        ]
+        self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (T, in, out)
+        self.bs = [tf.Variable(tf.zeros([self.T, 1, n_out]), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
+        self.slices = self._slices()
+        self.slopes = self._learned_slopes(widths[1:-1])  # PReLU: (T, 1, h) per hidden layer, or none
+        self.variables = [v for pair in zip(self.ws, self.bs) for v in pair] + self.slopes
+        self.owners = [STACKED] * len(self.variables)
+        self.param_count = sum(i * o + o for i, o in shapes) + (sum(widths[1:-1]) if self.slopes else 0)
+
+    def _slices(self) -> list[tuple[int, int, Choice]]:
+        out, start = [], 0
+        while start < self.T:
+            end = start
+            while end < self.T and self.specs[end].activation == self.specs[start].activation:
+                end += 1
+            out.append((start, end, self.specs[start].activation))
+            start = end
+        return out
+
+    def _learned_slopes(self, hidden: list[int]) -> list[Any]:
+        learned = [s for s in self.specs if ACTIVATIONS.entries[s.activation.name].learned]
+        if not learned:
+            return []
+        init = np.array([s.activation.kwargs.get("alpha_init", 0.0) for s in self.specs], np.float32)
+        return [tf.Variable(np.broadcast_to(init[:, None, None], (self.T, 1, h)).copy(), name=f"slope{i}")
+                for i, h in enumerate(hidden)]
+
+    def _act(self, z, layer: int):
+        parts = []
+        for s, e, choice in self.slices:
+            learned = {"alpha": _over_batch(self.slopes[layer][s:e], z[s:e])} if self.slopes else None
+            parts.append(activation(choice, learned)(z[s:e]))
+        return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
+
+    def forward(self, x):
+        """(batch, in) → pre-activations and activations of every hidden layer, and logits (T, batch, ·)."""
+        pres, acts = [], []
+        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+            z = _add_bias(tf.matmul(h, w), b)
+            if layer == len(self.ws) - 1:
+                return pres, acts, z
+            h = self._act(z, layer)
+            pres.append(z)
+            acts.append(h)
+
+    def logits(self, x, training: bool = False):
+        return self.forward(x)[2]
+
+    def probe(self, x, y) -> dict[str, Signals]:
+        with tf.GradientTape() as tape:
+            pres, acts, logits = self.forward(x)
+            total = tf.reduce_sum(per_trial_loss(logits, y)[0])
+        hidden = self.ws[:-1]
+        grads = tape.gradient(total, acts + hidden)
+        arrays = [[t.numpy() for t in group] for group in (pres, acts, grads[: len(acts)], hidden, grads[len(acts):])]
+        names = [f"dense_{i}" for i in range(len(hidden))]
+        return {s.id: (names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
+
+    def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
+        """Layer by layer, for all chosen trials at once: W ← W/√Var(layer output) until |Var − 1| < tol
+        or max_iter rescalings; the next layer then sees the rescaled layer's activations."""
+        chosen = np.array([s.initializer.name == "lsuv" for s in self.specs])
+        logs: dict[str, list[dict[str, Any]]] = {s.id: [] for s, c in zip(self.specs, chosen) if c}
+        if not chosen.any():
+            return logs
+        tol = np.array([s.initializer.kwargs.get("tol", 0.0) for s in self.specs])
+        max_iter = np.array([int(s.initializer.kwargs.get("max_iter", 0)) for s in self.specs])
+        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+            iterations = np.zeros(self.T, dtype=int)
+            while True:
+                z = _add_bias(tf.matmul(h, w), b)
+                var = tf.math.reduce_variance(z, axis=[1, 2]).numpy().astype(np.float64)
+                todo = chosen & (np.abs(var - 1) >= tol) & (iterations < max_iter) & (var > 0)
+                if not todo.any():
+                    break
+                scale = np.where(todo, 1 / np.sqrt(np.where(var > 0, var, 1)), 1.0).astype(np.float32)
+                w.assign(w * scale[:, None, None])
+                iterations += todo
+            name = f"dense_{layer}" if layer < len(self.ws) - 1 else "output"
+            for t, spec in enumerate(self.specs):
+                if chosen[t]:
+                    logs[spec.id].append({"layer": name, "iterations": int(iterations[t]), "final_variance": float(var[t])})
+            if layer < len(self.ws) - 1:
+                h = self._act(z, layer)
+        return logs
+
+
+class LearnedActivation(keras.layers.Layer):
+    """A registry activation with trained parameters (PReLU's slope: one per unit, per channel in convs)."""
+
+    def __init__(self, choice: Choice, **kwargs):
+        super().__init__(**kwargs)
+        self.choice = choice
+
+    def build(self, input_shape):
+        init = keras.initializers.Constant(self.choice.kwargs.get("alpha_init", 0.0))
+        self.alpha = self.add_weight(name="alpha", shape=(input_shape[-1],), initializer=init)
+
+    def call(self, x):
+        return activation(self.choice, {"alpha": self.alpha})(x)
+
+
+def activation_layer(choice: Choice, name: str) -> Any:
+    if ACTIVATIONS.entries[choice.name].learned:
+        return LearnedActivation(choice, name=name)
+    return keras.layers.Activation(activation(choice), name=name)
+
+
+def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classes: int, initializer: Choice,
+                      act: Choice, seed: int) -> Any:
+    """A Keras model for one trial, ending in logits. Hidden layers are named dense_i/act_i (conv_i/act_conv_i)."""
+    inputs = keras.Input(shape=input_shape, name="pixels")
+    x, layer = inputs, 0
+
+    def kernel_init():
+        nonlocal layer
+        layer += 1
+        return build_initializer(initializer, seed, layer - 1)
+
+    if arch.family == "cnn":
+        for i, (filters, pool) in enumerate([(32, True), (64, True), (64, False)]):
+            x = keras.layers.Conv2D(filters, 3, kernel_initializer=kernel_init(), name=f"conv_{i}")(x)
+            x = activation_layer(act, f"act_conv_{i}")(x)
+            if pool:
+                x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
+        hidden: tuple[int, ...] = (64,)
+    else:
+        hidden = arch.hidden
+    if len(input_shape) > 1 or arch.family == "cnn":
+        x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden):
+        x = keras.layers.Dense(units, kernel_initializer=kernel_init(), name=f"dense_{i}")(x)
+        x = activation_layer(act, f"act_{i}")(x)
+    logits = keras.layers.Dense(n_classes, kernel_initializer=kernel_init(), name="output")(x)
+    return keras.Model(inputs, logits, name=arch.kind)
+
+
+class KerasNets(GroupNet):
+    """T Keras models side by side; each owns its variables."""
+
+    kind = NetKind.KERAS
+
+    def __init__(self, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int):
+        keras.backend.clear_session(free_memory=False)
+        self.specs = list(specs)
+        self.models = [build_keras_model(s.arch, input_shape, n_classes, s.initializer, s.activation, s.seed)
+                       for s in self.specs]
+        self.variables = [v for m in self.models for v in m.trainable_variables]
+        self.owners = [t for t, m in enumerate(self.models) for _ in m.trainable_variables]
+        self.param_count = int(self.models[0].count_params())
+        self._probes = [self._probe_fn(m) for m in self.models]
+
+    def logits(self, x, training: bool = False):
+        return tf.stack([m(x, training=training) for m in self.models])
+
+    @staticmethod
+    def _pairs(model) -> list[tuple[Any, Any]]:
+        pairs = []
+        for layer in model.layers:
+            if layer.name.startswith("dense_"):
+                pairs.append((layer, model.get_layer("act_" + layer.name[len("dense_"):])))
+            elif layer.name.startswith("conv_"):
+                pairs.append((layer, model.get_layer("act_" + layer.name)))
+        return pairs
+
+    def _probe_fn(self, model):
+        pairs = self._pairs(model)
+        outputs = [k.output for k, _ in pairs] + [a.output for _, a in pairs] + [model.output]
+        sub = keras.Model(model.inputs, outputs)
+        kernels = [k.kernel for k, _ in pairs]
+        n = len(pairs)
+
+        @tf.function(reduce_retracing=True)
+        def run(x, y):
+            with tf.GradientTape() as tape:
+                outs = sub(x, training=False)
+                pres, acts, logits = outs[:n], outs[n: 2 * n], outs[-1]
+                loss = tf.reduce_sum(per_trial_loss(logits[None], y)[0])
+            grads = tape.gradient(loss, acts + kernels)
+            return pres, acts, grads[:n], grads[n:]
+
+        return [k.name for k, _ in pairs], kernels, run
+
+    def probe(self, x, y) -> dict[str, Signals]:
+        out = {}
+        for spec, (names, kernels, run) in zip(self.specs, self._probes):
+            pres, acts, g_out, g_k = run(x, y)
+            np_ = lambda ts: [np.asarray(t) for t in ts]  # noqa: E731
+            out[spec.id] = (names, np_(pres), np_(acts), np_(g_out), np_(kernels), np_(g_k))
+        return out
+
+    def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
+        """Each kernel layer (hidden and output) rescaled by 1/√Var(its output) until |Var − 1| < tol."""
+        logs = {}
+        for spec, model in zip(self.specs, self.models):
+            if spec.initializer.name != "lsuv":
+                continue
+            tol, max_iter = spec.initializer.kwargs["tol"], int(spec.initializer.kwargs["max_iter"])
+            log = []
+            for layer in [la for la in model.layers if la.name.startswith(("dense_", "conv_")) or la.name == "output"]:
+                sub = keras.Model(model.inputs, layer.output)
+                iterations, var = 0, float(tf.math.reduce_variance(sub(x, training=False)))
+                while abs(var - 1.0) >= tol and iterations < max_iter and var > 0:
+                    layer.kernel.assign(layer.kernel / np.sqrt(var))
+                    iterations += 1
+                    var = float(tf.math.reduce_variance(sub(x, training=False)))
+                log.append({"layer": layer.name, "iterations": iterations, "final_variance": var})
+            logs[spec.id] = log
+        return logs
+
+
+def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int) -> GroupNet:
+    if kind == PackedMLP.kind:
+        return PackedMLP(specs, int(np.prod(input_shape)), n_classes)
+    return KerasNets(specs, input_shape, n_classes)

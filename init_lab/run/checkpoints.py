@@ -1,0 +1,165 @@
+"""Epoch checkpoints: each execution group's state, written atomically at every epoch end.
+
+One file per group, ``checkpoints/<group id>.npz``: every member trial's arrays (weights, optimizer
+slots) and, in a JSON entry, the rest of its state (epoch, optimizer step, status, the rows it
+recorded so far) with a *fingerprint* of everything that determines its computation. Files are
+written as the run directory's other files are (temp file, fsync, rename), so a kill leaves the
+previous epoch's file or the new one.
+
+Trials, not files, are what a resume looks up: the newest written state of each trial whose
+fingerprint and model class match. So a resumed sweep may regroup its trials freely — a trial's
+numbers do not depend on its group — and a finished trial's final state serves to extend the sweep
+to more epochs. A file that cannot be read, or a state that does not match, is never an error: the
+trials concerned start again from epoch 1, and the caller is told why in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from init_lab.catalog.models import NetKind
+from init_lab.catalog.status import TrialStatus
+from init_lab.engine.events import TrialState
+from init_lab.run.store import atomic_write_bytes
+
+FORMAT = 1
+META = "meta.json"
+
+
+def fingerprint(computing: dict[str, Any]) -> str:
+    """A short hash of what determines a trial's computation (its spec, data and settings, not its epochs)."""
+    return hashlib.sha256(json.dumps(computing, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Entry:
+    path: Path
+    fingerprint: str
+    net: str
+    epoch: int
+    written: int  # time.time_ns() of the write: the newest state of a trial wins
+
+
+class CheckpointStore:
+    """Reads and writes the checkpoint files of one directory (the run's, or shared storage under Ray)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.problems: list[str] = []  # files that could not be read, for the caller to report
+        self._index: dict[str, _Entry] | None = None
+        self._known: set[Path] = set()  # files this instance has read or written: the only ones it prunes
+
+    # --- writing ---------------------------------------------------------------------
+
+    def write(self, group_id: str, states: dict[str, TrialState], fingerprints: dict[str, str]) -> int:
+        """Write a group's states (as one file); returns the bytes written."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        written = time.time_ns()
+        meta = {"format": FORMAT, "group": group_id, "written": written, "trials": {}}
+        arrays: dict[str, np.ndarray] = {}
+        for i, (tid, s) in enumerate(states.items()):
+            meta["trials"][tid] = {
+                "fingerprint": fingerprints[tid], "net": s.net.value, "epoch": s.epoch, "status": s.status.value,
+                "step": s.step, "n_arrays": len(s.arrays), "epochs": s.epochs, "layers": s.layers, "lsuv": s.lsuv,
+                "seconds": s.seconds, "slot": i,
+            }
+            arrays.update({f"t{i}_{j}": a for j, a in enumerate(s.arrays)})
+        buf = io.BytesIO()
+        np.savez(buf, **arrays, **{META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
+        data = buf.getvalue()
+        path = self.path(group_id)
+        atomic_write_bytes(path, data)
+        index = self.index()
+        self._known.add(path)
+        for tid in states:
+            index[tid] = _Entry(path, fingerprints[tid], states[tid].net.value, states[tid].epoch, written)
+        self._prune()
+        return len(data)
+
+    def path(self, group_id: str) -> Path:
+        return self.root / f"{group_id}.npz"
+
+    def remove(self, group_id: str) -> None:
+        """Drop a finished group's file (when final states are not kept)."""
+        path = self.path(group_id)
+        path.unlink(missing_ok=True)
+        self._index = {k: e for k, e in self.index().items() if e.path != path}
+
+    def _prune(self) -> None:
+        """Delete files none of whose trials' newest state lives there any more."""
+        live = {e.path for e in self.index().values()}
+        for path in self._known - live:
+            path.unlink(missing_ok=True)
+        self._known &= live
+
+    # --- reading ---------------------------------------------------------------------
+
+    def index(self) -> dict[str, _Entry]:
+        """Trial id → where its newest state is, built once from the files' metadata."""
+        if self._index is None:
+            self._index = {}
+            for path in sorted(self.root.glob("*.npz")) if self.root.is_dir() else []:
+                meta = self._meta(path)
+                self._known.add(path)
+                for tid, m in (meta or {}).get("trials", {}).items():
+                    old = self._index.get(tid)
+                    if old is None or meta["written"] > old.written:
+                        self._index[tid] = _Entry(path, m["fingerprint"], m["net"], m["epoch"], meta["written"])
+        return self._index
+
+    def refresh(self) -> None:
+        """Forget the index: the next look-up re-reads the directory (others may have written)."""
+        self._index = None
+
+    def _meta(self, path: Path) -> dict[str, Any] | None:
+        try:
+            with np.load(path) as z:
+                meta = json.loads(z[META].tobytes())
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')}")
+            return meta
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            self.problems.append(f"checkpoint {path.name} is unreadable ({type(exc).__name__}); its trials restart")
+            return None
+
+    def latest(self, trial_id: str, fp: str, net: NetKind) -> tuple[int, str | None]:
+        """The epoch of the trial's newest usable state (0: none), and why an existing one is unusable."""
+        entry = self.index().get(trial_id)
+        if entry is None:
+            return 0, None
+        if entry.fingerprint != fp:
+            return 0, "its saved state was computed with other settings"
+        if entry.net != net.value:
+            return 0, f"its saved state belongs to the {entry.net} model class, not {net.value} (--pack/--no-pack)"
+        return entry.epoch, None
+
+    def load(self, trial_ids: list[str]) -> dict[str, TrialState] | None:
+        """The newest states of these trials (arrays included); None if any cannot be read back."""
+        out: dict[str, TrialState] = {}
+        by_file: dict[Path, list[str]] = {}
+        for tid in trial_ids:
+            by_file.setdefault(self.index()[tid].path, []).append(tid)
+        try:
+            for path, tids in by_file.items():
+                with np.load(path) as z:
+                    meta = json.loads(z[META].tobytes())
+                    for tid in tids:
+                        m = meta["trials"][tid]
+                        arrays = [z[f"t{m['slot']}_{j}"] for j in range(m["n_arrays"])]
+                        out[tid] = TrialState(
+                            tid, NetKind(m["net"]), m["epoch"], TrialStatus(m["status"]), m["step"], arrays,
+                            m["epochs"], m["layers"], m["lsuv"], m["seconds"],
+                        )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            self.problems.append(f"checkpoint {path.name} could not be read back ({type(exc).__name__})")
+            return None
+        return out

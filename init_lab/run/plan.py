@@ -1,0 +1,82 @@
+"""Execution groups: which trials train together, and from which saved state.
+
+Trials pack into one group when one model class can train them as one computation: same network
+shape, same training settings and seed (so the same batches), same model class — and, on a resume,
+the same saved epoch. A trial's numbers do not depend on its group, so groups may differ from run
+to run (a resume regroups whatever is left) without changing any result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+
+from init_lab.catalog.models import NetKind, net_kind
+from init_lab.config.grid import TrialSpec
+from init_lab.config.schema import SweepConfig
+from init_lab.engine.events import Group
+from init_lab.run.checkpoints import CheckpointStore, fingerprint
+
+
+def trial_fingerprint(config: SweepConfig, spec: TrialSpec) -> str:
+    """What determines a trial's computation, epochs excluded: a saved state is valid for it only if equal."""
+    described = {k: v for k, v in spec.describe().items() if k != "epochs"}
+    training = config.training
+    return fingerprint({
+        "spec": described, "dataset": config.dataset.model_dump(),
+        "diagnostics": training.diagnostics, "deterministic": training.deterministic,
+    })
+
+
+def _key(spec: TrialSpec, net: NetKind, epoch: int) -> tuple:
+    if net != NetKind.PACKED_MLP:
+        return ("single", spec.index)
+    settings = asdict(spec.train) | {"epochs": None}
+    return (net, spec.arch.hidden, tuple(sorted(settings.items())), spec.seed, epoch)
+
+
+def _group_id(specs: list[TrialSpec], epoch: int) -> str:
+    digest = hashlib.sha256(("|".join(s.id for s in specs) + f"@{epoch}").encode()).hexdigest()[:8]
+    return f"g{specs[0].index:04d}-{digest}"
+
+
+def plan_groups(
+    specs: list[TrialSpec], pack: bool = True, checkpoints: CheckpointStore | None = None,
+    fingerprints: dict[str, str] | None = None,
+) -> tuple[list[Group], list[str]]:
+    """Trials in execution groups (in grid order of their first member), with saved states attached.
+
+    Returns the groups and one line per trial whose saved state could not be used.
+    """
+    notices: list[str] = []
+    keyed: dict[tuple, list[TrialSpec]] = {}
+    for spec in specs:
+        net = net_kind(spec.arch, pack)
+        epoch = 0
+        if checkpoints is not None and fingerprints is not None:
+            epoch, why = checkpoints.latest(spec.id, fingerprints[spec.id], net)
+            if why:
+                notices.append(f"{spec.id}: {why}; it restarts from epoch 1")
+        keyed.setdefault(_key(spec, net, epoch) + (net, epoch), []).append(spec)
+    groups = []
+    for key, members in keyed.items():
+        net, epoch = key[-2], key[-1]
+        start = checkpoints.load([s.id for s in members]) if epoch and checkpoints is not None else None
+        if epoch and start is None:
+            notices.append(f"{len(members)} trial(s) from {members[0].id}: saved state unreadable; restarting")
+            epoch = 0
+        groups.append(Group(_group_id(members, epoch), net, members, start))
+    return groups, notices
+
+
+def resume_from_latest(group: Group, checkpoints: CheckpointStore, fingerprints: dict[str, str]) -> Group:
+    """The group continued from its members' newest saved states, if they share one epoch (a retried task)."""
+    checkpoints.refresh()  # re-read: an earlier attempt of this task may have written since
+    epochs = {checkpoints.latest(s.id, fingerprints[s.id], group.net) for s in group.specs}
+    if len(epochs) != 1:
+        return group
+    (epoch, why), = epochs
+    if not epoch or why:
+        return group
+    start = checkpoints.load([s.id for s in group.specs])
+    return Group(group.id, group.net, group.specs, start) if start else group
