@@ -7,6 +7,8 @@ the group checkpoints. Nothing here trains or imports TensorFlow.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,12 @@ from init_lab.engine.events import (
 from init_lab.run.checkpoints import CheckpointStore
 from init_lab.run.records import now_iso, trial_record
 from init_lab.run.store import RunStore
+
+
+def _fault_after_checkpoint(count: int) -> None:
+    """Fault injection for tests: SIGKILL this process right after its n-th checkpoint is on disk."""
+    if os.environ.get("INITLAB_FAULT_KILL_AFTER_CHECKPOINT") == str(count):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Observer:
@@ -86,6 +94,7 @@ class Recorder:
         if self.checkpoints is not None and all(s.arrays for s in event.states.values()):
             fps = {tid: self.fingerprints[tid] for tid in event.states}
             self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states, fps))
+            _fault_after_checkpoint(len(self.checkpoint_bytes))
         for tid, state in event.states.items():  # a diverged trial is finished now: say so at once
             if state.epoch == event.epoch and state.status == TrialStatus.DIVERGED:
                 size = len(event.states)
