@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/initlab sweep configs/quickstart.yaml
 
+# lint (ruff), the architecture's import contracts (import-linter), then the test suite
 test: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # full MNIST from a local IDX directory (offline); online, Keras downloads and caches it

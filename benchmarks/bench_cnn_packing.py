@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Micro-benchmark (is packing worth it for the CNN?): 4 MNIST-CNN trials, one training step each, separately vs packed
 (first conv shared-input wide, later convs grouped, dense layers batched)."""
-import os, time
+import os
+import time
+
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf, keras
+import keras
+import tensorflow as tf
+
 T, B = 4, 128
 x = tf.random.uniform([B, 28, 28, 1]); y = tf.random.uniform([B], 0, 10, tf.int32)
 def cnn(groups=1, width=1):

@@ -31,9 +31,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from init_lab import train  # noqa: E402  (configures TensorFlow quietly)
-from init_lab.config.schema import config_from_text  # noqa: E402
 from init_lab.catalog.datasets import load_dataset, prepare  # noqa: E402
+from init_lab.config.schema import config_from_text  # noqa: E402
+from init_lab.engine import backend as train  # noqa: E402  (configures TensorFlow quietly)
 from init_lab.run.sweep import run_sweep  # noqa: E402
 
 tf, keras = train.tf, train.keras
@@ -176,7 +176,7 @@ def main() -> None:
 
     device = train.setup_device(args.device, deterministic=False)  # as a tutorial user would run it
     print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    raw = load_dataset("mnist")
+    raw = load_dataset("mnist", download=train.keras_download)
     mlp_data = prepare(raw, "mlp", 0.1)
     print(f"data: {raw.source}: {len(mlp_data.y_train)} train / {len(mlp_data.y_val)} val / {len(mlp_data.y_test)} test")
     peak = matmul_peak()
@@ -215,7 +215,7 @@ def main() -> None:
             sigmas = [round(0.01 + 0.002 * i, 4) for i in range(max(1, n // 4))]
             inits = [{"name": "random_normal", "stddev": s} for s in sigmas]
             cfg = sweep_config(inits, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None)
-            _, seconds, mem = phase(f"{len(inits) * 4} trials packed", lambda: initlab(cfg, args.device, True, out / f"scale{n}"))
+            _, seconds, mem = phase(f"{len(inits) * 4} trials packed", lambda cfg=cfg, n=n: initlab(cfg, args.device, True, out / f"scale{n}"))
             print(f"    → {len(inits) * 4 / seconds:.2f} trials/s, "
                   f"{mlp_flops(n_train, n_eval, args.epochs, len(inits) * 4) / seconds / 1e9:.0f} GFLOP/s")
     print(f"\nrun directories of this benchmark: {out}")

@@ -200,8 +200,8 @@ def _confirm_size(n: int, limit: int, yes: bool) -> None:
 
 
 def _print_plan(cfg, trials, pack: bool = True) -> None:
-    from init_lab.console import plan_table
     from init_lab.config.grid import sanitize
+    from init_lab.console import plan_table
     from init_lab.run.plan import plan_groups
 
     out.print(plan_header(cfg, trials), highlight=False, markup=False)
@@ -323,10 +323,10 @@ def probe(
     """Signal propagation at initialization: per-layer activation std and gradient RMS, against theory."""
     from init_lab.config.schema import load_config
     from init_lab.console import probe_table
+    from init_lab.engine.backend import setup_device
     from init_lab.report.plots import probe_plot
     from init_lab.run.probe import run_probe
     from init_lab.run.store import create_run_dir, write_files
-    from init_lab.engine.backend import setup_device
 
     cfg = load_config(config, set_ or [])
     setup_device(device.value if device else cfg.device, cfg.training.deterministic)
@@ -364,10 +364,10 @@ def validate(
 def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> None:
     """Show the available initializers, activations, models, datasets or optimizers, with formulas and defaults."""
     from init_lab.catalog.activations import ACTIVATIONS
-    from init_lab.config.schema import OPTIMIZERS
     from init_lab.catalog.datasets import DATASETS
     from init_lab.catalog.initializers import INITIALIZERS
     from init_lab.catalog.models import MODEL_KINDS
+    from init_lab.config.schema import OPTIMIZERS
 
     table = Table(title=what.value, show_lines=True)
     if what in (Listing.initializers, Listing.activations):

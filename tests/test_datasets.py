@@ -8,7 +8,6 @@ import struct
 import numpy as np
 import pytest
 
-from init_lab.catalog import datasets
 from init_lab.catalog.datasets import load_dataset, make_synthetic, prepare, read_idx
 from init_lab.catalog.errors import DataError
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from init_lab.analysis.diagnostics import LAYER_COLUMNS, layer_rows, summarize
 from init_lab.cli import app
 from init_lab.config.schema import config_from_text
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, layer_rows, summarize
 from init_lab.run.sweep import run_sweep
 
 from .conftest import TINY
@@ -38,11 +38,9 @@ def test_layer_rows_by_hand():
 
 def test_model_probe_matches_a_numpy_backprop():
     keras = pytest.importorskip("keras")
-    from init_lab.catalog.activations import ACTIVATIONS
-    from init_lab.catalog.initializers import INITIALIZERS
     from init_lab.analysis.diagnostics import layer_rows
-    from init_lab.config.schema import config_from_text
     from init_lab.config.grid import expand
+    from init_lab.config.schema import config_from_text
     from init_lab.engine.nets import KerasNets
 
     rng = np.random.default_rng(0)

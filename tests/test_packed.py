@@ -7,8 +7,8 @@ import csv
 import numpy as np
 import pytest
 
-from init_lab.config.schema import config_from_text
 from init_lab.config.grid import expand
+from init_lab.config.schema import config_from_text
 from init_lab.engine.nets import PackedMLP
 from init_lab.run.plan import plan_groups
 from init_lab.run.sweep import run_sweep

@@ -16,9 +16,9 @@ from datetime import datetime
 
 import pytest
 
-from init_lab.run import store
-from init_lab.config.schema import config_from_text
 from init_lab.catalog.errors import RunDirError
+from init_lab.config.schema import config_from_text
+from init_lab.run import store
 from init_lab.run.store import create_run_dir, resolve_run_dir, update_latest
 from init_lab.run.sweep import resume_sweep, run_sweep
 

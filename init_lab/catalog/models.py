@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+
 from init_lab.catalog import defaults
 
 CNN_STACK = "Conv2D(32,3×3) → MaxPool(2) → Conv2D(64,3×3) → MaxPool(2) → Conv2D(64,3×3) → Flatten → Dense(64) → Dense(10, softmax)"

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.config.schema import SweepConfig
 from init_lab.catalog.initializers import INITIALIZERS
 from init_lab.catalog.models import Architecture
 from init_lab.catalog.registry import Choice
+from init_lab.config.schema import SweepConfig
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 

@@ -32,7 +32,15 @@ from init_lab.catalog.status import TrialStatus
 from init_lab.engine.backend import tf
 from init_lab.engine.data import DeviceData, batch_order
 from init_lab.engine.events import (
-    EpochEnded, Event, Group, GroupFinished, GroupStarted, Notice, Progress, TrialResult, TrialState,
+    EpochEnded,
+    Event,
+    Group,
+    GroupFinished,
+    GroupStarted,
+    Notice,
+    Progress,
+    TrialResult,
+    TrialState,
 )
 from init_lab.engine.nets import GroupNet, build_net, per_trial_loss
 from init_lab.engine.optim import GroupOptimizer

@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from init_lab.catalog.status import ENDED
-
-from init_lab.config.schema import config_from_text
 from init_lab.catalog.errors import ConfigError, RunDirError, unknown_name_message
+from init_lab.catalog.status import ENDED
 from init_lab.config.grid import expand
+from init_lab.config.schema import config_from_text
 from init_lab.run.records import pending_record, summary_row
 from init_lab.run.store import RunStore, resolve_run_dir
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from init_lab.catalog import defaults
-from init_lab.config.schema import SweepConfig
-from init_lab.config.grid import TrialSpec, expand
 from init_lab.analysis.diagnostics import layer_rows
 from init_lab.analysis.theory import predicted_std_ratio
+from init_lab.catalog import defaults
+from init_lab.config.grid import TrialSpec, expand
+from init_lab.config.schema import SweepConfig
 from init_lab.run.plan import plan_groups
 
 VANISH, EXPLODE = 1e-2, 1e2  # last/first ratios beyond these are flagged

@@ -17,7 +17,15 @@ from init_lab.analysis.diagnostics import LAYER_COLUMNS, summarize
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import (
-    EPOCH_COLUMNS, EpochEnded, Event, GroupFinished, GroupStarted, Notice, Progress, TrialResult, TrialState,
+    EPOCH_COLUMNS,
+    EpochEnded,
+    Event,
+    GroupFinished,
+    GroupStarted,
+    Notice,
+    Progress,
+    TrialResult,
+    TrialState,
 )
 from init_lab.run.checkpoints import CheckpointStore
 from init_lab.run.records import now_iso, trial_record

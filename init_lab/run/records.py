@@ -6,7 +6,7 @@ Statuses are :class:`init_lab.catalog.status.TrialStatus` (each defined there).
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from init_lab.catalog.status import TrialStatus
@@ -18,7 +18,7 @@ DIAGNOSTIC_SUMMARY = (
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
 
 def threshold_key(threshold: float) -> str:
