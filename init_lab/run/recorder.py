@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,7 @@ class Recorder:
         self.group_members: dict[str, list[str]] = {}
         self.position, self.total = 1, 0
         self.checkpoint_bytes: list[int] = []  # per checkpoint written (for the manifest)
+        self.checkpoint_seconds = 0.0
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Progress):
@@ -101,7 +103,9 @@ class Recorder:
             self.observer.epoch_end(self.specs[tid], state.epochs[-1])
         if self.checkpoints is not None and all(s.arrays for s in event.states.values()):
             fps = {tid: self.fingerprints[tid] for tid in event.states}
+            t0 = time.perf_counter()
             self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states, fps))
+            self.checkpoint_seconds += time.perf_counter() - t0
             _fault_after_checkpoint(len(self.checkpoint_bytes))
         for tid, state in event.states.items():  # a diverged trial is finished now: say so at once
             if state.epoch == event.epoch and state.status == TrialStatus.DIVERGED:

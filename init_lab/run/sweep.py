@@ -291,6 +291,7 @@ class Sweep:
         written = recorder.checkpoint_bytes
         self.manifest["execution"]["checkpoint_writes"] = {
             "count": len(written), "mean_bytes": int(sum(written) / len(written)) if written else 0,
+            "seconds": round(recorder.checkpoint_seconds, 3),
         }
         self.manifest.update(status=status, finished_at=now_iso(), error=error, counts=counts)
         self.store.write_manifest(self.manifest)
