@@ -102,3 +102,26 @@ def test_a_trial_gets_the_same_bits_whatever_group_it_trains_in(tmp_path):
     assert tp["000_he_normal-relu-s0"] == tw["000_he_normal-relu-s0"]
     assert tp["001_he_normal-tanh-s0"] == tw["001_he_normal-tanh-s0"]
     assert tp["002_he_normal-elu-s0"] == tw["003_he_normal-elu-s0"]
+
+
+MIXED = GRID.replace("activation: [relu, tanh, {name: leaky_relu, alpha: 0.2}, elu, gelu, selu, sigmoid, swish]",
+                     "activation: [relu, {name: leaky_relu, alpha: 0.2}, {name: elu, alpha: 0.5}, prelu]")
+
+
+def test_learned_slopes_pack_without_touching_their_neighbours(tmp_path):
+    """PReLU's slopes belong to the PReLU trials alone: leaky ReLU / ELU neighbours keep their own α, every
+    trial gets the same bits as alone, and packed PReLU equals the Keras PReLU model."""
+    cfg = config_from_text(MIXED, overrides=["grid.initializer=[he_normal]"])
+    mixed = run_sweep(cfg, out=tmp_path / "mixed")
+    assert mixed.records[0]["packed_with"] == 4 and mixed.count("completed") == 4
+    tm = tables(mixed.run_dir)
+    for i, act in enumerate(["relu", "{name: leaky_relu, alpha: 0.2}", "{name: elu, alpha: 0.5}", "prelu"]):
+        alone = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", f"grid.activation=[{act}]"]),
+                          out=tmp_path / f"alone{i}")
+        (trial,) = tables(alone.run_dir).values()
+        assert trial == tm[mixed.records[i]["trial_id"]], act
+    keras_prelu = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", "grid.activation=[prelu]"]),
+                            out=tmp_path / "keras", pack=False)
+    (reference,) = tables(keras_prelu.run_dir).values()
+    for rp, rk in zip(tm[mixed.records[3]["trial_id"]], reference, strict=True):
+        assert rp["loss"] == pytest.approx(rk["loss"], rel=1e-4)

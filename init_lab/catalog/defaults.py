@@ -46,7 +46,7 @@ XLA = os.environ.get("INITLAB_XLA", "1") != "0"
 KEEP_FINAL_STATE = True  # keep each group's final state so a finished sweep can be extended to more epochs
 # On --resume, --set may change only these fields (plus training.epochs, upwards): they do not change
 # what any trial computes. Everything else is refused, naming the field.
-RESUME_MAY_CHANGE = ("name", "device", "resources", "checkpoints")
+RESUME_MAY_CHANGE = ("name", "device", "resources", "checkpoints", "training.thresholds")
 
 # --- sweep / output --------------------------------------------------------------
 RUNS_DIR = "runs"

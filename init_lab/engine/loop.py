@@ -42,7 +42,7 @@ from init_lab.engine.events import (
     TrialResult,
     TrialState,
 )
-from init_lab.engine.nets import GroupNet, build_net, per_trial_loss
+from init_lab.engine.nets import GroupNet, build_net
 from init_lab.engine.optim import GroupOptimizer
 
 PROGRESS_CHUNKS = 8  # progress reports per epoch
@@ -59,11 +59,12 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
         if group.start:
             yield Notice(group.id, "saved state does not fit this group's networks; restarting it from epoch 1")
         states = _fresh(net, data)
-    yield GroupStarted(group.id, [s.id for s in net.specs], group.start_epoch if group.start else 0,
-                       net.param_count, {k: v.without_arrays() for k, v in states.items()})
+    first = min(s.epoch for s in states.values())  # 0 unless restored
+    yield GroupStarted(group.id, [s.id for s in net.specs], first, net.param_count,
+                       {k: v.without_arrays() for k, v in states.items()})
     train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
-    first = min(s.epoch for s in states.values())
     live = np.array([states[s.id].status == TrialStatus.RUNNING for s in net.specs])
+    epoch_seconds: list[float] = []
     for epoch in range(first + 1, settings.epochs + 1):
         if not live.any():
             break
@@ -72,6 +73,7 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
         val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
         signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
         seconds = time.perf_counter() - t0
+        epoch_seconds.append(seconds)
         n = data.n_train
         for t, spec in enumerate(net.specs):
             state = states[spec.id]
@@ -91,7 +93,8 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
         _snapshot(net, opt, states)
         yield EpochEnded(group.id, epoch, {s.id: states[s.id] for s in group.specs})  # grid order
     test_loss, test_acc = (v.numpy() for v in evaluate(data.x_test, data.y_test))
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - started  # this invocation: build, restore or LSUV, epochs, test
+    epochs_wall = sum(epoch_seconds)  # the part of it already counted in each state's seconds
     results = {}
     for t, spec in enumerate(net.specs):
         state = states[spec.id]
@@ -99,7 +102,7 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
         results[spec.id] = TrialResult(
             TrialStatus.COMPLETED if done else state.status, state,
             float(test_loss[t]) if done else None, float(test_acc[t]) if done else None,
-            net.param_count, group_size=net.T, group_seconds=wall,
+            net.param_count, group_size=net.T, group_seconds=state.seconds + wall - epochs_wall,
         )
     yield GroupFinished(group.id, {s.id: results[s.id] for s in group.specs})  # grid order
 
@@ -178,7 +181,7 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
     @tf.function(jit_compile=net.jit)
     def step(xb, yb):
         with tf.GradientTape() as tape:
-            losses, hits = per_trial_loss(net.logits(xb, training=True), yb)
+            losses, hits = net.losses(xb, yb, training=True)
             total = tf.reduce_sum(losses)  # each trial's gradient is its own
         opt.apply(tape.gradient(total, net.variables))
         return losses, hits
@@ -202,7 +205,7 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
         correct = tf.zeros([T], tf.int32)
         for start in tf.range(0, total, defaults.EVAL_BATCH_SIZE):
             end = tf.minimum(start + defaults.EVAL_BATCH_SIZE, total)
-            losses, hits = per_trial_loss(net.logits(xs[start:end]), ys[start:end])
+            losses, hits = net.losses(xs[start:end], ys[start:end])
             loss_sum += losses * tf.cast(end - start, tf.float32)
             correct += hits
         n_eval = tf.cast(total, tf.float32)

@@ -53,6 +53,10 @@ class GroupNet:
     def logits(self, x: Any, training: bool = False) -> Any:  # (T, batch, classes)
         raise NotImplementedError
 
+    def losses(self, x: Any, y: Any, training: bool = False) -> tuple[Any, Any]:
+        """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch."""
+        return per_trial_loss(self.logits(x, training), y)
+
     def probe(self, x: Any, y: Any) -> dict[str, Signals]:
         """Per trial: layer names, pre-activations, activations, ∂L/∂activation, kernels, ∂L/∂kernel."""
         raise NotImplementedError
@@ -76,7 +80,7 @@ class GroupNet:
                 for t in range(self.T):
                     parts.append(per_trial[t][cursor[t]])
                     cursor[t] += 1
-                value = np.stack(parts)
+                value = np.stack(parts + parts[:1] * (target.shape[0] - self.T))  # a ghost slice, if any
             else:
                 value = per_trial[owner][cursor[owner]]
                 cursor[owner] += 1
@@ -132,6 +136,9 @@ class PackedMLP(GroupNet):
 
     def __init__(self, specs: list[TrialSpec], input_dim: int, n_classes: int):
         self.specs = sorted(specs, key=lambda s: (s.activation, s.index))
+        # XLA compiles a batch of one matmul as a plain matmul, which rounds differently: a lone trial gets
+        # a ghost copy (no loss, so no gradient, so it never moves) to keep its numbers those of any group
+        self.n = self.T + (1 if self.jit and self.T == 1 else 0)
         widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
         kernels = [
@@ -139,13 +146,19 @@ class PackedMLP(GroupNet):
                       for s in self.specs])
             for i, shape in enumerate(shapes)
         ]
-        self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (T, in, out)
-        self.bs = [tf.Variable(tf.zeros([self.T, 1, n_out]), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
+        kernels = [np.concatenate([k, k[:1].repeat(self.n - self.T, axis=0)]) for k in kernels]
+        self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (n, in, out)
+        self.bs = [tf.Variable(tf.zeros([self.n, 1, n_out]), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
         self.slices = self._slices()
-        self.slopes = self._learned_slopes(widths[1:-1])  # PReLU: (T, 1, h) per hidden layer, or none
-        self.variables = [v for pair in zip(self.ws, self.bs) for v in pair] + self.slopes
-        self.owners = [STACKED] * len(self.variables)
-        self.param_count = sum(i * o + o for i, o in shapes) + (sum(widths[1:-1]) if self.slopes else 0)
+        # PReLU: a (1, 1, h) slope per hidden layer for each trial that learns one, owned by that trial,
+        # so a trial's state is the same whatever else shares its group
+        self.slopes = {t: [tf.Variable(tf.fill([1, 1, h], s.activation.kwargs["alpha_init"]), name=f"slope{t}_{i}")
+                           for i, h in enumerate(widths[1:-1])]
+                       for t, s in enumerate(self.specs) if ACTIVATIONS.entries[s.activation.name].learned}
+        stacked = [v for pair in zip(self.ws, self.bs) for v in pair]
+        self.variables = stacked + [v for t in self.slopes for v in self.slopes[t]]
+        self.owners = [STACKED] * len(stacked) + [t for t in self.slopes for _ in self.slopes[t]]
+        self.param_count = sum(i * o + o for i, o in shapes)
 
     def _slices(self) -> list[tuple[int, int, Choice]]:
         out, start = [], 0
@@ -155,27 +168,24 @@ class PackedMLP(GroupNet):
                 end += 1
             out.append((start, end, self.specs[start].activation))
             start = end
+        s, _, choice = out[-1]
+        out[-1] = (s, self.n, choice)  # the ghost, if any, shares the last slice
         return out
-
-    def _learned_slopes(self, hidden: list[int]) -> list[Any]:
-        learned = [s for s in self.specs if ACTIVATIONS.entries[s.activation.name].learned]
-        if not learned:
-            return []
-        init = np.array([s.activation.kwargs.get("alpha_init", 0.0) for s in self.specs], np.float32)
-        return [tf.Variable(np.broadcast_to(init[:, None, None], (self.T, 1, h)).copy(), name=f"slope{i}")
-                for i, h in enumerate(hidden)]
 
     def _act(self, z, layer: int):
         parts = []
         for s, e, choice in self.slices:
-            learned = {"alpha": _over_batch(self.slopes[layer][s:e], z[s:e])} if self.slopes else None
+            learned = None
+            if ACTIVATIONS.entries[choice.name].learned:
+                slope = tf.concat([self.slopes[min(t, self.T - 1)][layer] for t in range(s, e)], axis=0)
+                learned = {"alpha": _over_batch(slope, z[s:e])}
             parts.append(activation(choice, learned)(z[s:e]))
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
     def forward(self, x):
         """(batch, in) → pre-activations and activations of every hidden layer, and logits (T, batch, ·)."""
         pres, acts = [], []
-        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        h = tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
         for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
             z = _add_bias(tf.matmul(h, w), b)
             if layer == len(self.ws) - 1:
@@ -185,12 +195,16 @@ class PackedMLP(GroupNet):
             acts.append(h)
 
     def logits(self, x, training: bool = False):
-        return self.forward(x)[2]
+        return self.forward(x)[2]  # (n, batch, classes): the ghost included
+
+    def losses(self, x, y, training: bool = False):
+        losses, hits = per_trial_loss(self.logits(x), y)  # over all n slices: the same shapes as any group
+        return losses[: self.T], hits[: self.T]
 
     def probe(self, x, y) -> dict[str, Signals]:
         with tf.GradientTape() as tape:
             pres, acts, logits = self.forward(x)
-            total = tf.reduce_sum(per_trial_loss(logits, y)[0])
+            total = tf.reduce_sum(per_trial_loss(logits, y)[0][: self.T])
         hidden = self.ws[:-1]
         grads = tape.gradient(total, acts + hidden)
         arrays = [[t.numpy() for t in group] for group in (pres, acts, grads[: len(acts)], hidden, grads[len(acts):])]
@@ -200,18 +214,19 @@ class PackedMLP(GroupNet):
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
         """Layer by layer, for all chosen trials at once: W ← W/√Var(layer output) until |Var − 1| < tol
         or max_iter rescalings; the next layer then sees the rescaled layer's activations."""
-        chosen = np.array([s.initializer.name == "lsuv" for s in self.specs])
+        chosen = np.array([s.initializer.name == "lsuv" for s in self.specs] + [False] * (self.n - self.T))
         logs: dict[str, list[dict[str, Any]]] = {s.id: [] for s, c in zip(self.specs, chosen) if c}
         if not chosen.any():
             return logs
-        tol = np.array([s.initializer.kwargs.get("tol", 0.0) for s in self.specs])
-        max_iter = np.array([int(s.initializer.kwargs.get("max_iter", 0)) for s in self.specs])
-        h = tf.broadcast_to(x[None], [self.T, tf.shape(x)[0], x.shape[-1]])
+        pad = [0.0] * (self.n - self.T)
+        tol = np.array([s.initializer.kwargs.get("tol", 0.0) for s in self.specs] + pad)
+        max_iter = np.array([int(s.initializer.kwargs.get("max_iter", 0)) for s in self.specs] + pad)
+        h = tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
         for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
-            iterations = np.zeros(self.T, dtype=int)
+            iterations = np.zeros(self.n, dtype=int)
             while True:
                 z = _add_bias(tf.matmul(h, w), b)
-                var = tf.math.reduce_variance(z, axis=[1, 2]).numpy().astype(np.float64)
+                var = z.numpy().astype(np.float64).reshape(self.n, -1).var(axis=1)  # per trial, not by T
                 todo = chosen & (np.abs(var - 1) >= tol) & (iterations < max_iter) & (var > 0)
                 if not todo.any():
                     break

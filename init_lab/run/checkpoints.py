@@ -46,7 +46,8 @@ class _Entry:
     fingerprint: str
     net: str
     epoch: int
-    written: int  # time.time_ns() of the write: the newest state of a trial wins
+    written: int
+    status: str  # time.time_ns() of the write: the newest state of a trial wins
 
 
 class CheckpointStore:
@@ -81,7 +82,8 @@ class CheckpointStore:
         index = self.index()
         self._known.add(path)
         for tid in states:
-            index[tid] = _Entry(path, fingerprints[tid], states[tid].net.value, states[tid].epoch, written)
+            index[tid] = _Entry(path, fingerprints[tid], states[tid].net.value, states[tid].epoch, written,
+                                states[tid].status.value)
         self._prune()
         return len(data)
 
@@ -110,10 +112,16 @@ class CheckpointStore:
             for path in sorted(self.root.glob("*.npz")) if self.root.is_dir() else []:
                 meta = self._meta(path)
                 self._known.add(path)
-                for tid, m in (meta or {}).get("trials", {}).items():
+                try:
+                    entries = {tid: _Entry(path, m["fingerprint"], m["net"], int(m["epoch"]), int(meta["written"]),
+                                           m["status"]) for tid, m in (meta or {}).get("trials", {}).items()}
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    self.problems.append(f"checkpoint {path.name} has malformed metadata; its trials restart")
+                    continue
+                for tid, entry in entries.items():
                     old = self._index.get(tid)
-                    if old is None or meta["written"] > old.written:
-                        self._index[tid] = _Entry(path, m["fingerprint"], m["net"], m["epoch"], meta["written"])
+                    if old is None or entry.written > old.written:
+                        self._index[tid] = entry
         return self._index
 
     def refresh(self) -> None:
@@ -124,12 +132,16 @@ class CheckpointStore:
         try:
             with np.load(path) as z:
                 meta = json.loads(z[META].tobytes())
-            if meta.get("format") != FORMAT:
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')}")
             return meta
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             self.problems.append(f"checkpoint {path.name} is unreadable ({type(exc).__name__}); its trials restart")
             return None
+
+    def diverged(self, trial_id: str) -> bool:
+        entry = self.index().get(trial_id)
+        return entry is not None and entry.status == TrialStatus.DIVERGED.value
 
     def latest(self, trial_id: str, fp: str, net: NetKind) -> tuple[int, str | None]:
         """The epoch of the trial's newest usable state (0: none), and why an existing one is unusable."""
@@ -159,7 +171,7 @@ class CheckpointStore:
                             tid, NetKind(m["net"]), m["epoch"], TrialStatus(m["status"]), m["step"], arrays,
                             m["epochs"], m["layers"], m["lsuv"], m["seconds"],
                         )
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
             self.problems.append(f"checkpoint {path.name} could not be read back ({type(exc).__name__})")
             return None
         return out

@@ -34,18 +34,26 @@ def train_group(group: Group, data: Any) -> Iterator[Event]:
     failing single trial ends as failed (other trials go on)."""
     from init_lab.engine.loop import run_group
 
+    last = dict(group.start or {})  # each trial's newest state: where a fallback continues from
     try:
-        yield from run_group(group, data)
+        for event in run_group(group, data):
+            if isinstance(event, EpochEnded):
+                last.update(event.states)
+            yield event
     except Exception as exc:  # a trial's own failure (bad shape, out of memory…) must not stop the sweep
         if len(group.specs) > 1:
             yield Notice(group.id, f"packed group of {len(group.specs)} failed ({type(exc).__name__}: {exc}); "
                                    "training its trials one at a time")
             for spec in group.specs:
-                start = {spec.id: group.start[spec.id]} if group.start else None
+                state = last.get(spec.id)
+                if state is not None and state.status == TrialStatus.DIVERGED:
+                    continue  # finished already (recorded at the epoch it diverged)
+                start = {spec.id: state} if state is not None else None
                 yield from train_group(Group(f"{group.id}-{spec.index}", group.net, [spec], start), data)
         else:
-            error = f"{type(exc).__name__}: {exc}"
-            yield GroupFinished(group.id, {group.specs[0].id: TrialResult(TrialStatus.FAILED, error=error)})
+            spec = group.specs[0]
+            result = TrialResult(TrialStatus.FAILED, last.get(spec.id), error=f"{type(exc).__name__}: {exc}")
+            yield GroupFinished(group.id, {spec.id: result})
 
 
 class Executor(ABC):
@@ -114,7 +122,7 @@ def ray_task(config_text: str, group: Group, storage: str | None, queue: Any, de
     _fault()
     config = config_from_text(config_text)
     setup_device(device, config.training.deterministic)
-    fps = {s.id: trial_fingerprint(config, s) for s in group.specs}
+    fps = {s.id: trial_fingerprint(config, s, device) for s in group.specs}
     checkpoints = CheckpointStore(Path(storage)) if storage else None
     if checkpoints is not None:
         group = resume_from_latest(group, checkpoints, fps)
@@ -185,31 +193,27 @@ class RayExecutor(Executor):
 
         queue = Queue(actor_options={"num_cpus": 0})
         pending = {self.remote.remote(self.config_text, g, self.storage, queue, self.device): g for g in groups}
-        finished: set[str] = set()
         try:
             while pending:
-                yield from self._drain(queue, finished)
+                yield from self._drain(queue)
                 done, _ = self.ray.wait(list(pending), num_returns=1, timeout=0.2)
                 for ref in done:
                     group = pending.pop(ref)
                     try:
                         self.ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - retries exhausted: the group's unfinished trials fail
-                        yield from self._drain(queue, finished)
-                        error = f"Ray task failed: {exc}"
+                        yield from self._drain(queue)
+                        error = f"Ray task failed: {exc}"  # the recorder fails only trials not yet ended
                         yield GroupFinished(group.id, {s.id: TrialResult(TrialStatus.FAILED, error=error)
-                                                       for s in group.specs if s.id not in finished})
-            yield from self._drain(queue, finished)
+                                                       for s in group.specs})
+            yield from self._drain(queue)
         finally:
             self.ray.kill(queue.actor)
 
     @staticmethod
-    def _drain(queue: Any, finished: set[str]) -> Iterator[Event]:
+    def _drain(queue: Any) -> Iterator[Event]:
         while not queue.empty():
-            for event in queue.get_nowait_batch(queue.qsize()):
-                if isinstance(event, GroupFinished):
-                    finished.update(event.results)
-                yield event
+            yield from queue.get_nowait_batch(queue.qsize())
         time.sleep(0)
 
     def close(self) -> None:

@@ -18,13 +18,17 @@ from init_lab.engine.events import Group
 from init_lab.run.checkpoints import CheckpointStore, fingerprint
 
 
-def trial_fingerprint(config: SweepConfig, spec: TrialSpec) -> str:
-    """What determines a trial's computation, epochs excluded: a saved state is valid for it only if equal."""
+def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
+    """What determines a trial's computation, epochs excluded: a saved state is valid for it only if equal.
+
+    The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
+    """
     described = {k: v for k, v in spec.describe().items() if k != "epochs"}
     training = config.training
     return fingerprint({
         "spec": described, "dataset": config.dataset.model_dump(),
         "diagnostics": training.diagnostics, "deterministic": training.deterministic,
+        "device": "gpu" if device.startswith("gpu") else "cpu",
     })
 
 
@@ -72,11 +76,14 @@ def plan_groups(
 def resume_from_latest(group: Group, checkpoints: CheckpointStore, fingerprints: dict[str, str]) -> Group:
     """The group continued from its members' newest saved states, if they share one epoch (a retried task)."""
     checkpoints.refresh()  # re-read: an earlier attempt of this task may have written since
-    epochs = {checkpoints.latest(s.id, fingerprints[s.id], group.net) for s in group.specs}
+    live = [s for s in group.specs if not checkpoints.diverged(s.id)]  # diverged ones were recorded already
+    if not live:
+        return group
+    epochs = {checkpoints.latest(s.id, fingerprints[s.id], group.net) for s in live}
     if len(epochs) != 1:
         return group
     (epoch, why), = epochs
     if not epoch or why:
         return group
-    start = checkpoints.load([s.id for s in group.specs])
-    return Group(group.id, group.net, group.specs, start) if start else group
+    start = checkpoints.load([s.id for s in live])
+    return Group(group.id, group.net, live, start) if start else group

@@ -117,8 +117,9 @@ class Recorder:
         for tid, result in event.results.items():
             if tid not in self.ended:  # diverged trials were finished at their last epoch
                 self.finish(tid, result)
-        if self.checkpoints is not None and not self.keep_final:
-            self.checkpoints.remove(event.group)
+        failed = any(r.status == TrialStatus.FAILED for r in event.results.values())
+        if self.checkpoints is not None and not self.keep_final and not failed:
+            self.checkpoints.remove(event.group)  # a failed trial keeps its state for --retry-failed
         self.on_change()
 
     def finish(self, tid: str, result: TrialResult) -> None:

@@ -108,7 +108,7 @@ def check_resume_change(root: Path, saved: SweepConfig, wanted: SweepConfig) -> 
     """Refuse any change on resume that would alter what trials compute, naming the field."""
     for path, old, new in _differences(saved.resolved(), wanted.resolved()):
         where = ".".join(path)
-        if path[0] in defaults.RESUME_MAY_CHANGE:
+        if any(where == f or where.startswith(f + ".") for f in defaults.RESUME_MAY_CHANGE):
             continue
         if path == ("training", "epochs") and new >= old:
             continue
@@ -206,7 +206,8 @@ class Sweep:
         todo = [s for s in self.trials if s.id not in kept]
         checkpoint_dir = self._checkpoint_dir()
         checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
-        fps = {s.id: trial_fingerprint(self.config, s) for s in todo}
+        device = ("gpu" if self.config.resources.gpus > 0 else "cpu") if self.opts.executor == "ray" else self.device
+        fps = {s.id: trial_fingerprint(self.config, s, device) for s in todo}
         groups, notices = plan_groups(todo, self.opts.pack, checkpoints, fps)
         self._start_manifest(groups, checkpoint_dir)
         observer = self.opts.observer
