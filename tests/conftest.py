@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 
@@ -38,3 +39,15 @@ def write_config(tmp_path):
         return path
 
     return write
+
+
+def run_tables(run_dir: Path) -> dict[str, list[dict[str, str]]]:
+    """Every trial's epochs.csv (timing column dropped) and layers.csv, exactly as written: what must be
+    bit-identical across runs, resumes and groupings."""
+    out = {}
+    for d in sorted((Path(run_dir) / "trials").iterdir()):
+        with open(d / "epochs.csv", newline="") as f:
+            out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+        with open(d / "layers.csv", newline="") as f:
+            out[d.name + "/layers"] = list(csv.DictReader(f))
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,7 +14,7 @@ from init_lab.config.schema import config_from_text
 from init_lab.run.store import resolve_run_dir
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .conftest import TINY
+from .conftest import TINY, run_tables
 
 CLI = [sys.executable, "-m", "init_lab.cli"]
 PACKED = TINY.replace("epochs: 2", "epochs: 3")  # one packed group of 4 trials
@@ -23,15 +22,7 @@ SINGLE = TINY.replace("activation: [relu, tanh]", "activation: [prelu]").replace
                                                                                    "initializer: [he_normal]")
 
 
-def tables(run_dir):
-    """Every trial's epochs.csv (timing column dropped) and layers.csv, exactly as written."""
-    out = {}
-    for d in sorted((run_dir / "trials").iterdir()):
-        with open(d / "epochs.csv", newline="") as f:
-            out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        with open(d / "layers.csv", newline="") as f:
-            out[d.name + "/layers"] = list(csv.DictReader(f))
-    return out
+tables = run_tables
 
 
 def cli(*args, env=None):

@@ -22,20 +22,12 @@ from init_lab.run import store
 from init_lab.run.store import create_run_dir, resolve_run_dir, update_latest
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .conftest import TINY
+from .conftest import TINY, run_tables
 
 CLI = [sys.executable, "-m", "init_lab.cli"]
 
 
-def tables(run_dir):
-    """Every trial's epochs.csv (without the timing column) and layers.csv, as read."""
-    out = {}
-    for d in sorted((run_dir / "trials").iterdir()):
-        with open(d / "epochs.csv", newline="") as f:
-            out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        with open(d / "layers.csv", newline="") as f:
-            out[d.name + "/layers"] = list(csv.DictReader(f))
-    return out
+tables = run_tables
 
 
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp_path, write_config):

@@ -173,12 +173,15 @@ class PackedMLP(GroupNet):
         return out
 
     def _act(self, z, layer: int):
+        alpha = None
+        if self.slopes:  # one (n, 1, h) slope tensor over the whole group, broadcast once: its gradient's
+            # batch sum then has the group's shape whatever slice the PReLU trials form (no batch-of-one sums)
+            zero = tf.zeros([1, 1, z.shape[-1]])
+            alpha = _over_batch(tf.concat([self.slopes[min(t, self.T - 1)][layer] if min(t, self.T - 1) in self.slopes
+                                           else zero for t in range(self.n)], axis=0), z)
         parts = []
         for s, e, choice in self.slices:
-            learned = None
-            if ACTIVATIONS.entries[choice.name].learned:
-                slope = tf.concat([self.slopes[min(t, self.T - 1)][layer] for t in range(s, e)], axis=0)
-                learned = {"alpha": _over_batch(slope, z[s:e])}
+            learned = {"alpha": alpha[s:e]} if ACTIVATIONS.entries[choice.name].learned else None
             parts.append(activation(choice, learned)(z[s:e]))
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
