@@ -1,67 +1,161 @@
-"""What theory predicts for signal propagation at initialization (no TensorFlow here).
+"""What theory predicts for one network at initialization — or why nothing applies (no TensorFlow here).
 
-The second moment of the pre-activations obeys q_{l+1} = n_l · Var(W_{l+1}) · g · q_l, where n_l is
-the fan-in and g = E[f(z)²]/E[z²] for the activation f near the origin (He et al. 2015, eq. 5–7;
-Glorot & Bengio 2010 in the linear regime): g = 1/2 for ReLU, (1+α²)/2 for leaky ReLU, 1 for
-linear/tanh/softsign in their linear regime (so only where the signal does not grow), and 1 for
-SELU with LeCun-scaled weights, at its fixed point (Klambauer et al. 2017). So He init keeps the std constant through ReLU layers, Glorot halves q per ReLU layer at
-equal widths, and Glorot & Bengio's "standard" init shrinks q by 1/3 per tanh layer.
-Returned: the predicted std of each hidden layer's pre-activation relative to the first one, or
-None where the activation (sigmoid, elu, gelu, …) or initializer (zeros, constant) has no such law.
+Turns an initializer × activation × shape into mean-field terms (``meanfield``): each layer's
+Var(W) from the initializer registry (``weight_variance``, the one place those laws live), biases at
+0 as initlab builds them, and the data's per-example input second moment. The answer is a
+:class:`Prediction` with the per-layer propagation, or a reason where no theory applies: conv nets
+(the mean-field here is for fully-connected stacks), constant weights (not zero-mean), zero weights
+(every pre-activation is 0, so no ratio exists).
+
+LSUV (Mishkin & Matas 2016) is an orthogonal init whose eligible hidden layers are rescaled to unit
+pre-activation variance on data; the prediction follows that: the length map runs on the
+orthogonal variances and is renormalized to 1 at every rescaled layer.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-from init_lab.catalog.initializers import fans
+import numpy as np
+
+from init_lab.analysis import meanfield as mf
+from init_lab.catalog.initializers import INITIALIZERS, weight_variance
 from init_lab.catalog.registry import Choice
 
-GAIN = {"relu": 0.5, "linear": 1.0, "tanh": 1.0, "softsign": 1.0, "selu": 1.0}
+BIAS_VAR = 0.0  # initlab initialises every bias to 0
+LSUV_MIN_WIDTH = 32  # used when the lsuv entry carries no min_width parameter
 
 
-def weight_variance(init: Choice, fan_in: int, fan_out: int) -> float | None:
-    kw = init.kwargs
-    return {
-        "random_normal": lambda: kw["stddev"] ** 2,
-        "random_uniform": lambda: kw["limit"] ** 2 / 3,
-        "glorot2010_standard": lambda: 1 / (3 * fan_in),
-        "lecun_normal": lambda: 1 / fan_in,
-        "lecun_uniform": lambda: 1 / fan_in,
-        "glorot_normal": lambda: 2 / (fan_in + fan_out),
-        "glorot_uniform": lambda: 2 / (fan_in + fan_out),
-        "he_normal": lambda: 2 / fan_in,
-        "he_uniform": lambda: 2 / fan_in,
-        # square orthogonal matrices have entries of variance 1/n; rectangular ones only approximately
-        "orthogonal": lambda: kw["gain"] ** 2 / max(fan_in, fan_out),
-    }.get(init.name, lambda: None)()
+@dataclass(frozen=True)
+class Prediction:
+    """Mean-field prediction for one network: ``propagation`` and ``fixed``, or ``reason`` why none."""
 
+    propagation: mf.Propagation | None = None
+    fixed: mf.FixedPoint | None = None  # of the stack of the network's last hidden layer
+    reason: str = ""
 
-def activation_gain(act: Choice) -> float | None:
-    if act.name == "leaky_relu":
-        return (1 + act.kwargs["alpha"] ** 2) / 2
-    return GAIN.get(act.name)
-
-
-def predicted_std_ratio(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int = 784) -> list[float] | None:
-    """Predicted pre-activation std of hidden layer l divided by that of hidden layer 0."""
-    if init.name == "lsuv":
-        return [1.0] * len(hidden)  # LSUV sets every layer's output variance to 1 by construction
-    g = activation_gain(act)
-    if g is None:
-        return None
-    if act.name == "selu" and init.name not in ("lecun_normal", "lecun_uniform"):
-        return None  # SELU's fixed point (mean 0, variance 1) is a law of LeCun-scaled weights only
-    widths = [input_dim, *hidden]
-    ratios, q = [1.0], 1.0
-    for layer in range(1, len(hidden)):
-        fan_in, fan_out = fans((widths[layer], widths[layer + 1]))
-        var = weight_variance(init, fan_in, fan_out)
-        if var is None:
+    def ratio(self, what: str) -> float | None:
+        """Predicted last/first hidden-layer ratio of 'pre_std', 'act_std' or 'grad_rms'."""
+        p = self.propagation
+        if p is None:
             return None
-        factor = fan_in * var * g
-        if act.name in ("tanh", "softsign") and factor > 1.0 + 1e-9:
-            return None  # growing signals leave the linear regime: saturation, not the recursion, decides
-        q *= factor
-        ratios.append(math.sqrt(q))
-    return ratios
+        if what == "grad_rms":
+            return math.sqrt(p.grad_ms[-1] / p.grad_ms[0]) if p.grad_ms[0] > 0 else None
+        return p.ratio(getattr(p, what))
+
+    def per_layer(self, what: str) -> list[float | None]:
+        """Predicted ratio of each hidden layer to the first one."""
+        p = self.propagation
+        if p is None:
+            return []
+        if what == "grad_rms":
+            values = np.sqrt(p.grad_ms)
+        else:
+            values = getattr(p, what)
+        first = float(values[0])
+        return [float(v) / first if first > 0 and math.isfinite(first) else None for v in values]
+
+
+def _variance(init: Choice, shape: tuple[int, int]) -> float | None:
+    if init.name == "lsuv":
+        return weight_variance(INITIALIZERS.resolve({"name": "orthogonal", "gain": 1.0}), shape)
+    return weight_variance(init, shape)
+
+
+def layers(init: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int) -> tuple[list[mf.NetLayer], mf.NetLayer] | str:
+    """The mean-field layers of an MLP, or the reason there are none."""
+    widths = [input_dim, *hidden, n_classes]
+    min_width = init.kwargs.get("min_width", LSUV_MIN_WIDTH)
+    out = []
+    for fan_in, width in zip(widths[:-1], widths[1:]):
+        var = _variance(init, (fan_in, width))
+        if var is None:
+            if init.name == "constant":
+                return "constant weights are not zero-mean: mean-field theory does not apply"
+            return f"no variance law for initializer '{init.name}'"
+        out.append(mf.NetLayer(fan_in, width, var, BIAS_VAR, renormalize=init.name == "lsuv" and width >= min_width))
+    if all(layer.weight_var == 0.0 for layer in out):
+        return "zero weights: every pre-activation is 0, so no ratio exists"
+    return out[:-1], out[-1]
+
+
+def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int,
+            input_sq: np.ndarray, family: str = "mlp") -> Prediction:
+    """Prediction for an MLP with these hidden widths, from each probe example's mean of x² (``input_sq``)."""
+    if family != "mlp":
+        return Prediction(reason="the mean-field theory here is for fully-connected nets: no prediction for conv nets")
+    built = layers(init, hidden, input_dim, n_classes)
+    if isinstance(built, str):
+        return Prediction(reason=built)
+    stack, output = built
+    if stack[0].weight_var == 0.0:
+        return Prediction(reason="zero first-layer weights: no signal reaches the hidden layers")
+    f = mf.phi(act)
+    prop = mf.propagate(f, stack, output, input_sq)
+    last = stack[-1]
+    fixed = mf.fixed_point(f, last.sigma_w2, last.bias_var, q0=float(prop.q[0].mean()))
+    return Prediction(propagation=prop, fixed=fixed)
+
+
+def band(center: float | None, sd: float, width: float = 2.0) -> tuple[float | None, float | None]:
+    """center·exp(∓width·sd): the finite-width band of a ratio whose log has standard deviation ``sd``."""
+    if center is None or not math.isfinite(center) or center <= 0:
+        return None, None
+    return center * math.exp(-width * sd), center * math.exp(width * sd)
+
+
+# Mean of x² per input feature, over the training set, of [0, 1]-scaled pixels (measured once on the real
+# files: MNIST 60k 0.1120; the bundled sample 0.1127). `initlab theory` starts the length map there
+# without loading data; other inputs: pass --input-moment.
+PIXEL_SECOND_MOMENT = {"mnist": 0.1120, "mnist_sample": 0.1127}
+INPUT_DIM, N_CLASSES = 784, 10  # every dataset in the catalog: 28×28 grey images, 10 classes
+
+
+def input_moment(dataset: str, standardize: bool = False) -> tuple[float, str]:
+    """The first layer's input second moment to assume without data, and where it comes from."""
+    if standardize:
+        return 1.0, "standardized inputs (mean 0, variance 1 per feature)"
+    if dataset in PIXEL_SECOND_MOMENT:
+        return PIXEL_SECOND_MOMENT[dataset], f"mean of x² of {dataset}'s [0, 1] pixels"
+    return 1.0, "assumed 1.0 (pass --input-moment for this dataset)"
+
+
+def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
+    """`initlab theory`: per initializer × activation (× shape) of ``config`` (a SweepConfig), the mean-field
+    figures of its MLP, and per layer the predicted q_l, activation std and gradient second moment."""
+    import pandas as pd
+
+    from init_lab.config.grid import expand
+
+    rows, per_layer, seen, critical = [], [], set(), {}
+    for spec in expand(config):
+        key = (spec.initializer, spec.activation, spec.arch)
+        if key in seen:
+            continue
+        seen.add(key)
+        f = mf.phi(spec.activation)
+        if spec.activation not in critical:
+            critical[spec.activation] = mf.critical_sigma_w2(f, sigma_b2)
+        row = {"initializer": spec.init_label, "activation": spec.act_label, **spec.axes,
+               "critical_sigma_w2": critical[spec.activation], "sigma_w2": None, "q_star": None, "chi_1": None,
+               "phase": None, "xi_q": None, "xi_c": None, "pre_std_ratio": None, "grad_rms_ratio": None, "note": ""}
+        built = layers(spec.initializer, spec.arch.hidden, INPUT_DIM, N_CLASSES) if spec.arch.family == "mlp" else \
+            "conv nets: the mean-field theory here is for fully-connected stacks"
+        if isinstance(built, str):
+            rows.append(row | {"note": built})
+            continue
+        stack, output = built
+        stack = [mf.NetLayer(la.fan_in, la.width, la.weight_var, sigma_b2, la.renormalize) for la in stack]
+        prop = mf.propagate(f, stack, output, np.array([moment]))
+        fp = mf.fixed_point(f, stack[-1].sigma_w2, sigma_b2, q0=float(prop.q[0, 0]))
+        pred = Prediction(prop, fp)
+        row |= {"sigma_w2": fp.sigma_w2, "q_star": fp.q_star, "chi_1": fp.chi_1, "phase": fp.phase, "xi_q": fp.xi_q,
+                "xi_c": fp.xi_c, "pre_std_ratio": pred.ratio("pre_std"), "grad_rms_ratio": pred.ratio("grad_rms")}
+        rows.append(row)
+        name = f"{spec.init_label} + {spec.act_label}" + "".join(f", {k}={v}" for k, v in spec.axes.items())
+        for i in range(len(stack)):
+            per_layer.append({"combination": name, "initializer": spec.init_label, "activation": spec.act_label,
+                              "layer": i, "q": float(prop.q[i, 0]), "act_std": float(prop.act_std[i]),
+                              "grad_ms": float(prop.grad_ms[i])})
+    return pd.DataFrame(rows), pd.DataFrame(per_layer)

@@ -1,0 +1,339 @@
+"""Mean-field signal propagation at initialization, for any activation (NumPy/SciPy; no TensorFlow).
+
+In a wide network with zero-mean weights of variance σ_w²/fan_in and biases of variance σ_b², the
+pre-activations of a layer are, for one input, Gaussian over units with second moment q_l, and
+
+* the **length map** (Poole et al. 2016, eq. 3): q_{l+1} = σ_w²·E[φ(√q_l·z)²] + σ_b², z ~ N(0, 1);
+  its fixed point q* (the limit reached from the data's first-layer q);
+* **χ₁** = σ_w²·E[φ′(√q*·z)²]: the mean squared singular value of one layer's Jacobian at q*.
+  χ₁ < 1 is the ordered phase (correlations → 1, gradients vanish), χ₁ > 1 the chaotic one;
+  χ₁ = 1 is criticality (Poole et al. 2016; Schoenholz et al. 2017);
+* the **correlation map** c_{l+1} = (σ_w²·E[φ(u₁)φ(u₂)] + σ_b²)/q*, u₁ = √q*·z₁,
+  u₂ = √q*·(c·z₁ + √(1−c²)·z₂), its fixed point c*, its slope χ_c = σ_w²·E[φ′(u₁)φ′(u₂)] at c*,
+  and the depth scales ξ_q = −1/ln χ_q (χ_q the slope of the length map at q*) and
+  ξ_c = −1/ln χ_c (Schoenholz et al. 2017, eq. 7 and 9);
+* the **backward recursion** for gradient second moments (He et al. 2015, eq. 13–14):
+  E[(∂L/∂a_l)²] = n_{l+1}·Var(W_{l+1})·E[φ′(z_{l+1})²]·E[(∂L/∂a_{l+1})²];
+* the mean squared singular value of the input–output Jacobian ∂z_L/∂x, which is the product of
+  the per-layer χ's along the actual q_l (Pennington et al. 2017);
+* a **finite-width band**: over random weights, log(q̂_L/q̂_1) fluctuates with variance
+  ≈ Σ_l κ_l/n_l, κ_l = Var(φ(z_l)²)/E[φ(z_l)²]² the relative variance of one unit's squared
+  activation; for ReLU κ = 5, which is Hanin & Rolnick's (2018) 5·Σ 1/n_l.
+
+Expectations are Gauss–Legendre quadrature on [0, 10] mirrored to [−10, 0], so the kink that every
+piecewise activation in the registry has at 0 falls on the split and the quadrature converges
+exponentially on each smooth half (a Gauss–Hermite rule across the kink converges slowly).
+φ′ is a central difference with a relative step, which never straddles 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+from scipy import optimize, special
+
+from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.catalog.registry import Choice
+
+Phi = Callable[[np.ndarray], np.ndarray]
+
+CRITICAL_TOL = 1e-3  # |χ₁ − 1| below this reads "critical"
+Q_MAX = 1e12  # a length map beyond this has no finite fixed point (it grows without bound)
+_NODES = 96
+_CUT = 10.0  # N(0,1) mass beyond 10 is 1.5e-23
+
+# The elementwise functions the registry's activations are written against, in NumPy (float64)
+NUMPY_OPS = SimpleNamespace(
+    sigmoid=special.expit,
+    tanh=np.tanh,
+    relu=lambda x: np.maximum(x, 0.0),
+    where=np.where,
+    elu=lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    selu=lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
+    erf=special.erf,
+    softplus=lambda x: np.logaddexp(0.0, x),
+    abs=np.abs,
+)
+
+
+def _half_rule() -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.legendre.leggauss(_NODES)
+    z = (x + 1.0) * _CUT / 2.0
+    return z, w * _CUT / 2.0 * np.exp(-z * z / 2.0) / math.sqrt(2.0 * math.pi)
+
+
+_Z_HALF, _W_HALF = _half_rule()
+Z = np.concatenate([-_Z_HALF[::-1], _Z_HALF])  # nodes for E over z ~ N(0, 1)
+W = np.concatenate([_W_HALF[::-1], _W_HALF])
+
+
+def phi(choice: Choice) -> Phi:
+    """The registry's activation as a NumPy function; learned parameters at their initial values."""
+    entry = ACTIVATIONS.entries[choice.name]
+    params = dict(choice.kwargs)
+    for name in entry.learned:  # PReLU at init is leaky ReLU with slope alpha_init
+        params[name] = params[f"{name}_init"]
+    return lambda x: np.asarray(entry.fn(np.asarray(x, dtype=np.float64), NUMPY_OPS, params), dtype=np.float64)
+
+
+def derivative(f: Phi) -> Phi:
+    """φ′ by central differences with a relative step (both points on the same side of 0)."""
+
+    def df(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        h = 1e-6 * np.maximum(np.abs(x), 1e-12)
+        return (f(x + h) - f(x - h)) / (2.0 * h)
+
+    return df
+
+
+def expect(f: Phi, q: np.ndarray | float) -> np.ndarray:
+    """E[f(√q·z)], z ~ N(0, 1), elementwise over an array of q ≥ 0."""
+    q = np.asarray(q, dtype=np.float64)
+    return (f(np.sqrt(q)[..., None] * Z) * W).sum(axis=-1)
+
+
+def expect2(f: Phi, g: Phi, q: float, c: float) -> float:
+    """E[f(u₁)·g(u₂)] for (u₁, u₂) Gaussian with variances q and correlation c.
+
+    u₁ = √q·z₁ and u₂ = √q·(c·z₁ + s·z₂), s = √(1−c²): the outer rule over z₁ is split at u₁'s kink (0),
+    the inner one over z₂ at u₂'s (z₂ = −c·z₁/s) for each z₁, so both halves stay smooth.
+    """
+    c = min(max(c, -1.0), 1.0)
+    s = math.sqrt(1.0 - c * c)
+    if s < 1e-12:
+        return float(expect(lambda x: f(x) * g(math.copysign(1.0, c) * x), q))
+    x, w = np.polynomial.legendre.leggauss(_NODES)
+    kink = np.clip(-c * Z / s, -_CUT, _CUT)[:, None]  # (K, 1): where u₂ crosses 0, per z₁ node
+    halves = []
+    for lo, hi in ((-_CUT, kink), (kink, _CUT)):
+        half = (hi - lo) / 2.0
+        z2 = half * x[None, :] + (hi + lo) / 2.0
+        halves.append((z2, half * w[None, :] * np.exp(-z2 * z2 / 2.0) / math.sqrt(2.0 * math.pi)))
+    z2 = np.concatenate([h[0] for h in halves], axis=1)
+    w2 = np.concatenate([h[1] for h in halves], axis=1)
+    u1 = math.sqrt(q) * Z[:, None]
+    u2 = math.sqrt(q) * (c * Z[:, None] + s * z2)
+    return float((f(u1) * g(u2) * W[:, None] * w2).sum())
+
+
+def length_map(f: Phi, sigma_w2: float, sigma_b2: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
+    """q ↦ σ_w²·E[φ(√q·z)²] + σ_b²."""
+    return lambda q: sigma_w2 * expect(lambda x: f(x) ** 2, q) + sigma_b2
+
+
+def chi1(f: Phi, sigma_w2: float, q: float) -> float:
+    """σ_w²·E[φ′(√q·z)²] (at q = 0: its limit q → 0⁺)."""
+    df = derivative(f)
+    return float(sigma_w2 * expect(lambda x: df(x) ** 2, max(q, 1e-20)))
+
+
+def kappa(f: Phi, q: np.ndarray | float) -> np.ndarray:
+    """Relative variance of one unit's squared activation: E[φ⁴]/E[φ²]² − 1 at pre-activation moment q."""
+    m2 = expect(lambda x: f(x) ** 2, q)
+    m4 = expect(lambda x: f(x) ** 4, q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m2 > 0, m4 / np.where(m2 > 0, m2, 1.0) ** 2 - 1.0, 0.0)
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Where an infinitely deep stack of identical layers (σ_w², σ_b², φ) takes a signal."""
+
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float | None  # None: the length map grows without bound from the starting q
+    chi_1: float  # at q* (as q grows without bound when there is no q*)
+    chi_q: float | None  # slope of the length map at q*
+    xi_q: float | None  # depth scale of q → q*: inf at χ_q = 1, None without q*
+    c_star: float | None  # None where q* is None or 0 (no signal, so no correlation)
+    chi_c: float | None
+    xi_c: float | None  # depth scale of c → c*: inf at criticality, None where c* is unstable
+
+    @property
+    def phase(self) -> str:
+        if abs(self.chi_1 - 1.0) < CRITICAL_TOL:
+            return "critical"
+        return "ordered" if self.chi_1 < 1.0 else "chaotic"
+
+
+def iterate_length(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float | None:
+    """The limit of the length map iterated from q0: q*, or None if it grows without bound.
+
+    The map is increasing in q, so the iterates move monotonically towards the nearest root of
+    L(q) − q in the direction of L(q0) − q0: that root is bracketed on a geometric scan and solved,
+    which stays exact near criticality, where iterating converges only algebraically.
+    """
+    step = length_map(f, sigma_w2, sigma_b2)
+    gap = lambda q: float(step(q)) - q  # noqa: E731
+    q0 = float(q0)
+    g0 = gap(q0)
+    if abs(g0) <= 1e-12 * max(q0, 1e-300):
+        return q0  # marginal (e.g. ReLU at σ_w² = 2, σ_b = 0): every q is a fixed point
+    factor = 2.0 if g0 > 0 else 0.5
+    lo = q0
+    while True:
+        hi = lo * factor
+        if hi > Q_MAX:
+            return None
+        if hi < 1e-30 * max(q0, 1.0):
+            return 0.0 if gap(0.0) <= 0.0 else _root(gap, 0.0, lo)
+        g = gap(hi)
+        if (g > 0) != (g0 > 0) and abs(g) > 1e-12 * hi:  # a sign change beyond rounding
+            return _root(gap, *sorted((lo, hi)))
+        lo = hi
+
+
+def _root(gap: Callable[[float], float], lo: float, hi: float) -> float:
+    return float(optimize.brentq(gap, lo, hi, xtol=1e-300, rtol=1e-13))
+
+
+def depth_scale(chi: float | None) -> float | None:
+    """−1/ln χ for a contraction (0 < χ < 1); inf at χ = 1; None where χ > 1 (no convergence)."""
+    if chi is None:
+        return None
+    if abs(chi - 1.0) < 1e-9:
+        return math.inf
+    if chi > 1.0:
+        return None
+    return 0.0 if chi <= 0.0 else -1.0 / math.log(chi)
+
+
+def fixed_point(f: Phi, sigma_w2: float, sigma_b2: float = 0.0, q0: float = 1.0) -> FixedPoint:
+    """q*, χ₁, c*, χ_c and the depth scales of the (φ, σ_w², σ_b²) stack, reached from q0."""
+    q_star = iterate_length(f, sigma_w2, sigma_b2, q0)
+    c1 = chi1(f, sigma_w2, Q_MAX if q_star is None else q_star)
+    if q_star is None:
+        return FixedPoint(sigma_w2, sigma_b2, None, c1, None, None, None, None, None)
+    step = length_map(f, sigma_w2, sigma_b2)
+    if q_star > 0:
+        eps = 1e-5 * q_star
+        chi_q = float((step(q_star + eps) - step(q_star - eps)) / (2 * eps))
+    else:  # q* = 0 needs σ_b = 0 and φ(0) = 0, where the length map's slope at 0 is σ_w²·φ′(0)² = χ₁
+        chi_q = c1
+    if q_star == 0.0:
+        return FixedPoint(sigma_w2, sigma_b2, q_star, c1, chi_q, depth_scale(chi_q), None, None, None)
+    c_star, chi_c = _correlation_fixed_point(f, sigma_w2, sigma_b2, q_star, c1)
+    return FixedPoint(sigma_w2, sigma_b2, q_star, c1, chi_q, depth_scale(chi_q), c_star, chi_c, depth_scale(chi_c))
+
+
+def correlation_map(f: Phi, sigma_w2: float, sigma_b2: float, q_star: float) -> Callable[[float], float]:
+    return lambda c: (sigma_w2 * expect2(f, f, q_star, c) + sigma_b2) / q_star
+
+
+def _correlation_fixed_point(f: Phi, sigma_w2: float, sigma_b2: float, q_star: float, c1: float) -> tuple[float, float]:
+    df = derivative(f)
+    if c1 <= 1.0 + CRITICAL_TOL:
+        c_star = 1.0  # ordered or critical: c = 1 is the stable fixed point, where χ_c = χ₁
+    else:
+        cmap = correlation_map(f, sigma_w2, sigma_b2, q_star)
+        c_star = 0.0
+        for _ in range(500):
+            nxt = min(max(cmap(c_star), -1.0), 1.0)
+            if abs(nxt - c_star) < 1e-12:
+                break
+            c_star = nxt
+        c_star = nxt
+    chi_c = c1 if c_star == 1.0 else sigma_w2 * expect2(df, df, q_star, c_star)
+    return c_star, float(chi_c)
+
+
+def critical_sigma_w2(f: Phi, sigma_b2: float = 0.0, q0: float = 1.0) -> float | None:
+    """σ_w² with χ₁ = 1 at its own fixed point reached from q0 (e.g. 2 for ReLU, 1 for tanh at σ_b = 0).
+
+    None if there is none in [0.01, 100], or where χ₁ jumps over 1 instead of crossing it: GELU and
+    swish from q0 = 1 leave q* = 0 (χ₁ = σ_w²/4 < 1) for a non-zero fixed point with χ₁ > 1 at once.
+    """
+    grid = np.geomspace(0.01, 100.0, 81)
+    g = [fixed_point_chi(f, s, sigma_b2, q0) - 1.0 for s in grid]
+    for lo, hi, glo, ghi in zip(grid[:-1], grid[1:], g[:-1], g[1:]):
+        if glo == 0.0:
+            return float(lo)
+        if glo < 0 < ghi or glo > 0 > ghi:
+            found = float(optimize.brentq(lambda s: fixed_point_chi(f, s, sigma_b2, q0) - 1.0, lo, hi, xtol=1e-10))
+            return found if abs(fixed_point_chi(f, found, sigma_b2, q0) - 1.0) < CRITICAL_TOL else None
+    return None
+
+
+def fixed_point_chi(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float:
+    q_star = iterate_length(f, sigma_w2, sigma_b2, q0)
+    return chi1(f, sigma_w2, Q_MAX if q_star is None else q_star)
+
+
+@dataclass(frozen=True)
+class NetLayer:
+    """One weight layer in mean-field terms: ``fan_in``·Var(W) = σ_w², and the layer's width."""
+
+    fan_in: int
+    width: int  # units (fan_out of the kernel)
+    weight_var: float  # Var(W)
+    bias_var: float = 0.0
+    renormalize: bool = False  # LSUV: the layer's pre-activation variance is rescaled to 1 on data
+
+    @property
+    def sigma_w2(self) -> float:
+        return self.fan_in * self.weight_var
+
+
+@dataclass(frozen=True)
+class Propagation:
+    """Mean-field prediction for one network, per hidden layer (pooled over the input examples)."""
+
+    q: np.ndarray  # (layers, examples): pre-activation second moment per layer and input
+    pre_std: np.ndarray  # (layers,)
+    act_mean: np.ndarray
+    act_std: np.ndarray
+    grad_ms: np.ndarray  # (layers,) E[(∂L/∂a_l)²] relative to the last hidden layer's
+    jacobian_ms: float  # mean squared singular value of ∂z_L/∂x
+    log_var: np.ndarray  # (layers,) finite-width variance of log(q̂_l/q̂_1) over random weights
+
+    def ratio(self, values: np.ndarray) -> float | None:
+        first, last = float(values[0]), float(values[-1])
+        if not (math.isfinite(first) and math.isfinite(last)) or first == 0.0:
+            return None
+        return last / first
+
+    @property
+    def band_sd(self) -> float:
+        """Standard deviation of log(std ratio last/first) over random weights: ½·√(Σ κ_l/n_l)."""
+        return 0.5 * math.sqrt(float(self.log_var[-1]))
+
+
+def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.ndarray) -> Propagation:
+    """Forward length map through ``hidden`` from each example's input second moment (mean of x²), the
+    backward gradient recursion, the Jacobian's mean squared singular value and the finite-width band."""
+    df = derivative(f)
+    sq = lambda x: f(x) ** 2  # noqa: E731
+    dsq = lambda x: df(x) ** 2  # noqa: E731
+    first = hidden[0]
+    q = first.sigma_w2 * np.asarray(input_sq, dtype=np.float64) + first.bias_var  # per example
+    qs = []
+    for i, layer in enumerate(hidden):
+        if i > 0:
+            q = layer.sigma_w2 * expect(sq, q) + layer.bias_var
+        if layer.renormalize and q.mean() > 0:
+            q = q / q.mean()
+        qs.append(q)
+    Q = np.stack(qs)  # (L, E)
+    act_m = expect(f, Q).mean(axis=1)
+    act_s2 = expect(sq, Q).mean(axis=1)
+    # backward: g_l / g_{l+1} = n_{l+1}·Var(W_{l+1})·E[φ′(z_{l+1})²] (He et al. 2015, eq. 13), per example
+    g = np.ones_like(Q)
+    for i in range(len(hidden) - 2, -1, -1):
+        nxt = hidden[i + 1]
+        g[i] = g[i + 1] * nxt.width * nxt.weight_var * expect(dsq, Q[i + 1])
+    # Jacobian ∂z_L/∂x: m_1 = σ_w,1², m_{l+1} = σ_w,l+1²·E[φ′(z_l)²]·m_l
+    m = np.full(Q.shape[1], first.sigma_w2)
+    for i in range(1, len(hidden)):
+        m = m * hidden[i].sigma_w2 * expect(dsq, Q[i - 1])
+    k = kappa(f, Q.mean(axis=1))
+    widths = np.array([layer.width for layer in hidden], dtype=np.float64)
+    log_var = np.concatenate([[0.0], np.cumsum(k[:-1] / widths[:-1])])
+    return Propagation(
+        q=Q, pre_std=np.sqrt(Q.mean(axis=1)), act_mean=act_m, act_std=np.sqrt(np.maximum(act_s2 - act_m**2, 0.0)),
+        grad_ms=g.mean(axis=1), jacobian_ms=float(m.mean()), log_var=log_var,
+    )
