@@ -314,34 +314,84 @@ def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
 @app.command()
 @_clean_errors
 def probe(
-    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its grid is probed, seeds beyond the first ignored.")],
+    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its grid is probed over seeds.")],
     set_: SetOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the probe's directory goes.")] = Path(defaults.RUNS_DIR),
     batch: Annotated[int, typer.Option("--batch", min=2, help="Probe batch size.")] = defaults.PROBE_SIZE,
+    seeds: Annotated[Optional[int], typer.Option(
+        "--seeds", min=1, help="Probe this many consecutive seeds from the grid's first one (default: the grid's "
+        "seeds, or 5 when it names one).")] = None,
+    jacobian_examples: Annotated[int, typer.Option(
+        "--jacobian-examples", min=0, help="Probe examples whose Jacobian spectrum is computed (0: none).")]
+        = defaults.JACOBIAN_EXAMPLES,
     device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu.")] = None,
 ) -> None:
-    """Signal propagation at initialization: per-layer activation std and gradient RMS, against theory."""
+    """Signal propagation at initialization over seeds, against mean-field theory and its finite-width band."""
     from init_lab.config.schema import load_config
     from init_lab.console import probe_table
     from init_lab.engine.backend import setup_device
-    from init_lab.report.plots import probe_plot
+    from init_lab.report.plots import jacobian_plot, probe_plot
     from init_lab.run.probe import run_probe
     from init_lab.run.store import create_run_dir, write_files
 
     cfg = load_config(config, set_ or [])
+    if jacobian_examples > batch:
+        raise typer.BadParameter(f"--jacobian-examples {jacobian_examples} exceeds the probe batch ({batch}).")
     setup_device(device.value if device else cfg.device, cfg.training.deterministic)
-    result = run_probe(cfg, batch)
-    out.print(f"probe of '{cfg.name}' at initialization on {batch} examples of {result.source}",
-              highlight=False, markup=False)
+    result = run_probe(cfg, batch, seeds, jacobian_examples)
+    out.print(f"probe of '{cfg.name}' at initialization on {batch} examples of {result.source}, "
+              f"seeds {', '.join(map(str, result.seeds))}", highlight=False, markup=False)
     out.print(probe_table(result.summary))
     target = create_run_dir(out_dir, f"{cfg.name}-probe")
     (target / "trials").rmdir()  # a probe has no trials
-    files = write_files(target, {
+    title = f"at initialization — {cfg.name}"
+    files = {
         "probe_layers.csv": result.layers.to_csv(index=False),
         "probe_summary.csv": result.summary.to_csv(index=False),
-        "probe.png": probe_plot(result.layers, f"Signal propagation at initialization — {cfg.name}"),
-    })
-    out.print(f"files: {', '.join(str(f) for f in files)}", highlight=False, markup=False, soft_wrap=True)
+        "probe.png": probe_plot(result.layers, f"Signal propagation {title}"),
+    }
+    if not result.spectra.empty:
+        files["probe_spectra.csv"] = result.spectra.to_csv(index=False)
+        files["jacobian.png"] = jacobian_plot(result.spectra, f"Input–output Jacobian spectrum {title}")
+    written = write_files(target, files)
+    out.print(f"files: {', '.join(str(f) for f in written)}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@_clean_errors
+def theory(
+    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its initializers, activations and shapes.")],
+    set_: SetOption = None,
+    input_moment: Annotated[Optional[float], typer.Option(
+        "--input-moment", min=0.0, help="Mean of x² per input feature that the first layer sees (default: the "
+        "dataset's known value, 1 for standardized inputs).")] = None,
+    sigma_b2: Annotated[float, typer.Option("--sigma-b2", min=0.0, help="Bias variance σ_b² (initlab's biases start at 0).")]
+        = 0.0,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where theory.csv and theory.png go.")] = Path(defaults.RUNS_DIR),
+) -> None:
+    """Mean-field theory without data or TensorFlow: critical σ_w², fixed point q*, χ₁, depth scales, ratios."""
+    from init_lab.analysis.theory import input_moment as default_moment
+    from init_lab.analysis.theory import stack_tables
+    from init_lab.config.schema import load_config
+    from init_lab.console import theory_table
+    from init_lab.report.plots import theory_plot
+    from init_lab.run.store import create_run_dir, write_files
+
+    cfg = load_config(config, set_ or [])
+    moment, source = (input_moment, "--input-moment") if input_moment is not None else \
+        default_moment(cfg.dataset.name, getattr(cfg.dataset, "standardize", False))
+    rows, layers = stack_tables(cfg, moment, sigma_b2)
+    out.print(f"mean-field theory of '{cfg.name}': input second moment {moment:g} ({source}), σ_b² = {sigma_b2:g}",
+              highlight=False, markup=False)
+    out.print(theory_table(rows))
+    target = create_run_dir(out_dir, f"{cfg.name}-theory")
+    (target / "trials").rmdir()
+    files = {"theory.csv": rows.to_csv(index=False), "theory_layers.csv": layers.to_csv(index=False)}
+    plot = theory_plot(layers, f"Mean-field propagation over depth — {cfg.name}")
+    if plot is not None:
+        files["theory.png"] = plot
+    written = write_files(target, files)
+    out.print(f"files: {', '.join(str(f) for f in written)}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -321,21 +321,50 @@ def comparison_table(table, name_a: str, name_b: str, label: str) -> Table:
     return t
 
 
+def _g(x) -> str:
+    return "—" if x is None or _isnan(x) else f"{x:.3g}"
+
+
 def probe_table(summary) -> Table:
-    """One row per combination: signal ratios at init, the theory, and the flags."""
-    t = Table(title="signal propagation at initialization (last hidden layer / first)")
-    for col in ["initializer", "activation", "layers", "act std first", "act std last", "act std ratio",
-                "pre std ratio", "theory", "grad RMS ratio", "flags"]:
-        t.add_column(col, justify="left" if col in ("initializer", "activation", "flags") else "right")
-
-    def g(x):
-        return "—" if x is None or _isnan(x) else f"{x:.3g}"
-
+    """One row per combination: measured ratios over seeds, the mean-field theory with its band, the Jacobian
+    spectrum's summary, the flags."""
+    t = Table(title="signal propagation at initialization (last hidden layer ÷ first, over seeds)")
+    for col in ["initializer", "activation", "pre std ratio [min–max]", "theory [band]", "vs theory",
+                "grad ratio (theory)", "Jacobian ⟨s²⟩ (theory)", "s spread", "s max/min", "flags"]:
+        t.add_column(col, justify="left" if col in ("initializer", "activation", "vs theory", "flags") else "right")
     for _, r in summary.iterrows():
-        flag_style = "bold red" if r["flags"] else ""
-        t.add_row(str(r["initializer"]), str(r["activation"]), str(r["layers"]), g(r["act_std_first"]),
-                  g(r["act_std_last"]), g(r["act_std_last_over_first"]), g(r["pre_std_last_over_first"]),
-                  g(r["theory_pre_std_last_over_first"]), g(r["grad_rms_last_over_first"]),
-                  Text(r["flags"] or "ok", style=flag_style or "green"))
-    t.caption = "ratios: last hidden layer ÷ first; theory: predicted pre-activation std ratio (He et al. 2015 recursion)"
+        theory = (f"{_g(r['theory_pre_std_ratio'])} [{_g(r['band_lo'])}–{_g(r['band_hi'])}]"
+                  if r["band_lo"] is not None and not _isnan(r["band_lo"]) else "—")
+        verdict_style = {"within band": "green", "below band": "yellow", "above band": "yellow"}.get(r["vs_theory"], "dim")
+        t.add_row(
+            Text(str(r["initializer"])), Text(str(r["activation"])),
+            Text(f"{_g(r['pre_std_ratio'])} [{_g(r['pre_std_ratio_min'])}–{_g(r['pre_std_ratio_max'])}]"),
+            Text(theory), Text(str(r["vs_theory"]), style=verdict_style),
+            Text(f"{_g(r['grad_rms_ratio'])} ({_g(r['theory_grad_rms_ratio'])})"),
+            Text(f"{_g(r['jac_mean_sq'])} ({_g(r['theory_jac_mean_sq'])})"), Text(_g(r["jac_std"])),
+            Text(_g(r["jac_max_over_min"])),
+            Text(r["flags"] or "ok", style="bold red" if r["flags"] else "green"),
+        )
+    notes = sorted({str(n) for n in summary["theory_note"] if isinstance(n, str) and n})
+    seeds = int(summary["seeds"].max()) if len(summary) else 0
+    t.caption = Text(
+        f"ratios: geometric mean over {seeds} seeds [min–max]; theory: mean-field prediction (length map from the "
+        "data's input second moment) [≈95 % finite-width band]; grad: RMS of ∂L/∂activation; s: singular values of "
+        "the input–output Jacobian ∂z_L/∂x (spread: std); flags: outside the band a signal-preserving net shows "
+        "around 1" + "".join(f"\nno theory: {n}" for n in notes))
+    return t
+
+
+def theory_table(rows) -> Table:
+    """`initlab theory`: one row per initializer × activation: σ_w², fixed point, χ₁, depth scales, ratios."""
+    t = Table(title="mean-field theory at initialization (hidden-layer stack)")
+    for col in ["initializer", "activation", "σ_w²", "critical σ_w²", "q*", "χ₁", "phase", "ξ_q", "ξ_c",
+                "pre std ratio", "grad RMS ratio", "note"]:
+        t.add_column(col, justify="left" if col in ("initializer", "activation", "phase", "note") else "right")
+    for _, r in rows.iterrows():
+        t.add_row(str(r["initializer"]), str(r["activation"]), _g(r["sigma_w2"]), _g(r["critical_sigma_w2"]),
+                  _g(r["q_star"]), _g(r["chi_1"]), str(r["phase"] or "—"), _g(r["xi_q"]), _g(r["xi_c"]),
+                  _g(r["pre_std_ratio"]), _g(r["grad_rms_ratio"]), str(r["note"] or ""))
+    t.caption = ("σ_w² = fan_in·Var(W) of the last hidden layer; critical σ_w²: χ₁ = 1 at σ_b = 0; ξ: depth scales "
+                 "(∞ at criticality, — where none exists); ratios: last hidden layer ÷ first over the config's depth")
     return t

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.catalog.registry import NegativeSide
 
 keras = pytest.importorskip("keras")
 
@@ -18,6 +20,7 @@ SELU_L, SELU_A = 1.0507009873554805, 1.6732632423543772
 FORMULAS = {
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "tanh": np.tanh,
+    "lecun_tanh": lambda x: 1.7159 * np.tanh(2 * x / 3),  # LeCun et al. 1998, "Efficient BackProp" §4.4
     "relu": lambda x: np.maximum(0, x),
     "leaky_relu": lambda x: np.where(x >= 0, x, 0.01 * x),
     "elu": lambda x: np.where(x > 0, x, np.exp(x) - 1),
@@ -65,3 +68,48 @@ def test_gelu_is_the_exact_erf_form_not_the_tanh_approximation():
     x = np.array([-1.5], np.float32)
     exact = 0.5 * -1.5 * (1 + math.erf(-1.5 / math.sqrt(2)))
     assert apply("gelu", x)[0] == pytest.approx(exact, rel=1e-6)
+
+
+NUMPY_OPS = SimpleNamespace(
+    sigmoid=lambda x: 1 / (1 + np.exp(-x)), tanh=np.tanh, relu=lambda x: np.maximum(x, 0), abs=np.abs, exp=np.exp,
+    where=np.where, elu=lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))), softplus=lambda x: np.logaddexp(0, x),
+    selu=lambda x: SELU_L * np.where(x > 0, x, SELU_A * np.expm1(np.minimum(x, 0))), erf=ERF,
+)
+
+
+def test_saturation_thresholds_are_the_5_percent_points_of_the_derivative():
+    # the values of the closed forms (issue 11: sigmoid is 4.3565, not the 4.3596 once typed in)
+    expected = {"sigmoid": 4.3565, "tanh": 2.1783, "lecun_tanh": 3.2674, "softsign": 3.4721}
+    thresholds = {name: e.saturation for name, e in ACTIVATIONS.entries.items() if e.saturation is not None}
+    assert thresholds == pytest.approx(expected, abs=1e-4)
+    assert thresholds["lecun_tanh"] == pytest.approx(1.5 * math.atanh(math.sqrt(0.95)), rel=1e-12)
+    grid = np.linspace(-8, 8, 16001)
+    for name, x0 in thresholds.items():  # φ′ by central differences, independently of the derivations
+        peak = derivative(name, grid).max()
+        assert derivative(name, np.array([x0, -x0])) / peak == pytest.approx([0.05, 0.05], rel=1e-4), name
+
+
+def derivative(name: str, x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    entry = ACTIVATIONS.entries[name]
+    return (entry.fn(x + h, NUMPY_OPS, {}) - entry.fn(x - h, NUMPY_OPS, {})) / (2 * h)
+
+
+def test_negative_side_of_the_relu_family():
+    sides = {name: e.negative_side for name, e in ACTIVATIONS.entries.items() if e.negative_side is not None}
+    assert sides == {"relu": NegativeSide.DEAD, "leaky_relu": NegativeSide.NEGATIVE_REGIME,
+                     "elu": NegativeSide.NEGATIVE_REGIME, "selu": NegativeSide.NEGATIVE_REGIME,
+                     "prelu": NegativeSide.NEGATIVE_REGIME}
+
+
+def test_prelu_slopes_are_one_per_channel_in_the_cnn():
+    from init_lab.catalog.initializers import INITIALIZERS
+    from init_lab.catalog.models import resolve_architecture
+    from init_lab.engine.nets import LearnedActivation, build_keras_model
+
+    arch = resolve_architecture("mnist_cnn", None, None, None)
+    model = build_keras_model(arch, (28, 28, 1), 10, INITIALIZERS.resolve("he_normal"),
+                              ACTIVATIONS.resolve("prelu"), seed=0)
+    slopes = {layer.name: tuple(layer.alpha.shape) for layer in model.layers if isinstance(layer, LearnedActivation)}
+    # shared over the spatial axes, as He et al. 2015 do: one slope per channel, 0.25 at initialization
+    assert slopes == {"act_conv_0": (32,), "act_conv_1": (64,), "act_conv_2": (64,), "act_0": (64,)}
+    assert all(np.all(np.asarray(layer.alpha) == 0.25) for layer in model.layers if isinstance(layer, LearnedActivation))

@@ -114,3 +114,56 @@ def test_prepare_split_is_fixed_and_scaled():
     assert a.x_train.dtype == np.float32 and 0.0 <= a.x_train.min() and a.x_train.max() <= 1.0
     c = prepare(ds, "cnn", 0.25, train_size=100, test_size=20)
     assert c.x_train.shape == (75, 28, 28, 1) and c.x_test.shape == (20, 28, 28, 1)
+
+
+def test_standardize_is_off_by_default_and_leaves_pixels_in_0_1():
+    from init_lab.config.schema import config_from_text
+
+    config = config_from_text("name: s\ngrid: {initializer: [he_normal], activation: [relu]}")
+    assert config.dataset.standardize is False
+    ds = make_synthetic(200, 50)
+    plain, off = prepare(ds, "mlp", 0.25), prepare(ds, "mlp", 0.25, standardize=False)
+    for split in ("x_train", "x_val", "x_test"):
+        np.testing.assert_array_equal(getattr(plain, split), getattr(off, split))
+    assert plain.x_train.min() == 0.0 and plain.x_train.max() == 1.0
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_standardize_per_pixel_with_training_statistics(family):
+    ds = make_synthetic(200, 50)
+    ds.x_train[:, 0, 0] = 7  # a pixel constant over the training split ...
+    ds.x_test[:5, 0, 0] = 200  # ... but not on the test set: it still becomes 0, no division by zero
+    raw = prepare(ds, family, 0.25)
+    std = prepare(ds, family, 0.25, standardize=True)
+    x = std.x_train.reshape(len(std.x_train), -1)
+    assert std.x_train.shape == raw.x_train.shape and std.x_train.dtype == np.float32
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(std.x_test))
+    varies = np.ptp(raw.x_train.reshape(len(raw.x_train), -1), axis=0) > 0
+    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(x.std(axis=0)[varies], 1.0, rtol=1e-4)
+    for split in ("x_train", "x_val", "x_test"):
+        assert np.all(getattr(std, split).reshape(len(getattr(std, split)), -1)[:, 0] == 0)
+    # validation and test are scaled with the training split's statistics, not their own
+    flat = raw.x_train.reshape(len(raw.x_train), -1).astype(np.float64)
+    mean, sd = flat.mean(axis=0), flat.std(axis=0)
+    val = raw.x_val.reshape(len(raw.x_val), -1)
+    expected = np.where(varies, (val - mean) / np.where(varies, sd, 1), 0)
+    np.testing.assert_allclose(std.x_val.reshape(len(std.x_val), -1), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(std.y_val, raw.y_val)  # the split is the same
+
+
+def test_standardize_reaches_the_data_and_the_checkpoint_fingerprint():
+    pytest.importorskip("keras")
+    from init_lab.config.grid import expand
+    from init_lab.config.schema import config_from_text
+    from init_lab.engine.data import load_prepared
+    from init_lab.run.plan import trial_fingerprint
+
+    text = "name: s\ndataset: {name: synthetic, synthetic_train: 200, synthetic_test: 50}\n" \
+           "grid: {initializer: [he_normal], activation: [relu]}"
+    off = config_from_text(text)
+    on = config_from_text(text, overrides=["dataset.standardize=true"])
+    assert load_prepared(off.dataset, "mlp").x_train.min() == 0.0
+    assert load_prepared(on.dataset, "mlp").x_train.min() < 0.0
+    (spec_off,), (spec_on,) = expand(off), expand(on)
+    assert trial_fingerprint(off, spec_off, "cpu") != trial_fingerprint(on, spec_on, "cpu")

@@ -7,10 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from init_lab.analysis.diagnostics import LAYER_COLUMNS, layer_rows, summarize
-from init_lab.cli import app
 from init_lab.config.schema import config_from_text
 from init_lab.run.sweep import run_sweep
 
@@ -28,12 +26,49 @@ def test_layer_rows_by_hand():
     assert row["act_mean"] == pytest.approx(8 / 6) and row["act_std"] == pytest.approx(act.std())
     assert row["dead_frac"] == pytest.approx(1 / 3)  # unit 0 is ≤ 0 on both examples
     assert math.isnan(row["saturated_frac"])  # not a saturating activation
+    assert math.isnan(row["negative_frac"])  # relu's units are dead, not "negative"
     assert row["grad_out_rms"] == pytest.approx(1.0)
     assert row["grad_kernel_rms"] == pytest.approx(math.sqrt(4 / 3))
     assert row["kernel_std"] == pytest.approx(np.std([1.0, -1.0, 3.0]))
     (tanh_row,) = layer_rows(0, "tanh", ["dense_0"], [pre], [np.tanh(pre)], [g_out], [kernel], [g_k])
     assert tanh_row["saturated_frac"] == pytest.approx(2 / 6)  # |x| > 2.18: only -3 and 5
-    assert math.isnan(tanh_row["dead_frac"])
+    assert math.isnan(tanh_row["dead_frac"]) and math.isnan(tanh_row["negative_frac"])
+
+
+@pytest.mark.parametrize("activation", ["leaky_relu", "elu", "selu", "prelu"])
+def test_negative_regime_is_not_dead(activation):
+    pre = np.array([[-1.0, 2.0, -3.0, 0.0], [-2.0, -5.0, 1.0, -1.0]])  # unit 3 touches 0: not strictly negative
+    (row,) = layer_rows(0, activation, ["d"], [pre], [pre], [pre], [pre], [pre])
+    assert row["negative_frac"] == pytest.approx(1 / 4)  # unit 0 is < 0 on every example; it still has a gradient
+    assert math.isnan(row["dead_frac"]) and math.isnan(row["saturated_frac"])
+
+
+@pytest.mark.parametrize("activation, x, saturated", [
+    ("sigmoid", 4.355, False), ("sigmoid", 4.358, True),  # ln((1+√.95)/(1−√.95)) = 4.3565
+    ("tanh", 2.177, False), ("tanh", 2.180, True),
+    ("lecun_tanh", 3.266, False), ("lecun_tanh", 3.269, True),
+    ("softsign", 3.471, False), ("softsign", 3.473, True),
+])
+def test_saturation_at_the_registry_threshold(activation, x, saturated):
+    pre = np.array([[x, -x], [0.0, 0.0]])
+    (row,) = layer_rows(0, activation, ["d"], [pre], [pre], [pre], [pre], [pre])
+    assert row["saturated_frac"] == (0.5 if saturated else 0.0)
+    assert math.isnan(row["dead_frac"]) and math.isnan(row["negative_frac"])
+
+
+def test_conv_units_are_channels_and_a_blank_patch_is_not_dead():
+    pre = np.full((2, 4, 4, 3), 1.0)  # (examples, height, width, channels)
+    pre[:, :2, :2, :] = -1.0  # a blank patch: every channel ≤ 0 there, in every example
+    pre[:, :, :, 1] = -0.5  # channel 1: ≤ 0 at every position of every example
+    pre[0, :, :, 2] = -0.5  # channel 2: ≤ 0 everywhere in example 0 only
+    (row,) = layer_rows(0, "relu", ["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre])
+    assert row["units"] == 3
+    assert row["dead_frac"] == pytest.approx(1 / 3)  # channel 1 only
+    (leaky,) = layer_rows(0, "leaky_relu", ["conv_0"], [pre], [pre], [pre], [pre], [pre])
+    assert leaky["negative_frac"] == pytest.approx(1 / 3)
+    pre[1, 3, 3, 1] = 0.1  # one positive position in one example brings the channel back
+    (row,) = layer_rows(0, "relu", ["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre])
+    assert row["dead_frac"] == 0.0
 
 
 def test_model_probe_matches_a_numpy_backprop():
@@ -114,9 +149,11 @@ def test_summary_figures():
         {"epoch": 0, "layer": 1, "act_std": 0.5, "grad_out_rms": 4.0, "dead_frac": 0.3, "saturated_frac": math.nan},
         {"epoch": 1, "layer": 0, "act_std": 1.0, "grad_out_rms": 1.0, "dead_frac": 0.6, "saturated_frac": math.nan},
     ]
-    s = summarize(rows)
+    s = summarize(rows)  # rows without negative_frac: recorded before the column existed
     assert s["init_act_std_last_over_first"] == 0.25 and s["init_grad_rms_last_over_first"] == 4.0
-    assert s["peak_dead_frac"] == 0.6 and s["peak_saturated_frac"] is None
+    assert s["peak_dead_frac"] == 0.6 and s["peak_saturated_frac"] is None and s["peak_negative_frac"] is None
+    rows[1]["negative_frac"] = 0.2
+    assert summarize(rows)["peak_negative_frac"] == 0.2
 
 
 DEEP = """
@@ -136,43 +173,136 @@ def test_lsuv_reaches_its_tolerance_and_logs_it(tmp_path):
     for pack in (True, False):
         record = run_sweep(cfg, out=tmp_path / str(pack), pack=pack).records[0]
         log = record["lsuv"]
-        assert [e["layer"] for e in log] == [f"dense_{i}" for i in range(20)] + ["output"]
-        assert all(abs(e["final_variance"] - 1) < 0.1 for e in log)
+        assert [e["layer"] for e in log] == [f"dense_{i}" for i in range(20)]  # hidden layers only
+        assert all(abs(e["final_variance"] - 1) < 0.1 and "skipped" not in e for e in log)
         assert all(0 <= e["iterations"] <= 10 for e in log) and log[0]["iterations"] >= 1
 
 
-def test_probe_deep_relu_matches_theory(tmp_path, write_config):
+LSUV_NET = """
+name: lsuv
+model: {kind: mlp, hidden: [64, 16, 48]}
+grid: {initializer: [lsuv, {name: lsuv, min_width: 8}, he_normal], activation: [tanh]}
+"""
+
+
+@pytest.mark.parametrize("pack", [True, False])
+def test_lsuv_rescales_wide_hidden_layers_only(pack):
+    keras = pytest.importorskip("keras")
+    from init_lab.catalog.models import net_kind
+    from init_lab.config.grid import expand
+    from init_lab.engine.nets import build_net
+
+    specs = expand(config_from_text(LSUV_NET))
+    x = np.random.default_rng(0).random((256, 20)).astype("float32")  # [0, 1] "pixels"
+
+    def weights(net):
+        return {s.id: ws for s, ws in zip(net.specs, net.per_trial(net.variables))}
+
+    net = build_net(net_kind(specs[0].arch, pack), specs, (20,), 10)
+    before = weights(net)
+    logs = net.lsuv(keras.ops.convert_to_tensor(x))
+    after = weights(net)
+    default, wide, he = specs
+    assert set(logs) == {default.id, wide.id}  # he_normal trials are left alone
+    assert all(np.array_equal(a, b) for a, b in zip(before[he.id], after[he.id]))
+    # kernels are variables 0, 2, 4, 6 (dense_0, dense_1, dense_2, output); the output layer is never rescaled
+    for spec in (default, wide):
+        np.testing.assert_array_equal(before[spec.id][6], after[spec.id][6])
+        assert [e["layer"] for e in logs[spec.id]] == ["dense_0", "dense_1", "dense_2"]
+    # min_width 32: the 16-wide layer keeps its orthogonal init and says why; min_width 8 rescales it
+    np.testing.assert_array_equal(before[default.id][2], after[default.id][2])
+    assert logs[default.id][1]["iterations"] == 0 and "16 < 32" in logs[default.id][1]["skipped"]
+    assert not np.array_equal(before[wide.id][2], after[wide.id][2]) and "skipped" not in logs[wide.id][1]
+    for spec, rescaled in ((default, (0, 2)), (wide, (0, 1, 2))):
+        w = [np.asarray(a, dtype=np.float64) for a in after[spec.id][0:6:2]]
+        h, variances = x.astype(np.float64), []
+        for kernel in w:  # biases are 0 at initialization
+            z = h @ kernel
+            variances.append(z.var())
+            h = np.tanh(z)
+        for i in rescaled:
+            assert abs(variances[i] - 1) < 0.1, (spec.id, i, variances)
+            assert logs[spec.id][i]["final_variance"] == pytest.approx(variances[i], rel=1e-3)
+
+
+def test_lsuv_runs_on_a_training_batch_not_the_probe_batch():
+    pytest.importorskip("keras")
+    from init_lab.catalog.datasets import make_synthetic, prepare
+    from init_lab.catalog.models import NetKind
+    from init_lab.config.grid import expand
+    from init_lab.engine.data import DeviceData
+    from init_lab.engine.loop import _fresh
+    from init_lab.engine.nets import build_net
+
+    prepared = prepare(make_synthetic(300, 50), "mlp", 0.2)
+    data = DeviceData.from_prepared(prepared, diagnostics=False, probe_size=40)
+    np.testing.assert_array_equal(np.asarray(data.x_lsuv), prepared.x_train[:40])
+    np.testing.assert_array_equal(np.asarray(data.x_probe), prepared.x_val[:40])
+    data.x_lsuv = data.x_lsuv * 3.0  # a batch whose statistics differ from the probe batch's
+    (spec,) = expand(config_from_text("name: l\nmodel: {kind: mlp, hidden: [32]}\n"
+                                      "grid: {initializer: [lsuv], activation: [relu]}"))
+    net = build_net(NetKind.KERAS, [spec], data.input_shape, 10)
+    _fresh(net, data)
+    kernel = np.asarray(net.models[0].get_layer("dense_0").kernel, dtype=np.float64)
+    assert abs((np.asarray(data.x_lsuv, dtype=np.float64) @ kernel).var() - 1) < 0.1  # unit variance on it
+    assert (np.asarray(data.x_probe, dtype=np.float64) @ kernel).var() < 0.2  # ≈ 1/9 on the probe batch
+
+
+def test_probe_deep_relu_and_tanh_against_theory():
     from init_lab.run.probe import run_probe
 
-    result = run_probe(config_from_text(DEEP))
+    result = run_probe(config_from_text(DEEP), seeds=2, jacobian_examples=0)
     s = result.summary.set_index("combination")
     he, glorot = s.loc["he_normal + relu"], s.loc["glorot_uniform + relu"]
     # He keeps the signal; Glorot halves the second moment per ReLU layer: (1/2)^(29/2) ≈ 4e-5 in std
-    assert 0.3 < he["pre_std_last_over_first"] < 3
-    assert he["theory_pre_std_last_over_first"] == pytest.approx(1.0)
-    assert glorot["theory_pre_std_last_over_first"] == pytest.approx(0.5 ** 14.5, rel=1e-6)
-    assert glorot["pre_std_last_over_first"] < 1e-3
-    assert abs(math.log10(glorot["pre_std_last_over_first"] / glorot["theory_pre_std_last_over_first"])) < 0.7
-    assert "activations vanish" in glorot["flags"] and "vanish" not in he["flags"]
+    assert he["theory_pre_std_ratio"] == pytest.approx(1.0)
+    assert glorot["theory_pre_std_ratio"] == pytest.approx(0.5 ** 14.5, rel=1e-6)
+    assert glorot["pre_std_ratio"] < 1e-3 and "signal vanishing" in glorot["flags"]
+    assert he["vs_theory"] == glorot["vs_theory"] == "within band" and "signal" not in he["flags"]
     # Glorot & Bengio's standard init in the tanh (linear) regime: about 1/3 of the second moment per layer
     std2010 = s.loc["glorot2010_standard + tanh"]
-    assert std2010["pre_std_last_over_first"] < 1e-4
-    lsuv = s.loc["lsuv + relu"]
-    assert 0.5 < lsuv["pre_std_last_over_first"] < 2
-
-    result = CliRunner().invoke(app, ["probe", str(write_config(DEEP)), "--out", str(tmp_path / "p")])
-    assert result.exit_code == 0, result.output
-    assert "he_normal" in result.output and "vanish" in result.output
-    (probe_dir,) = (tmp_path / "p").iterdir()
-    assert {p.name for p in probe_dir.iterdir()} == {"probe_layers.csv", "probe_summary.csv", "probe.png"}
-    assert (probe_dir / "probe.png").stat().st_size > 20_000
+    assert std2010["pre_std_ratio"] < 1e-4 and std2010["vs_theory"] == "within band"
+    lsuv = s.loc["lsuv + relu"]  # rescaled on training data, measured on validation data: ≈ 1
+    assert 0.5 < lsuv["pre_std_ratio"] < 2 and lsuv["theory_pre_std_ratio"] == pytest.approx(1.0)
+    assert result.spectra.empty and "jac_mean_sq" in s.columns
 
 
 def test_selu_lecun_self_normalizes():
     from init_lab.run.probe import run_probe
 
     cfg = config_from_text(DEEP, overrides=["grid.initializer=[lecun_normal]", "grid.activation=[selu]"])
-    layers = run_probe(cfg).layers
+    layers = run_probe(cfg, seeds=1, jacobian_examples=0).layers
     deep = layers[layers["layer"] >= 10]
     assert deep["act_mean"].abs().max() < 0.25
     assert deep["act_std"].between(0.75, 1.25).all()
+
+
+def test_runs_recorded_before_negative_frac_still_report(tmp_path):
+    import json
+
+    from init_lab.report.plots import diagnostics_plot
+    from init_lab.report.render import write_report
+    from init_lab.report.tables import load_run
+
+    cfg = config_from_text(TINY, overrides=["grid.activation=[relu, leaky_relu]", "grid.initializer=[he_normal]",
+                                            "training.epochs=1"])
+    result = run_sweep(cfg, out=tmp_path)
+    leaky = layers_of(result.run_dir, "001_he_normal-leaky_relu-s0")
+    assert all(math.isnan(float(r["dead_frac"])) and 0 <= float(r["negative_frac"]) <= 1 for r in leaky)
+    assert 0 <= result.records[1]["diagnostics"]["peak_negative_frac"] <= 1
+    assert diagnostics_plot(load_run(result.run_dir)) is not None
+    for trial in (result.run_dir / "trials").iterdir():  # as an older initlab wrote them
+        with open(trial / "layers.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        columns = [c for c in rows[0] if c != "negative_frac"]
+        with open(trial / "layers.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        record = json.loads((trial / "trial.json").read_text())
+        record["diagnostics"].pop("peak_negative_frac")
+        (trial / "trial.json").write_text(json.dumps(record))
+    run = load_run(result.run_dir)
+    assert "negative_frac" not in run.layers
+    assert diagnostics_plot(run) is not None
+    assert any(p.name == "diagnostics.png" for p in write_report(run))

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.catalog.initializers import INITIALIZERS, fans, layer_seed
+from init_lab.catalog.initializers import INITIALIZERS, fans, layer_seed, weight_variance
 
 keras = pytest.importorskip("keras")
 from init_lab.engine.backend import build_initializer  # noqa: E402
@@ -51,10 +51,13 @@ def expected(name: str, fan_in: int, fan_out: int):
         "glorot_uniform": (math.sqrt(2 / (fan_in + fan_out)), math.sqrt(6 / (fan_in + fan_out)), False),
         "he_normal": (math.sqrt(2 / fan_in), None, True),
         "he_uniform": (math.sqrt(2 / fan_in), math.sqrt(6 / fan_in), False),
+        "he_normal_fan_out": (math.sqrt(2 / fan_out), None, True),
+        "he_uniform_fan_out": (math.sqrt(2 / fan_out), math.sqrt(6 / fan_out), False),
     }[name]
 
 
-SCALED = ["glorot2010_standard", "lecun_normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform"]
+SCALED = ["glorot2010_standard", "lecun_normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal",
+          "he_uniform", "he_normal_fan_out", "he_uniform_fan_out"]
 
 
 @pytest.mark.parametrize("shape", [DENSE, CONV], ids=["dense", "conv2d"])
@@ -134,6 +137,92 @@ def test_layer_seeds_are_distinct_and_stable():
 def test_lsuv_starts_from_an_orthogonal_matrix():
     w = kernel("lsuv", (300, 300))  # the data-driven rescaling happens when a trial starts (test_diagnostics)
     np.testing.assert_allclose(w.T @ w, np.eye(300), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["he_normal", "he_uniform", "he_normal_fan_out", "he_uniform_fan_out"])
+@pytest.mark.parametrize("a", [0.25, 1.0])
+def test_he_for_leaky_relu_and_prelu(name, a):
+    # He et al. 2015 eq. 15: Var = 2/((1 + a²)·n), n = fan_in (or fan_out in the fan_out mode)
+    fan_in, fan_out = fan(CONV)
+    n = fan_out if name.endswith("fan_out") else fan_in
+    std = math.sqrt(2 / ((1 + a * a) * n))
+    w = kernel(name, CONV, a=a)
+    assert w.std() == pytest.approx(std, rel=0.02)
+    if "uniform" in name:
+        assert std * math.sqrt(3) * 0.99 < np.abs(w).max() <= std * math.sqrt(3) + 1e-7
+
+
+def test_he_a_zero_is_plain_he():
+    assert np.array_equal(kernel("he_normal", (50, 60), a=0.0), kernel("he_normal", (50, 60)))
+
+
+@pytest.mark.parametrize("gain, value", [("relu", math.sqrt(2)), ("linear", 1.0), ("tanh", 5 / 3), ("selu", 0.75),
+                                         ("sigmoid", 1.0), ("leaky_relu", math.sqrt(2 / (1 + 0.01**2)))])
+def test_orthogonal_named_gains_are_pytorchs_calculate_gain(gain, value):
+    choice = INITIALIZERS.resolve({"name": "orthogonal", "gain": gain})
+    assert choice.kwargs == {"gain": pytest.approx(value, rel=1e-15)}  # a number from here on
+    w = kernel("orthogonal", (300, 200), gain=gain)
+    np.testing.assert_allclose(w.T @ w, value**2 * np.eye(200), atol=1e-4)
+
+
+def test_named_gain_label_and_errors():
+    from init_lab.catalog.errors import ConfigError
+    from init_lab.config.schema import config_from_text, config_to_yaml
+
+    assert INITIALIZERS.resolve({"name": "orthogonal", "gain": "relu"}).label(INITIALIZERS) == "orthogonal(gain=relu)"
+    assert INITIALIZERS.resolve({"name": "orthogonal", "gain": 0.5}).label(INITIALIZERS) == "orthogonal(gain=0.5)"
+    with pytest.raises(ValueError, match=r"one of the names linear, sigmoid, tanh, relu.*got 'rleu'.*'relu'"):
+        INITIALIZERS.resolve({"name": "orthogonal", "gain": "rleu"})
+    with pytest.raises(ConfigError, match=r"cfg:3: .*'gain' is a number or one of the names .*selu"):
+        config_from_text("name: x\ngrid:\n  initializer: [{name: orthogonal, gain: softmax}]\n  activation: [relu]",
+                         "cfg")
+    with pytest.raises(ValueError, match="must be a number, got 'relu'"):  # only gains have names
+        INITIALIZERS.resolve({"name": "random_normal", "stddev": "relu"})
+    config = config_from_text("name: x\ngrid: {initializer: [{name: orthogonal, gain: relu}], activation: [relu]}")
+    assert config.grid.initializer[0].kwargs["gain"] == math.sqrt(2)
+    again = config_from_text(config_to_yaml(config))
+    assert again.grid.initializer == config.grid.initializer  # written out as the number, read back the same
+
+
+# weight_variance against the empirical variance of the kernels Keras actually builds
+VARIANCE_CASES = [
+    *((name, shape, {}) for name in SCALED for shape in (DENSE, CONV)),
+    *((name, CONV, {"a": 0.5}) for name in ("he_normal", "he_uniform_fan_out")),
+    ("random_normal", DENSE, {"stddev": 0.05}),
+    ("random_uniform", CONV, {"limit": 0.3}),
+    ("zeros", CONV, {}),
+    *(("orthogonal", shape, {"gain": g}) for shape in [(600, 300), (300, 600), CONV, (3, 3, 1, 32), (5, 5, 16, 8)]
+      for g in (1.0, "relu")),
+]
+
+
+@pytest.mark.parametrize("name, shape, params", VARIANCE_CASES, ids=lambda v: str(v))
+def test_weight_variance_matches_the_built_kernels(name, shape, params):
+    choice = INITIALIZERS.resolve({"name": name, **params})
+    expected = weight_variance(choice, shape)
+    w = kernel(name, shape, **params)
+    if name == "orthogonal":  # the squares of an orthonormal frame sum to a constant: exact, not statistical
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        assert expected == pytest.approx(choice.kwargs["gain"] ** 2 / max(rows, cols), rel=1e-12)
+        assert np.mean(w**2) == pytest.approx(expected, rel=1e-5)
+    elif name == "zeros":
+        assert expected == 0.0 and np.all(w == 0)
+    else:
+        assert w.var() == pytest.approx(expected, rel=0.04), f"{name}{shape}: {w.var():.3g} vs {expected:.3g}"
+
+
+def test_weight_variance_of_orthogonal_conv_is_keras_flattening_not_fans():
+    choice = INITIALIZERS.resolve("orthogonal")
+    assert weight_variance(choice, (3, 3, 1, 32)) == 1 / 32  # max(9, 32); fans would say max(9, 288)
+    assert weight_variance(choice, CONV) == 1 / 576  # max(576, 128); fans would say 1/1152
+    assert weight_variance(choice, (1000, 500)) == 1 / 1000 and weight_variance(choice, (500, 1000)) == 1 / 1000
+
+
+def test_weight_variance_is_none_where_no_variance_describes_the_draw():
+    assert weight_variance(INITIALIZERS.resolve("constant"), DENSE) is None  # not zero-mean
+    assert weight_variance(INITIALIZERS.resolve("lsuv"), DENSE) is None  # set by the data
+    assert all(weight_variance(INITIALIZERS.resolve(n), DENSE) is not None for n in INITIALIZERS.names()
+               if n not in ("constant", "lsuv"))
 
 
 def test_every_registered_initializer_is_tested():

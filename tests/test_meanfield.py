@@ -114,7 +114,8 @@ def test_theory_adapter_reasons_and_variants():
     assert narrow.ratio("pre_std") < 0.99  # layers narrower than min_width keep the orthogonal init
     prelu = theory.predict(init("he_normal"), ACTIVATIONS.resolve("prelu"), (64,) * 10, 784, 10, x_sq)
     assert prelu.ratio("pre_std") == pytest.approx(math.sqrt(1.0625) ** 9, rel=1e-6)  # PReLU at init: a = 0.25
-    assert theory.band(2.0, 0.5) == pytest.approx((2 * math.exp(-1), 2 * math.exp(1)))
+    median = 2.0 * math.exp(-0.25)  # a log-normal ratio whose square has mean 4
+    assert theory.band(2.0, 0.5) == pytest.approx((median * math.exp(-1), median * math.exp(1)))
 
 
 def test_the_theory_engine_imports_no_tensorflow():

@@ -2,19 +2,28 @@
 
 For every hidden layer, at initialization (epoch 0) and after every epoch:
 
+* ``units``                   — the layer's units: a Dense layer's outputs, a conv layer's channels;
 * ``pre_mean``, ``pre_std``   — the layer's pre-activation (Dense/Conv output, before the nonlinearity);
 * ``act_mean``, ``act_std``   — its activation;
-* ``saturated_frac``          — sigmoid/tanh/softsign only: fraction of (example, unit) values in the flat
-  tails, defined as where the derivative is below 5 % of its maximum: |x| > 4.36 (sigmoid),
-  |x| > 2.18 (tanh), |x| > 3.47 (softsign); empty for other activations;
-* ``dead_frac``               — ReLU family only (relu, leaky_relu, prelu, elu, selu): fraction of units whose
-  pre-activation is ≤ 0 for every probe example (for relu: units that output 0 on the whole batch);
+* ``saturated_frac``          — activations with flat tails only (sigmoid, tanh, lecun_tanh, softsign): fraction
+  of pre-activation values (example × unit, and position in a conv) in the tails, where φ′ is below 5 % of its
+  maximum: |x| > 4.3565 (sigmoid), 2.1783 (tanh), 3.2674 (lecun_tanh), 3.4721 (softsign) — the thresholds are
+  the registry's (``Entry.saturation``, derived there from the formulas); empty for other activations;
+* ``dead_frac``               — relu only (``NegativeSide.DEAD``: zero gradient for x < 0): fraction of units
+  whose pre-activation is ≤ 0 on every probe example, i.e. that output 0 and learn nothing from the batch;
+* ``negative_frac``           — leaky_relu, elu, selu, prelu (``NegativeSide.NEGATIVE_REGIME``): fraction of
+  units whose pre-activation is < 0 on every probe example — stuck in the negative regime, which still passes
+  a (smaller) gradient, so not dead; empty for other activations;
 * ``grad_out_rms``            — RMS of ∂L/∂(activation), L the mean cross-entropy of the probe batch;
 * ``grad_kernel_rms``         — RMS of ∂L/∂W of the layer's kernel;
 * ``kernel_std``              — standard deviation of the kernel.
 
+A unit of a conv layer is a channel (the last axis): it counts as dead (or stuck negative) only if its
+pre-activation is ≤ 0 (< 0) at every example *and* every spatial position, so a blank patch of the image,
+where every channel is ≤ 0, does not make a unit dead.
+
 The probe batch is drawn once per sweep (the first ``PROBE_SIZE`` validation examples), so every
-trial is measured on the same inputs. Units of a conv layer are its (position, channel) outputs.
+trial is measured on the same inputs.
 """
 
 from __future__ import annotations
@@ -24,14 +33,14 @@ from typing import Any
 
 import numpy as np
 
+from init_lab.catalog.activations import ACTIVATIONS
+from init_lab.catalog.registry import NegativeSide
+
 LAYER_COLUMNS = [
     "epoch", "layer", "name", "units", "pre_mean", "pre_std", "act_mean", "act_std", "saturated_frac",
-    "dead_frac", "grad_out_rms", "grad_kernel_rms", "kernel_std",
+    "dead_frac", "negative_frac", "grad_out_rms", "grad_kernel_rms", "kernel_std",
 ]
-
-# |pre-activation| beyond which the derivative is < 5 % of its maximum
-SATURATION = {"sigmoid": 4.3596, "tanh": 2.1783, "softsign": 3.4721}
-RELU_FAMILY = {"relu", "leaky_relu", "prelu", "elu", "selu"}
+PEAKS = ("dead_frac", "negative_frac", "saturated_frac")  # summarized as peak_<column> in trial.json
 
 
 def layer_rows(
@@ -45,16 +54,21 @@ def layer_rows(
     grads_kernel: list[np.ndarray],
 ) -> list[dict[str, Any]]:
     """Rows of layers.csv for one trial from per-layer arrays (batch first; kernels any shape)."""
+    entry = ACTIVATIONS.entries[activation]
     rows = []
     for i, name in enumerate(names):
-        pre = pres[i].reshape(len(pres[i]), -1).astype(np.float64)
-        act = acts[i].reshape(len(acts[i]), -1).astype(np.float64)
+        # (examples × positions, units): a conv layer's unit is a channel, seen at every position
+        pre = np.asarray(pres[i], dtype=np.float64)
+        pre = pre.reshape(-1, pre.shape[-1])
+        act = np.asarray(acts[i], dtype=np.float64)
         sat = math.nan
-        if activation in SATURATION:
-            sat = float(np.mean(np.abs(pre) > SATURATION[activation]))
-        dead = math.nan
-        if activation in RELU_FAMILY:
+        if entry.saturation is not None:
+            sat = float(np.mean(np.abs(pre) > entry.saturation))
+        dead = negative = math.nan
+        if entry.negative_side is NegativeSide.DEAD:
             dead = float(np.mean(np.all(pre <= 0, axis=0)))
+        elif entry.negative_side is NegativeSide.NEGATIVE_REGIME:
+            negative = float(np.mean(np.all(pre < 0, axis=0)))
         rows.append({
             "epoch": epoch,
             "layer": i,
@@ -66,6 +80,7 @@ def layer_rows(
             "act_std": float(act.std()),
             "saturated_frac": sat,
             "dead_frac": dead,
+            "negative_frac": negative,
             "grad_out_rms": _rms(grads_out[i]),
             "grad_kernel_rms": _rms(grads_kernel[i]),
             "kernel_std": float(np.asarray(kernels[i], dtype=np.float64).std()),
@@ -79,7 +94,10 @@ def _rms(a: np.ndarray) -> float:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """trial.json figures: signal ratios at init and the worst dead/saturated fractions seen."""
+    """trial.json figures: signal ratios at init and the worst dead/negative/saturated fractions seen.
+
+    Rows recorded before a column existed (a resumed old run: no ``negative_frac``) count as empty.
+    """
     if not rows:
         return {}
     init = [r for r in rows if r["epoch"] == 0]
@@ -88,8 +106,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         first, last = init[0], init[-1]
         out["init_act_std_last_over_first"] = _ratio(last["act_std"], first["act_std"])
         out["init_grad_rms_last_over_first"] = _ratio(last["grad_out_rms"], first["grad_out_rms"])
-    for key in ("dead_frac", "saturated_frac"):
-        values = [r[key] for r in rows if isinstance(r[key], float) and math.isfinite(r[key])]
+    for key in PEAKS:
+        values = [r[key] for r in rows if isinstance(r.get(key), float) and math.isfinite(r[key])]
         out[f"peak_{key}"] = max(values) if values else None
     return out
 

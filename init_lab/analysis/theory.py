@@ -98,11 +98,14 @@ def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, 
     return Prediction(propagation=prop, fixed=fixed)
 
 
-def band(center: float | None, sd: float, width: float = 2.0) -> tuple[float | None, float | None]:
-    """center·exp(∓width·sd): the finite-width band of a ratio whose log has standard deviation ``sd``."""
-    if center is None or not math.isfinite(center) or center <= 0:
+def band(mean: float | None, sd: float, width: float = 2.0) -> tuple[float | None, float | None]:
+    """Where one finite-width network's std ratio falls: log-normal around the mean-field ``mean`` with
+    log-standard-deviation ``sd``, so its median is mean·exp(−sd²) (the mean of the *squared* ratio is the
+    mean-field one; Hanin & Rolnick 2018) and the band is median·exp(∓width·sd)."""
+    if mean is None or not math.isfinite(mean) or mean <= 0:
         return None, None
-    return center * math.exp(-width * sd), center * math.exp(width * sd)
+    median = mean * math.exp(-sd * sd)
+    return median * math.exp(-width * sd), median * math.exp(width * sd)
 
 
 # Mean of x² per input feature, over the training set, of [0, 1]-scaled pixels (measured once on the real

@@ -6,7 +6,7 @@ x_test/y_test), at ``$INITLAB_DATA_DIR`` (and its ``mnist/`` or ``fashion_mnist/
 sub-directory), and finally at Keras' downloader and cache (``~/.keras/datasets``).
 ``mnist_sample`` is a stratified sample of real MNIST shipped inside the package;
 ``synthetic`` is generated, for tiny tests. Pixels are scaled to [0, 1] later,
-by :func:`prepare`.
+by :func:`prepare`, which can also standardise them per pixel (``dataset.standardize``).
 
 This module reads files but writes none (run directories belong to ``store``).
 """
@@ -71,6 +71,14 @@ class Prepared:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def probe_batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed diagnostics batch: the first ``size`` validation examples and their labels."""
+        return self.x_val[:size], self.y_val[:size]
+
+    def lsuv_batch(self, size: int) -> np.ndarray:
+        """LSUV's data batch: the first ``size`` training examples (LSUV sets weights, so never validation data)."""
+        return self.x_train[:size]
 
 
 # --- file formats -------------------------------------------------------------
@@ -247,11 +255,14 @@ def prepare(
     split_seed: int = defaults.SPLIT_SEED,
     train_size: int | None = None,
     test_size: int | None = None,
+    standardize: bool = False,
 ) -> Prepared:
     """Scale to [0,1] float32, shape for the model family, and take the validation split once.
 
     The split is a fixed permutation (``split_seed``) of the training set: the same
-    validation examples for every trial of the sweep.
+    validation examples for every trial of the sweep. With ``standardize`` every feature
+    (pixel) is then shifted and scaled by its mean and std over the training split (the
+    zero-mean, unit-variance inputs LeCun 1998 and SELU assume), on train, validation and test alike.
     """
     rng = np.random.default_rng(split_seed)
     order = rng.permutation(len(ds.x_train))
@@ -275,13 +286,29 @@ def prepare(
             return x.reshape(len(x), x.shape[1], x.shape[2], 1)
         return x.reshape(len(x), -1)
 
+    x_train, x_val, x_test = shape(ds.x_train[train_idx]), shape(ds.x_train[val_idx]), shape(ds.x_test[test_idx])
+    if standardize:
+        x_train, x_val, x_test = standardized(x_train, x_val, x_test)
     return Prepared(
-        x_train=shape(ds.x_train[train_idx]),
+        x_train=x_train,
         y_train=ds.y_train[train_idx],
-        x_val=shape(ds.x_train[val_idx]),
+        x_val=x_val,
         y_val=ds.y_train[val_idx],
-        x_test=shape(ds.x_test[test_idx]),
+        x_test=x_test,
         y_test=ds.y_test[test_idx],
         n_classes=ds.n_classes,
-        source=ds.source,
+        source=ds.source + (", standardized per pixel" if standardize else ""),
     )
+
+
+def standardized(x_train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every array with each feature (axis 1 on: a pixel) standardised by the training split's mean and std.
+
+    A feature constant over the training split (a border pixel that is always 0) carries nothing the
+    model could learn from its scale: it becomes 0 everywhere rather than a division by zero.
+    """
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    varies = x_train.max(axis=0) > x_train.min(axis=0)  # exact, where a rounded std might not be 0
+    scale = np.where(varies, 1.0 / np.where(varies, std, 1.0), 0.0)
+    return tuple(((x - mean) * scale).astype(np.float32) for x in (x_train, *others))

@@ -35,6 +35,7 @@ MOMENTUM = 0.0  # sgd only
 EVAL_BATCH_SIZE = 2048  # evaluation batch size does not change results, only speed
 ACCURACY_THRESHOLDS = (0.9, 0.95, 0.97)  # "epochs to reach" columns
 PROBE_SIZE = 256  # examples in the fixed probe batch (per-layer diagnostics, LSUV)
+JACOBIAN_EXAMPLES = 4  # probe examples whose input-output Jacobian spectrum `initlab probe` computes
 DIAGNOSTICS = True  # record layers.csv for every trial
 DETERMINISTIC = True  # op determinism: same config + seed => identical tables on CPU
 # Compile each packed training step with XLA: measured 19 s -> 15 s for a 16-trial MNIST epoch on
@@ -52,3 +53,8 @@ RESUME_MAY_CHANGE = ("name", "device", "resources", "checkpoints", "training.thr
 RUNS_DIR = "runs"
 CONFIRM_TRIALS = 200  # sweeps larger than this ask first (or need --yes)
 DEVICE = "auto"
+
+# --- input preprocessing -------------------------------------------------------------
+# dataset.standardize: standardise each pixel by the training split's mean and std (LeCun 1998's and
+# SELU's zero-mean, unit-variance input). Off: inputs stay [0, 1] pixels, the default everywhere.
+STANDARDIZE = False

@@ -10,123 +10,205 @@ Entries are data: each names the Keras initializer class and its arguments
 The "*_normal" variance-scaling initializers draw, as Keras does, from a normal
 truncated at ±2σ' with σ' = σ/0.8796 so that the *variance* is exactly the one in
 the formula column. ``random_normal`` is a plain, untruncated Gaussian.
+
+Each entry also carries the variance of one weight as a function of its parameters and the kernel
+shape; :func:`weight_variance` is the one place anything (the theory, the tests) reads it from.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from init_lab.catalog.registry import Choice, Entry, Param, Registry
 
+Params = Mapping[str, float]
 
-def _variance_scaling(scale: float, mode: str, distribution: str):
-    def spec(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
-        return "VarianceScaling", {"scale": scale, "mode": mode, "distribution": distribution}
+# Named gains for orthogonal (and any other gain parameter), the values of PyTorch's
+# torch.nn.init.calculate_gain: the factor that keeps the second moment through the activation
+GAINS: dict[str, float] = {
+    "linear": 1.0,
+    "sigmoid": 1.0,
+    "tanh": 5.0 / 3.0,
+    "relu": math.sqrt(2.0),
+    "leaky_relu": math.sqrt(2.0 / (1 + 0.01**2)),  # negative slope 0.01, initlab's (and PyTorch's) default
+    "selu": 3.0 / 4.0,
+}
 
-    return spec
+
+def _variance_scaling(scale: float | Callable[[Params], float], mode: str, distribution: str) -> dict[str, Any]:
+    """Entry fields ``build`` and ``variance`` of a Keras VarianceScaling initializer: Var = scale/n,
+    n = fan_in, fan_out or their mean (``mode``); ``scale`` may depend on the parameters (He's ``a``)."""
+    scale_of = scale if callable(scale) else (lambda params: scale)
+
+    def spec(params: Params) -> tuple[str, dict[str, Any]]:
+        return "VarianceScaling", {"scale": scale_of(params), "mode": mode, "distribution": distribution}
+
+    def variance(params: Params, shape: tuple[int, ...]) -> float:
+        fan_in, fan_out = fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        return scale_of(params) / n
+
+    return {"build": spec, "variance": variance}
 
 
-def _random_normal(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+def _he_scale(params: Params) -> float:
+    """He et al. 2015 eq. 15 (the PReLU paper): Var = 2/((1 + a²)·n), a the negative slope (0: ReLU)."""
+    return 2.0 / (1.0 + params["a"] ** 2)
+
+
+def _random_normal(params: Params) -> tuple[str, dict[str, Any]]:
     return "RandomNormal", {"mean": 0.0, "stddev": params["stddev"]}
 
 
-def _random_uniform(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+def _random_uniform(params: Params) -> tuple[str, dict[str, Any]]:
     return "RandomUniform", {"minval": -params["limit"], "maxval": params["limit"]}
 
 
-def _orthogonal(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+def _orthogonal(params: Params) -> tuple[str, dict[str, Any]]:
     return "Orthogonal", {"gain": params.get("gain", 1.0)}
 
 
-def _zeros(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+def _orthogonal_variance(params: Params, shape: tuple[int, ...]) -> float:
+    """Keras flattens the kernel to (prod(shape[:-1]), shape[-1]) and makes that matrix's columns (or
+    rows) orthonormal: its squares sum to gain²·min(rows, cols), so E[W²] = gain²/max(rows, cols).
+    For a Dense kernel that is gain²/max(fan_in, fan_out); for a conv kernel (kh, kw, cin, cout) it is
+    gain²/max(kh·kw·cin, cout), not anything of :func:`fans`."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    return params.get("gain", 1.0) ** 2 / max(rows, cols)
+
+
+def _zeros(params: Params) -> tuple[str, dict[str, Any]]:
     return "Zeros", {}
 
 
-def _constant(params: dict[str, float]) -> tuple[str, dict[str, Any]]:
+def _constant(params: Params) -> tuple[str, dict[str, Any]]:
     return "Constant", {"value": params["value"]}
+
+
+def _none(params: Params, shape: tuple[int, ...]) -> None:
+    return None
 
 
 _TRUNC = "truncated normal rescaled to this variance (as Keras)"
 
+_A = Param(0.0, "negative slope a of the leaky ReLU / PReLU that follows (0: ReLU)")
+_GAIN_DOC = ("multiplier of the orthogonal matrix; or a name, resolved as PyTorch's calculate_gain: "
+             + ", ".join(f"{k} = {v:.4g}" for k, v in GAINS.items()))
+
 INITIALIZERS = Registry(
     "initializer",
     [
-        Entry("zeros", "W = 0 (symmetric units: nothing breaks the symmetry)", build=_zeros),
+        Entry("zeros", "W = 0 (symmetric units: nothing breaks the symmetry)", build=_zeros,
+              variance=lambda params, shape: 0.0),
         Entry(
             "constant",
             "W = value",
             {"value": Param(0.1, "the constant weight")},
             build=_constant,
+            variance=_none,  # not zero-mean: no variance describes its signal
         ),
         Entry(
             "random_normal",
             "W ~ N(0, stddev²); stddev=1 is the naive 'N(0,1)', 0.01 the 'small Gaussian'",
             {"stddev": Param(1.0, "standard deviation", positive=True)},
             build=_random_normal,
+            variance=lambda params, shape: params["stddev"] ** 2,
         ),
         Entry(
             "random_uniform",
             "W ~ U(-limit, limit)",
             {"limit": Param(0.05, "half-width of the interval", positive=True)},
             build=_random_uniform,
+            variance=lambda params, shape: params["limit"] ** 2 / 3,
         ),
         Entry(
             "glorot2010_standard",
             "W ~ U(-1/√fan_in, 1/√fan_in), Var = 1/(3·fan_in)  (Glorot & Bengio 2010, 'standard')",
-            build=_variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+            **_variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
         ),
         Entry(
             "lecun_normal",
             "Var = 1/fan_in, σ = √(1/fan_in)  (LeCun 1998)",
-            build=_variance_scaling(1.0, "fan_in", "truncated_normal"),
+            **_variance_scaling(1.0, "fan_in", "truncated_normal"),
             note=_TRUNC,
         ),
         Entry(
             "lecun_uniform",
             "W ~ U(-√(3/fan_in), √(3/fan_in)), Var = 1/fan_in",
-            build=_variance_scaling(1.0, "fan_in", "uniform"),
+            **_variance_scaling(1.0, "fan_in", "uniform"),
         ),
         Entry(
             "glorot_normal",
             "Var = 2/(fan_in+fan_out)  (Xavier, Glorot & Bengio 2010)",
-            build=_variance_scaling(1.0, "fan_avg", "truncated_normal"),
+            **_variance_scaling(1.0, "fan_avg", "truncated_normal"),
             note=_TRUNC,
         ),
         Entry(
             "glorot_uniform",
             "W ~ U(-√(6/(fan_in+fan_out)), +√(6/(fan_in+fan_out))), Var = 2/(fan_in+fan_out)  (Xavier)",
-            build=_variance_scaling(1.0, "fan_avg", "uniform"),
+            **_variance_scaling(1.0, "fan_avg", "uniform"),
         ),
         Entry(
             "he_normal",
-            "Var = 2/fan_in, σ = √(2/fan_in)  (Kaiming, He et al. 2015)",
-            build=_variance_scaling(2.0, "fan_in", "truncated_normal"),
+            "Var = 2/((1+a²)·fan_in), σ = √(2/fan_in) for ReLU (a = 0)  (Kaiming, He et al. 2015 eq. 10/15)",
+            {"a": _A},
+            **_variance_scaling(_he_scale, "fan_in", "truncated_normal"),
             note=_TRUNC,
         ),
         Entry(
             "he_uniform",
-            "W ~ U(-√(6/fan_in), √(6/fan_in)), Var = 2/fan_in  (Kaiming)",
-            build=_variance_scaling(2.0, "fan_in", "uniform"),
+            "W ~ U(-√(6/((1+a²)·fan_in)), +√(6/((1+a²)·fan_in))), Var = 2/((1+a²)·fan_in)  (Kaiming)",
+            {"a": _A},
+            **_variance_scaling(_he_scale, "fan_in", "uniform"),
+        ),
+        Entry(
+            "he_normal_fan_out",
+            "Var = 2/((1+a²)·fan_out): He et al. 2015's backward-pass form (eq. 14), PyTorch's mode='fan_out'",
+            {"a": _A},
+            **_variance_scaling(_he_scale, "fan_out", "truncated_normal"),
+            note=_TRUNC,
+        ),
+        Entry(
+            "he_uniform_fan_out",
+            "W ~ U(-√(6/((1+a²)·fan_out)), +√(6/((1+a²)·fan_out))), Var = 2/((1+a²)·fan_out)  (He 2015 eq. 14)",
+            {"a": _A},
+            **_variance_scaling(_he_scale, "fan_out", "uniform"),
         ),
         Entry(
             "lsuv",
-            "Mishkin & Matas 2016: orthogonal pre-init, then layer by layer W ← W/√Var(layer output) on a data "
-            "batch (the sweep's probe batch) until |Var − 1| < tol or max_iter iterations",
+            "Mishkin & Matas 2016: orthogonal pre-init, then hidden layer by hidden layer W ← W/√Var(layer output) "
+            "on a training batch (the first examples of the training split) until |Var − 1| < tol or max_iter "
+            "iterations; layers narrower than min_width, and the output layer, keep their orthogonal init",
             {"tol": Param(0.1, "tolerance on |Var − 1|", positive=True),
-             "max_iter": Param(10, "iterations per layer at most", positive=True)},
+             "max_iter": Param(10, "iterations per layer at most", positive=True),
+             "min_width": Param(32, "hidden layers with fewer units (conv: channels) than this are not rescaled, "
+                                    "as in Mishkin & Matas' code (0: rescale every hidden layer)")},
             build=_orthogonal,  # gain 1: LSUV's orthogonal pre-init
+            variance=_none,  # data-dependent
             note="needs data: the rescaling runs when the trial starts; iterations and final variances go to trial.json",
             needs_data=True,
         ),
         Entry(
             "orthogonal",
-            "W = gain · Q, Q from the QR decomposition of a Gaussian matrix, sign-corrected (Saxe et al. 2014)",
-            {"gain": Param(1.0, "multiplier of the orthogonal matrix", positive=True)},
+            "W = gain · Q, Q from the QR decomposition of a Gaussian matrix, sign-corrected (Saxe et al. 2014); "
+            "Var = gain²/max(rows, cols) of the kernel flattened to (prod(shape[:-1]), shape[-1])",
+            {"gain": Param(1.0, _GAIN_DOC, positive=True, aliases=GAINS)},
             build=_orthogonal,
+            variance=_orthogonal_variance,
         ),
     ],
 )
+
+
+def weight_variance(choice: Choice, shape: tuple[int, ...]) -> float | None:
+    """Var(W) of one weight of a kernel of ``shape`` drawn by ``choice``: the one place it is written.
+
+    None where no variance describes the draw: ``constant`` (not zero-mean) and ``lsuv`` (set by data).
+    """
+    entry = INITIALIZERS.entries[choice.name]
+    return entry.variance(choice.kwargs, tuple(shape)) if entry.variance is not None else None
 
 
 def layer_seed(trial_seed: int, layer_index: int) -> int:

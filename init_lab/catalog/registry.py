@@ -12,6 +12,7 @@ functions; the engine (the only package importing TensorFlow) applies them.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,11 +23,23 @@ from init_lab.catalog.errors import did_you_mean, unknown_name_message
 
 @dataclass(frozen=True)
 class Param:
-    """One numeric parameter of a registry entry."""
+    """One numeric parameter of a registry entry.
+
+    ``aliases`` name values a config may give instead of the number (orthogonal's ``gain: relu``);
+    they are resolved to the number when the config is read, so a :class:`Choice` is always numeric.
+    """
 
     default: float
     doc: str
     positive: bool = False  # must be > 0 (a std, a limit, a gain)
+    aliases: Mapping[str, float] = field(default_factory=dict)
+
+
+class NegativeSide(enum.Enum):
+    """What a ReLU-like activation does for x < 0, which decides how a unit stuck there is counted."""
+
+    DEAD = "dead"  # zero output and zero gradient (relu): a unit ≤ 0 on every input learns nothing
+    NEGATIVE_REGIME = "negative_regime"  # still a gradient (leaky_relu, elu, selu, prelu): stuck, not dead
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,12 @@ class Entry:
     fn: Callable[..., Any] | None = None  # activations: fn(x, ops, params), ops = the engine's tensor functions
     learned: tuple[str, ...] = ()  # activation parameters that are trained variables (PReLU's slope)
     needs_data: bool = False  # initializers that look at a data batch when a trial starts (LSUV)
+    # initializers: (params, kernel shape) → Var(W) of one weight; None where no variance says it (constant:
+    # not zero-mean; lsuv: data-dependent). Read through initializers.weight_variance.
+    variance: Callable[[Mapping[str, float], tuple[int, ...]], float | None] | None = None
+    # activations: |x| beyond which φ′(x) < 5 % of its maximum (the flat tails); None if φ has no such tails
+    saturation: float | None = None
+    negative_side: NegativeSide | None = None  # activations of the ReLU family: see NegativeSide
 
 
 @dataclass(frozen=True, order=True)
@@ -60,7 +79,7 @@ class Choice:
         changed = [(k, v) for k, v in self.params if v != entry.params[k].default]
         if not changed:
             return self.name
-        return f"{self.name}({', '.join(f'{k}={_fmt(v)}' for k, v in changed)})"
+        return f"{self.name}({', '.join(f'{k}={_show(entry.params[k], v)}' for k, v in changed)})"
 
     def as_config(self, registry: Registry) -> str | dict[str, Any]:
         """The YAML form: a bare name when every parameter is at its default."""
@@ -71,6 +90,11 @@ class Choice:
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
+
+
+def _show(param: Param, value: float) -> str:
+    """A parameter value in a label: the alias it came from (gain=relu), else the number."""
+    return next((name for name, v in param.aliases.items() if v == value), None) or _fmt(value)
 
 
 class Registry:
@@ -114,8 +138,17 @@ class Registry:
                     f"{self.kind} '{name}' has no parameter '{key}'."
                     f"{did_you_mean(str(key), entry.params)} Its parameters: {allowed}."
                 )
+            aliases = entry.params[key].aliases
+            if isinstance(raw, str) and aliases:
+                if raw not in aliases:
+                    raise ValueError(
+                        f"{self.kind} '{name}': parameter '{key}' is a number or one of the names "
+                        f"{', '.join(aliases)}; got {raw!r}.{did_you_mean(raw, aliases)}"
+                    )
+                raw = aliases[raw]
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be a number, got {raw!r}.")
+                names = f" or one of the names {', '.join(aliases)}" if aliases else ""
+                raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be a number{names}, got {raw!r}.")
             number = float(raw)
             if not math.isfinite(number):
                 raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be finite, got {raw!r}.")

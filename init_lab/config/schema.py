@@ -71,6 +71,7 @@ class DatasetConfig(_Section):
     split_seed: int = defaults.SPLIT_SEED
     synthetic_train: PosInt = defaults.SYNTHETIC_TRAIN  # sizes of the 'synthetic' dataset
     synthetic_test: PosInt = defaults.SYNTHETIC_TEST
+    standardize: bool = defaults.STANDARDIZE  # per-pixel mean 0, std 1 (training split's statistics)
 
 
 class ModelConfig(_Section):

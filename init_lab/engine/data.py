@@ -25,16 +25,18 @@ class DeviceData:
     input_shape: tuple[int, ...]
     n_classes: int
     source: str = ""
-    x_probe: Any = None  # fixed probe batch for diagnostics and LSUV: the first validation examples
+    x_probe: Any = None  # fixed probe batch for diagnostics: the first validation examples
     y_probe: Any = None
     diagnostics: bool = True
+    x_lsuv: Any = None  # LSUV's data batch: the first training examples (it sets weights: never validation data)
 
     @classmethod
     def from_prepared(cls, p: Prepared, diagnostics: bool = True, probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
         t = tf.convert_to_tensor
+        x_probe, y_probe = p.probe_batch(probe_size)
         return cls(
             t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes,
-            p.source, t(p.x_val[:probe_size]), t(p.y_val[:probe_size]), diagnostics,
+            p.source, t(x_probe), t(y_probe), diagnostics, t(p.lsuv_batch(probe_size)),
         )
 
     @property
@@ -48,7 +50,8 @@ class DeviceData:
 def load_prepared(dataset: Any, family: str) -> Prepared:
     """The config's dataset, loaded (Keras' downloader as the last resort) and prepared for ``family``."""
     raw = load_dataset(dataset.name, dataset.path, (dataset.synthetic_train, dataset.synthetic_test), keras_download)
-    return prepare(raw, family, dataset.validation_split, dataset.split_seed, dataset.train_size, dataset.test_size)
+    return prepare(raw, family, dataset.validation_split, dataset.split_seed, dataset.train_size, dataset.test_size,
+                   standardize=dataset.standardize)
 
 
 def load_device_data(config: Any, family: str) -> DeviceData:

@@ -108,8 +108,8 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
 
 
 def _fresh(net: GroupNet, data: DeviceData) -> dict[str, TrialState]:
-    """States at epoch 0: LSUV applied where asked, epoch-0 diagnostics recorded."""
-    lsuv = net.lsuv(data.x_probe)
+    """States at epoch 0: LSUV applied where asked (on a training batch), epoch-0 diagnostics recorded."""
+    lsuv = net.lsuv(data.x_lsuv)
     signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
     states = {}
     for spec in net.specs:

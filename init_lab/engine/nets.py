@@ -61,6 +61,11 @@ class GroupNet:
         """Per trial: layer names, pre-activations, activations, ∂L/∂activation, kernels, ∂L/∂kernel."""
         raise NotImplementedError
 
+    def jacobian(self, x: Any) -> dict[str, np.ndarray]:
+        """Per trial: singular values (examples, k) of ∂z_L/∂x, the input–output Jacobian of the last
+        hidden layer's pre-activation at each example of ``x`` (float64, descending)."""
+        raise NotImplementedError
+
     def lsuv(self, x: Any) -> dict[str, list[dict[str, Any]]]:
         """LSUV (Mishkin & Matas 2016) on the group's lsuv trials, in place; each one's log."""
         raise NotImplementedError
@@ -126,6 +131,14 @@ def _over_batch(p, like):
         return _batch_sums(d), tf.zeros_like(like)
 
     return tf.broadcast_to(p, tf.shape(like)), grad
+
+
+def _lsuv_log(layer: str, iterations: int, variance: float, width: int, min_width: float) -> dict[str, Any]:
+    """One layer's entry of a trial's LSUV log (trial.json); a layer left as it was says why."""
+    entry: dict[str, Any] = {"layer": layer, "iterations": int(iterations), "final_variance": float(variance)}
+    if width < min_width:
+        entry["skipped"] = f"narrower than min_width ({width} < {min_width:g})"
+    return entry
 
 
 class PackedMLP(GroupNet):
@@ -214,9 +227,36 @@ class PackedMLP(GroupNet):
         names = [f"dense_{i}" for i in range(len(hidden))]
         return {s.id: (names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
 
+    def jacobian(self, x) -> dict[str, np.ndarray]:
+        # J = (W_1·P)ᵀ with P = D_1·W_2·D_2 ⋯ D_{L−1}·W_L (D_l = diag φ′(z_l)): a chain of h×h products per
+        # (trial, example) instead of h backward passes through the net
+        # The chain is rescaled to max |entry| = 1 after every layer (the scales kept as float64 logs): far from
+        # criticality it would otherwise under- or overflow float32 within 30 layers (and denormals are slow)
+        pres = self.forward(x)[0]
+        chain, log_scale = None, np.zeros(pres[0].shape[:2])
+        for layer in range(1, len(pres)):
+            z = pres[layer - 1]
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                a = self._act(z, layer - 1)
+            d = tape.gradient(a, z)  # φ′(z), elementwise: (n, E, h)
+            w = self.ws[layer][:, None]  # (n, 1, h_in, h_out)
+            chain = d[..., :, None] * w if chain is None else tf.matmul(chain * d[..., None, :], w)
+            scale = tf.reduce_max(tf.abs(chain), axis=[2, 3], keepdims=True)
+            scale = tf.where(scale > 0, scale, tf.ones_like(scale))
+            chain = chain / scale
+            log_scale += np.log(scale.numpy()[..., 0, 0].astype(np.float64))
+        w1 = self.ws[0][: self.T, None]  # (T, 1, in, h1)
+        jt = (tf.broadcast_to(w1, [self.T, x.shape[0], *w1.shape[2:]]) if chain is None
+              else tf.matmul(w1, chain[: self.T])).numpy().astype(np.float64)  # Jᵀ: (T, E, in, h_L)
+        # the Gram matrix in float64: in float32 the smallest singular values drown in rounding
+        values = _singular_values_from_gram(np.matmul(jt.transpose(0, 1, 3, 2), jt), self.specs)
+        return {key: v * np.exp(log_scale[t])[:, None] for t, (key, v) in enumerate(values.items())}
+
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
-        """Layer by layer, for all chosen trials at once: W ← W/√Var(layer output) until |Var − 1| < tol
-        or max_iter rescalings; the next layer then sees the rescaled layer's activations."""
+        """Hidden layer by hidden layer, for all chosen trials at once: W ← W/√Var(layer output) until
+        |Var − 1| < tol or max_iter rescalings; the next layer then sees the rescaled layer's activations.
+        Layers narrower than a trial's min_width, and the output layer, keep their orthogonal init."""
         chosen = np.array([s.initializer.name == "lsuv" for s in self.specs] + [False] * (self.n - self.T))
         logs: dict[str, list[dict[str, Any]]] = {s.id: [] for s, c in zip(self.specs, chosen) if c}
         if not chosen.any():
@@ -224,24 +264,25 @@ class PackedMLP(GroupNet):
         pad = [0.0] * (self.n - self.T)
         tol = np.array([s.initializer.kwargs.get("tol", 0.0) for s in self.specs] + pad)
         max_iter = np.array([int(s.initializer.kwargs.get("max_iter", 0)) for s in self.specs] + pad)
+        min_width = np.array([s.initializer.kwargs.get("min_width", 0.0) for s in self.specs] + pad)
         h = tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
-        for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+        for layer, (w, b) in enumerate(zip(self.ws[:-1], self.bs[:-1])):  # hidden layers only
+            width = int(w.shape[-1])
+            rescaled = chosen & (width >= min_width)
             iterations = np.zeros(self.n, dtype=int)
             while True:
                 z = _add_bias(tf.matmul(h, w), b)
                 var = z.numpy().astype(np.float64).reshape(self.n, -1).var(axis=1)  # per trial, not by T
-                todo = chosen & (np.abs(var - 1) >= tol) & (iterations < max_iter) & (var > 0)
+                todo = rescaled & (np.abs(var - 1) >= tol) & (iterations < max_iter) & (var > 0)
                 if not todo.any():
                     break
                 scale = np.where(todo, 1 / np.sqrt(np.where(var > 0, var, 1)), 1.0).astype(np.float32)
                 w.assign(w * scale[:, None, None])
                 iterations += todo
-            name = f"dense_{layer}" if layer < len(self.ws) - 1 else "output"
             for t, spec in enumerate(self.specs):
                 if chosen[t]:
-                    logs[spec.id].append({"layer": name, "iterations": int(iterations[t]), "final_variance": float(var[t])})
-            if layer < len(self.ws) - 1:
-                h = self._act(z, layer)
+                    logs[spec.id].append(_lsuv_log(f"dense_{layer}", iterations[t], var[t], width, min_width[t]))
+            h = self._act(z, layer)
         return logs
 
 
@@ -341,6 +382,19 @@ class KerasNets(GroupNet):
 
         return [k.name for k, _ in pairs], kernels, run
 
+    def jacobian(self, x) -> dict[str, np.ndarray]:
+        out = {}
+        for spec, model in zip(self.specs, self.models):
+            last = [k for k, _ in self._pairs(model) if k.name.startswith("dense_")][-1]
+            sub = keras.Model(model.inputs, last.output)
+            x = tf.convert_to_tensor(x)
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                z = sub(x, training=False)
+            jac = tf.reshape(tape.batch_jacobian(z, x), [x.shape[0], z.shape[-1], -1]).numpy()
+            out[spec.id] = np.linalg.svd(jac.astype(np.float64), compute_uv=False)
+        return out
+
     def probe(self, x, y) -> dict[str, Signals]:
         out = {}
         for spec, (names, kernels, run) in zip(self.specs, self._probes):
@@ -350,23 +404,34 @@ class KerasNets(GroupNet):
         return out
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
-        """Each kernel layer (hidden and output) rescaled by 1/√Var(its output) until |Var − 1| < tol."""
+        """Each hidden kernel layer (Dense, Conv2D) at least min_width wide (units; channels of a conv)
+        rescaled by 1/√Var(its output) until |Var − 1| < tol; narrower ones and the output layer keep
+        their orthogonal init."""
         logs = {}
         for spec, model in zip(self.specs, self.models):
             if spec.initializer.name != "lsuv":
                 continue
-            tol, max_iter = spec.initializer.kwargs["tol"], int(spec.initializer.kwargs["max_iter"])
+            kwargs = spec.initializer.kwargs
+            tol, max_iter, min_width = kwargs["tol"], int(kwargs["max_iter"]), kwargs["min_width"]
             log = []
-            for layer in [la for la in model.layers if la.name.startswith(("dense_", "conv_")) or la.name == "output"]:
+            for layer, _ in self._pairs(model):  # hidden layers, input first
                 sub = keras.Model(model.inputs, layer.output)
+                width = int(layer.kernel.shape[-1])
                 iterations, var = 0, float(tf.math.reduce_variance(sub(x, training=False)))
-                while abs(var - 1.0) >= tol and iterations < max_iter and var > 0:
+                while width >= min_width and abs(var - 1.0) >= tol and iterations < max_iter and var > 0:
                     layer.kernel.assign(layer.kernel / np.sqrt(var))
                     iterations += 1
                     var = float(tf.math.reduce_variance(sub(x, training=False)))
-                log.append({"layer": layer.name, "iterations": iterations, "final_variance": var})
+                log.append(_lsuv_log(layer.name, iterations, var, width, min_width))
             logs[spec.id] = log
         return logs
+
+
+def _singular_values_from_gram(jjt: np.ndarray, specs: list[TrialSpec]) -> dict[str, np.ndarray]:
+    """√eigenvalues of (trials, examples, k, k) Gram matrices JJᵀ (float64), descending."""
+    eig = np.linalg.eigvalsh(jjt)
+    values = np.sqrt(np.clip(eig, 0.0, None))[..., ::-1]
+    return {s.id: values[t] for t, s in enumerate(specs)}
 
 
 def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int) -> GroupNet:

@@ -123,29 +123,37 @@ def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
 
 
 def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
-    """Per-layer pre-activation std (with the theory as dashed lines), activation std and gradient
-    RMS at initialization, log scale, one line per combination."""
+    """Per-layer pre-activation std, activation std and gradient RMS at initialization, log scale, one line
+    per combination: the geometric mean over seeds, shaded from the lowest to the highest seed, and the
+    mean-field prediction dashed (scaled to the measured first layer)."""
     combos = list(dict.fromkeys(layers["combination"]))
     colours = plt.get_cmap("tab10" if len(combos) <= 10 else "tab20")
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.2))
-    panels = [("pre_std", "pre-activation std"), ("act_std", "activation std"), ("grad_out_rms", "RMS of ∂L/∂activation")]
+    panels = [("pre_std", "pre-activation std", "theory_pre_std_ratio"), ("act_std", "activation std", "theory_act_std_ratio"),
+              ("grad_out_rms", "RMS of ∂L/∂activation", "theory_grad_rms_ratio")]
+    n_seeds = layers["seed"].nunique() if "seed" in layers else 1
     for k, combo in enumerate(combos):
-        part = layers[layers["combination"] == combo].sort_values("layer")
+        part = layers[layers["combination"] == combo]
         c = colours(k % colours.N)
-        depth = part["layer"] + 1
-        for ax, (col, _) in zip(axes, panels):
-            values = part[col].where(part[col] > 0)
-            ax.plot(depth, values, color=c, lw=1.5, marker="o", ms=2.5, label=combo)
-        theory = part["theory_pre_std_ratio"] * part["pre_std"].iloc[0]
-        if theory.notna().all():
-            axes[0].plot(depth, theory, color=c, lw=1.0, ls="--")
-    for ax, (_, label) in zip(axes, panels):
+        for ax, (col, _, theory_col) in zip(axes, panels):
+            logs = np.log(part[col].where(part[col] > 0).astype(float))
+            by_layer = logs.groupby(part["layer"])
+            depth = np.array(sorted(part["layer"].unique())) + 1
+            ax.plot(depth, np.exp(by_layer.mean()), color=c, lw=1.5, marker="o", ms=2.5, label=combo)
+            if n_seeds > 1:
+                ax.fill_between(depth, np.exp(by_layer.min()), np.exp(by_layer.max()), color=c, alpha=0.15, lw=0)
+            if theory_col in part:
+                theory = part.groupby("layer")[theory_col].first() * float(np.exp(by_layer.mean().iloc[0]))
+                if theory.notna().all():
+                    ax.plot(depth, theory, color=c, lw=1.0, ls="--")
+    for ax, (_, label, _) in zip(axes, panels):
         ax.set_yscale("log")
         ax.set_xlabel("hidden layer (1 = first)")
         ax.set_ylabel(label + " (log scale)")
         ax.grid(True, which="major", alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0].set_title("pre-activations (dashed: theory)", fontsize=10)
+    spread = f"; shaded: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
+    axes[0].set_title(f"pre-activations (dashed: mean-field theory{spread})", fontsize=10)
     axes[1].set_title("activations", fontsize=10)
     axes[2].set_title("back-propagated gradients", fontsize=10)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
@@ -157,8 +165,9 @@ def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
 
 def diagnostics_plot(run: RunData) -> bytes | None:
     """Per-layer activation std at initialization and after the last epoch, the last hidden layer's std
-    over epochs, and the worst dead and saturated fractions over epochs; a line per initializer +
-    activation (mean over seeds)."""
+    over epochs, and the worst dead (relu; solid) or stuck-negative (leaky_relu/elu/selu/prelu; dashed)
+    and saturated fractions over epochs; a line per initializer + activation (mean over seeds). Runs
+    recorded before ``negative_frac`` existed simply have no dashed lines."""
     if run.layers.empty:
         return None
     data = run.layers.merge(run.trials[["trial_id", "initializer", "activation"]], on="trial_id")
@@ -178,13 +187,17 @@ def diagnostics_plot(run: RunData) -> bytes | None:
                 ax.plot(at.index + 1, at.where(at > 0), color=c, marker="o", ms=2.5, lw=1.4, label=combo)
         over = part[part["layer"] == top].groupby("epoch")["act_std"].mean()
         axes[2].plot(over.index, over.where(over > 0), color=c, marker="o", ms=2.5, lw=1.4, label=combo)
-        for ax, col in ((axes[3], "dead_frac"), (axes[4], "saturated_frac")):
+        for ax, col, style in ((axes[3], "dead_frac", "-"), (axes[3], "negative_frac", "--"),
+                               (axes[4], "saturated_frac", "-")):
+            if col not in part:
+                continue
             worst = part.groupby(["trial_id", "epoch"])[col].max().groupby("epoch").mean()
             if worst.notna().any():
-                ax.plot(worst.index, worst, color=c, marker="o", ms=2.5, lw=1.4, label=combo)
+                ax.plot(worst.index, worst, color=c, ls=style, marker="o", ms=2.5, lw=1.4, label=combo)
     titles = ["activation std at initialization", f"activation std after epoch {last_epoch}",
-              "last hidden layer's activation std over epochs", "dead units (ReLU family), worst layer",
-              "saturated units (sigmoid/tanh/softsign), worst layer"]
+              "last hidden layer's activation std over epochs",
+              "dead units (relu, solid) / stuck < 0\n(leaky_relu, elu, selu, prelu, dashed), worst layer",
+              "saturated units (sigmoid/tanh/lecun_tanh/softsign), worst layer"]
     for i, (ax, title) in enumerate(zip(axes, titles)):
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
@@ -201,5 +214,58 @@ def diagnostics_plot(run: RunData) -> bytes | None:
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
                title="initializer + activation")
     fig.suptitle(f"Per-layer signals on the probe batch — {run.name}", fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def jacobian_plot(spectra: pd.DataFrame, title: str) -> bytes | None:
+    """Distribution of the input–output Jacobian's singular values per combination (all seeds and
+    examples pooled): a violin of log10 s, with the mean squared singular value marked."""
+    if spectra.empty:
+        return None
+    combos = list(dict.fromkeys(spectra["combination"]))
+    data, means = [], []
+    for combo in combos:
+        s = spectra.loc[spectra["combination"] == combo, "singular_value"].to_numpy(dtype=float)
+        positive = s[s > 0]
+        data.append(np.log10(positive) if positive.size else np.array([np.nan]))
+        means.append(0.5 * math.log10(float(np.mean(s**2))) if np.mean(s**2) > 0 else np.nan)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(combos) + 2), 5.0))
+    drawable = [i for i, d in enumerate(data) if np.isfinite(d).sum() > 1]
+    if drawable:
+        ax.violinplot([data[i] for i in drawable], positions=[i + 1 for i in drawable], showextrema=True, widths=0.8)
+    ax.scatter(np.arange(1, len(combos) + 1), means, marker="_", s=200, color="black", zorder=3, label="√⟨s²⟩")
+    ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(np.arange(1, len(combos) + 1), combos, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("log10 singular value of ∂z_L/∂x")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def theory_plot(layers: pd.DataFrame, title: str) -> bytes | None:
+    """Mean-field q_l (pre-activation second moment) and gradient second moment E[(∂L/∂a_l)²] (relative to the
+    last hidden layer) over depth, one line per initializer + activation, log scale."""
+    if layers.empty:
+        return None
+    combos = list(dict.fromkeys(layers["combination"]))
+    colours = plt.get_cmap("tab10" if len(combos) <= 10 else "tab20")
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.0))
+    for k, combo in enumerate(combos):
+        part = layers[layers["combination"] == combo].sort_values("layer")
+        depth = part["layer"] + 1
+        for ax, col in zip(axes, ("q", "grad_ms")):
+            ax.plot(depth, part[col].where(part[col] > 0), color=colours(k % colours.N), lw=1.5, label=combo)
+    for ax, label in zip(axes, ("q_l: pre-activation second moment", "gradient second moment ÷ last hidden layer's")):
+        ax.set_yscale("log")
+        ax.set_xlabel("hidden layer (1 = first)")
+        ax.set_ylabel(label + " (log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+               frameon=False, title="initializer + activation")
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return _png(fig)

@@ -23,7 +23,9 @@ from init_lab.run.store import RunStore
 SIGNALS_TEXT = (
     "Measured on a fixed probe batch of validation images (layers.csv of each trial): the spread of each hidden "
     "layer's activations at initialization and after training, and the worst layer's fraction of dead units "
-    "(pre-activation ≤ 0 on every probe example) and of saturated units (derivative below 5% of its maximum)."
+    "(relu: pre-activation ≤ 0 on every probe example, so no gradient), of units stuck in the negative regime "
+    "(leaky_relu, elu, selu, prelu: < 0 on every probe example, a gradient still flows) and of saturated values "
+    "(derivative below 5% of its maximum). A conv layer's unit is a channel, over every position."
 )
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 

@@ -25,8 +25,11 @@ def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
     """
     described = {k: v for k, v in spec.describe().items() if k != "epochs"}
     training = config.training
+    dataset = config.dataset.model_dump()
+    if not dataset["standardize"]:  # the default leaves no trace: states saved before the option existed stay valid
+        del dataset["standardize"]
     return fingerprint({
-        "spec": described, "dataset": config.dataset.model_dump(),
+        "spec": described, "dataset": dataset,
         "diagnostics": training.diagnostics, "deterministic": training.deterministic,
         "device": "gpu" if device.startswith("gpu") else "cpu",
     })

@@ -1,9 +1,15 @@
-"""`initlab probe`: signal propagation at initialization, no training.
+"""`initlab probe`: signal propagation at initialization, over seeds, against mean-field theory.
 
-Every initializer × activation (× depth/width) combination of a config is built (first seed),
-run forward and backward once on the probe batch, and measured layer by layer (``diagnostics``),
-next to the prediction of ``theory``. MLP combinations of one shape are evaluated together as one
-packed group (the engine's model classes), so a 30-layer grid takes seconds.
+Every initializer × activation (× depth/width) combination of a config is built for several seeds
+(the grid's seeds, or ``DEFAULT_SEEDS`` consecutive ones when the grid has a single seed), run
+forward and backward once on the probe batch and measured layer by layer (``diagnostics``); the
+singular values of its input–output Jacobian are computed on the first probe examples. Next to
+each measurement stands the mean-field prediction (``analysis.theory``) with the finite-width band
+in which a network of these widths lands with ≈95 % probability, so a deviation can be told from
+noise. Flags compare the measured ratios with the band a signal-preserving net would show around 1.
+
+MLP combinations of one shape are evaluated together as packed groups (the engine's model
+classes), all seeds at once, so a 30-layer grid over 5 seeds takes seconds.
 """
 
 from __future__ import annotations
@@ -11,93 +17,209 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from init_lab.analysis import theory
 from init_lab.analysis.diagnostics import layer_rows
-from init_lab.analysis.theory import predicted_std_ratio
 from init_lab.catalog import defaults
+from init_lab.catalog.models import net_kind
 from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig
-from init_lab.run.plan import plan_groups
 
-VANISH, EXPLODE = 1e-2, 1e2  # last/first ratios beyond these are flagged
+DEFAULT_SEEDS = 5  # seeds probed when the grid names only one
+GROUP = 20  # trials evaluated together at most: measured fastest here (64: 2× slower, memory-bound)
+BAND = 2.0  # band half-width in standard deviations of the log ratio (≈95 %)
 
 
 @dataclass
 class ProbeResult:
-    layers: pd.DataFrame  # one row per combination × hidden layer
-    summary: pd.DataFrame  # one row per combination
+    layers: pd.DataFrame  # one row per combination × seed × hidden layer, theory per layer alongside
+    summary: pd.DataFrame  # one row per combination: ratios over seeds, theory, band, flags
+    spectra: pd.DataFrame  # one row per combination × seed × example × singular value
     source: str
+    seeds: list[int]
 
 
-def combinations(config: SweepConfig) -> list[TrialSpec]:
-    """One trial per grid point, ignoring seeds beyond the first."""
-    first_seed = config.grid.seed[0]
-    return [s for s in expand(config) if s.seed == first_seed]
+def probe_seeds(config: SweepConfig, n_seeds: int | None = None) -> list[int]:
+    """The grid's seeds; ``n_seeds`` consecutive ones from the first instead when given, or when the grid has
+    a single seed (then ``DEFAULT_SEEDS``)."""
+    first = config.grid.seed[0]
+    if n_seeds is None:
+        return list(config.grid.seed) if len(config.grid.seed) > 1 else list(range(first, first + DEFAULT_SEEDS))
+    return list(range(first, first + n_seeds))
 
 
-def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE) -> ProbeResult:
+def combinations(config: SweepConfig, seeds: list[int]) -> list[TrialSpec]:
+    """Every grid point × probed seed, in grid order."""
+    grid = config.grid.model_copy(update={"seed": seeds})
+    return expand(config.model_copy(update={"grid": grid}))
+
+
+def label(spec: TrialSpec) -> str:
+    return f"{spec.init_label} + {spec.act_label}" + "".join(f", {k}={v}" for k, v in spec.axes.items())
+
+
+def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int | None = None,
+              jacobian_examples: int = defaults.JACOBIAN_EXAMPLES) -> ProbeResult:
     from init_lab.engine.backend import tf
     from init_lab.engine.data import load_prepared
     from init_lab.engine.nets import build_net
 
-    specs = combinations(config)
+    chosen = probe_seeds(config, seeds)
+    specs = combinations(config, chosen)
     prepared = load_prepared(config.dataset, specs[0].arch.family)
-    x = tf.constant(prepared.x_val[:batch])
-    y = tf.constant(prepared.y_val[:batch])
-    rows = []
-    groups, _ = plan_groups(specs)
-    for group in groups:
-        net = build_net(group.net, group.specs, prepared.input_shape, prepared.n_classes)
-        net.lsuv(x)
+    x_probe, y_probe = prepared.probe_batch(batch)
+    x, y = tf.constant(x_probe), tf.constant(y_probe)
+    x_lsuv = tf.constant(prepared.lsuv_batch(batch))  # LSUV rescales on training data, as in training
+    input_sq = (np.asarray(x_probe, dtype=np.float64).reshape(len(x_probe), -1) ** 2).mean(axis=1)
+    input_dim = int(np.prod(prepared.input_shape))
+    predictions: dict[tuple, theory.Prediction] = {}
+    rows, spectra = [], []
+    for chunk in _chunks(specs):
+        net = build_net(net_kind(chunk[0].arch, True), chunk, prepared.input_shape, prepared.n_classes)
+        net.lsuv(x_lsuv)
         signals = net.probe(x, y)
-        for s in group.specs:
-            theory = predicted_std_ratio(s.initializer, s.activation, s.arch.hidden) if s.arch.family == "mlp" else None
-            for r in layer_rows(0, s.activation.name, *signals[s.id]):
-                rows.append({
-                    "combination": f"{s.init_label} + {s.act_label}" + "".join(f", {k}={v}" for k, v in s.axes.items()),
-                    "initializer": s.init_label, "activation": s.act_label, **{k: v for k, v in s.axes.items()},
-                    **r, "theory_pre_std_ratio": theory[r["layer"]] if theory else math.nan,
-                })
+        singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
+        for s in chunk:
+            key = (s.initializer, s.activation, s.arch)
+            if key not in predictions:
+                predictions[key] = theory.predict(s.initializer, s.activation, s.arch.hidden, input_dim,
+                                                  prepared.n_classes, input_sq, s.arch.family)
+            rows += _layer_rows(s, signals[s.id], predictions[key])
+            for example, values in enumerate(singular.get(s.id, [])):
+                spectra += [{"combination": label(s), "seed": s.seed, "example": example, "index": i, "singular_value": v}
+                            for i, v in enumerate(values)]
     layers = pd.DataFrame(rows)
-    return ProbeResult(layers, _summary(layers), prepared.source)
+    spectra_df = pd.DataFrame(spectra, columns=["combination", "seed", "example", "index", "singular_value"])
+    by_label = {label(s): predictions[(s.initializer, s.activation, s.arch)] for s in specs}
+    return ProbeResult(layers, _summary(layers, spectra_df, by_label), spectra_df, prepared.source, chosen)
 
 
-def _summary(layers: pd.DataFrame) -> pd.DataFrame:
+def _chunks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
+    """Same-shaped trials together (all seeds: no training, so no batch order to share), GROUP at most."""
+    shapes: dict[tuple, list[TrialSpec]] = {}
+    for s in specs:
+        shapes.setdefault((s.arch.family, s.arch.hidden), []).append(s)
+    return [part[i: i + GROUP] for part in shapes.values() for i in range(0, len(part), GROUP)]
+
+
+def _layer_rows(spec: TrialSpec, signals, prediction: theory.Prediction) -> list[dict]:
+    per_layer = {what: prediction.per_layer(what) for what in ("pre_std", "act_std", "grad_rms")}
+    out = []
+    for r in layer_rows(0, spec.activation.name, *signals):
+        i = r["layer"]
+        out.append({
+            "combination": label(spec), "initializer": spec.init_label, "activation": spec.act_label,
+            **spec.axes, "seed": spec.seed, **r,
+            **{f"theory_{what}_ratio": _nan(values[i] if i < len(values) else None) for what, values in per_layer.items()},
+        })
+    return out
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _geo(values: pd.Series) -> tuple[float | None, float | None, float | None]:
+    """Geometric mean, min and max of positive finite ratios (None when there are none)."""
+    v = values.astype(float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.empty:
+        return None, None, None
+    return float(np.exp(np.log(v).mean())), float(v.min()), float(v.max())
+
+
+def _ratios(part: pd.DataFrame, column: str) -> pd.Series:
+    """Per seed: the last hidden layer's value over the first one's."""
+    def one(g: pd.DataFrame) -> float:
+        g = g.sort_values("layer")
+        first, last = float(g[column].iloc[0]), float(g[column].iloc[-1])
+        return last / first if first != 0 and math.isfinite(first) and math.isfinite(last) else math.nan
+
+    return part.groupby("seed").apply(one, include_groups=False)
+
+
+def _noise_sd(prediction: theory.Prediction, widths: list[int]) -> float:
+    """Standard deviation of a log std ratio from finite width alone: the theory's band where it applies,
+    else the Gaussian-weights bound ½·√(Σ 2/n_l) (κ = 2, a linear layer)."""
+    if prediction.propagation is not None:
+        return prediction.propagation.band_sd
+    return 0.5 * math.sqrt(sum(2.0 / n for n in widths[:-1]))
+
+
+def _summary(layers: pd.DataFrame, spectra: pd.DataFrame, predictions: dict[str, theory.Prediction]) -> pd.DataFrame:
     out = []
     for combo, part in layers.groupby("combination", sort=False):
-        part = part.sort_values("layer")
-        first, last = part.iloc[0], part.iloc[-1]
-        act_ratio = _div(last["act_std"], first["act_std"])
-        pre_ratio = _div(last["pre_std"], first["pre_std"])
-        grad_ratio = _div(last["grad_out_rms"], first["grad_out_rms"])
-        flags = []
-        for label, r in (("activations", act_ratio), ("gradients", grad_ratio)):
-            if r is not None and r < VANISH:
-                flags.append(f"{label} vanish")
-            if r is not None and r > EXPLODE:
-                flags.append(f"{label} explode")
-        if not math.isfinite(first["act_std"]) or not math.isfinite(last["act_std"]):
-            flags.append("non-finite")
-        dead = part["dead_frac"].max()
-        if isinstance(dead, float) and dead > 0.5:
-            flags.append(f"{dead:.0%} dead units")
-        sat = part["saturated_frac"].max()
-        if isinstance(sat, float) and sat > 0.5:
-            flags.append(f"{sat:.0%} saturated")
-        if first["act_std"] == 0 and last["act_std"] == 0:
-            flags.append("no signal (symmetric)")
-        out.append({
-            "combination": combo, "initializer": first["initializer"], "activation": first["activation"],
-            "layers": len(part), "act_std_first": first["act_std"], "act_std_last": last["act_std"],
-            "act_std_last_over_first": act_ratio, "pre_std_last_over_first": pre_ratio,
-            "theory_pre_std_last_over_first": last["theory_pre_std_ratio"],
-            "grad_rms_last_over_first": grad_ratio, "flags": "; ".join(flags),
-        })
+        p = predictions[combo]
+        widths = [int(u) for u in part[part["seed"] == part["seed"].iloc[0]].sort_values("layer")["units"]]
+        sd = _noise_sd(p, widths)
+        row = {"combination": combo, "initializer": part["initializer"].iloc[0], "activation": part["activation"].iloc[0],
+               "layers": len(widths), "seeds": part["seed"].nunique()}
+        measured = {}
+        for what, column in (("pre_std", "pre_std"), ("act_std", "act_std"), ("grad_rms", "grad_out_rms")):
+            mean, lo, hi = _geo(_ratios(part, column))
+            measured[what] = mean
+            row |= {f"{what}_ratio": mean, f"{what}_ratio_min": lo, f"{what}_ratio_max": hi,
+                    f"theory_{what}_ratio": p.ratio(what)}
+        band_lo, band_hi = theory.band(p.ratio("pre_std"), sd, BAND)
+        row |= {"band_lo": band_lo, "band_hi": band_hi, "noise_sd": sd,
+                "vs_theory": _verdict(measured["pre_std"], band_lo, band_hi, p.reason),
+                "theory_note": p.reason}
+        if p.fixed is not None:
+            row |= {"sigma_w2": p.fixed.sigma_w2, "q_star": p.fixed.q_star, "chi_1": p.fixed.chi_1, "phase": p.fixed.phase}
+        row |= _spectrum(spectra[spectra["combination"] == combo], p)
+        row["flags"] = "; ".join(_flags(part, measured, sd))
+        out.append(row)
     return pd.DataFrame(out)
 
 
-def _div(a: float, b: float) -> float | None:
-    if not (math.isfinite(a) and math.isfinite(b)) or b == 0:
-        return None
-    return a / b
+def _verdict(measured: float | None, lo: float | None, hi: float | None, reason: str) -> str:
+    if lo is None or hi is None:
+        return "no theory" if reason else "no prediction"
+    if measured is None:
+        return "no measurement"
+    if measured < lo:
+        return "below band"
+    return "above band" if measured > hi else "within band"
+
+
+def _spectrum(part: pd.DataFrame, prediction: theory.Prediction) -> dict:
+    """Mean squared singular value, spread (std) and max/min of the Jacobian, over seeds and examples."""
+    theory_ms = prediction.propagation.jacobian_ms if prediction.propagation is not None else None
+    if part.empty:
+        return {"jac_mean_sq": None, "jac_std": None, "jac_max_over_min": None, "theory_jac_mean_sq": theory_ms}
+    per = part.groupby(["seed", "example"])["singular_value"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = (per.max() / per.min()).replace(np.nan, math.inf)  # s_min = 0 (e.g. dead units): unbounded
+    return {
+        "jac_mean_sq": float((part["singular_value"] ** 2).mean()),
+        "jac_std": float(per.std(ddof=0).mean()),
+        "jac_max_over_min": float(ratios.median()) if (per.max() > 0).any() else None,
+        "theory_jac_mean_sq": theory_ms,
+    }
+
+
+def _flags(part: pd.DataFrame, measured: dict[str, float | None], sd: float) -> list[str]:
+    flags = []
+    for what, text in (("pre_std", "signal"), ("grad_rms", "gradients")):
+        r = measured[what]
+        if r is None or r == 0:
+            continue
+        if what == "grad_rms":  # gradients travel from the last layer to the first: first ÷ last
+            r = 1.0 / r
+        lo, hi = theory.band(1.0, sd, BAND)  # what a net preserving the signal on average shows
+        if r < lo:
+            flags.append(f"{text} vanishing ×{r:.2g}")
+        elif r > hi:
+            flags.append(f"{text} exploding ×{r:.2g}")
+    values = part[["pre_std", "act_std"]].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        flags.append("non-finite")
+    elif (part["act_std"] == 0).all():
+        flags.append("no signal (symmetric)")
+    for column, text in (("dead_frac", "dead units"), ("negative_frac", "units in the negative regime"),
+                         ("saturated_frac", "saturated")):
+        if column in part and part[column].notna().any() and part[column].max() > 0.5:
+            flags.append(f"{part[column].max():.0%} {text}")
+    return flags

@@ -9,11 +9,12 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from init_lab.analysis.diagnostics import PEAKS
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
 
 DIAGNOSTIC_SUMMARY = (
-    "init_act_std_last_over_first", "init_grad_rms_last_over_first", "peak_dead_frac", "peak_saturated_frac",
+    "init_act_std_last_over_first", "init_grad_rms_last_over_first", *(f"peak_{column}" for column in PEAKS),
 )
 
 
