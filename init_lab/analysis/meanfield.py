@@ -290,6 +290,7 @@ class Propagation:
     grad_ms: np.ndarray  # (layers,) E[(∂L/∂a_l)²] relative to the last hidden layer's
     jacobian_ms: float  # mean squared singular value of ∂z_L/∂x
     log_var: np.ndarray  # (layers,) finite-width variance of log(q̂_l/q̂_1) over random weights
+    sigma_w2: np.ndarray  # (layers,) fan_in·Var(W) of each hidden layer, after any LSUV rescaling
 
     def ratio(self, values: np.ndarray) -> float | None:
         first, last = float(values[0]), float(values[-1])
@@ -311,29 +312,32 @@ def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.nda
     dsq = lambda x: df(x) ** 2  # noqa: E731
     first = hidden[0]
     q = first.sigma_w2 * np.asarray(input_sq, dtype=np.float64) + first.bias_var  # per example
-    qs = []
+    qs, var = [], []  # var: each layer's Var(W) after any LSUV rescaling (the backward pass sees those weights)
     for i, layer in enumerate(hidden):
         if i > 0:
             q = layer.sigma_w2 * expect(sq, q) + layer.bias_var
+        scale = 1.0
         if layer.renormalize and q.mean() > 0:
-            q = q / q.mean()
+            scale = 1.0 / q.mean()  # LSUV: W ← W/√Var(z) (biases are 0), so Var(W) scales with it
+            q = q * scale
         qs.append(q)
+        var.append(layer.weight_var * scale)
     Q = np.stack(qs)  # (L, E)
     act_m = expect(f, Q).mean(axis=1)
     act_s2 = expect(sq, Q).mean(axis=1)
     # backward: g_l / g_{l+1} = n_{l+1}·Var(W_{l+1})·E[φ′(z_{l+1})²] (He et al. 2015, eq. 13), per example
     g = np.ones_like(Q)
     for i in range(len(hidden) - 2, -1, -1):
-        nxt = hidden[i + 1]
-        g[i] = g[i + 1] * nxt.width * nxt.weight_var * expect(dsq, Q[i + 1])
+        g[i] = g[i + 1] * hidden[i + 1].width * var[i + 1] * expect(dsq, Q[i + 1])
     # Jacobian ∂z_L/∂x: m_1 = σ_w,1², m_{l+1} = σ_w,l+1²·E[φ′(z_l)²]·m_l
-    m = np.full(Q.shape[1], first.sigma_w2)
+    m = np.full(Q.shape[1], first.fan_in * var[0])
     for i in range(1, len(hidden)):
-        m = m * hidden[i].sigma_w2 * expect(dsq, Q[i - 1])
+        m = m * hidden[i].fan_in * var[i] * expect(dsq, Q[i - 1])
     k = kappa(f, Q.mean(axis=1))
     widths = np.array([layer.width for layer in hidden], dtype=np.float64)
     log_var = np.concatenate([[0.0], np.cumsum(k[:-1] / widths[:-1])])
     return Propagation(
         q=Q, pre_std=np.sqrt(Q.mean(axis=1)), act_mean=act_m, act_std=np.sqrt(np.maximum(act_s2 - act_m**2, 0.0)),
         grad_ms=g.mean(axis=1), jacobian_ms=float(m.mean()), log_var=log_var,
+        sigma_w2=np.array([layer.fan_in * v for layer, v in zip(hidden, var)]),
     )

@@ -32,7 +32,7 @@ class Prediction:
     """Mean-field prediction for one network: ``propagation`` and ``fixed``, or ``reason`` why none."""
 
     propagation: mf.Propagation | None = None
-    fixed: mf.FixedPoint | None = None  # of the stack of the network's last hidden layer
+    fixed: mf.FixedPoint | None = None  # of a stack of the last hidden layer (its σ_w² after any LSUV rescaling)
     reason: str = ""
 
     def ratio(self, what: str) -> float | None:
@@ -93,8 +93,7 @@ def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, 
         return Prediction(reason="zero first-layer weights: no signal reaches the hidden layers")
     f = mf.phi(act)
     prop = mf.propagate(f, stack, output, input_sq)
-    last = stack[-1]
-    fixed = mf.fixed_point(f, last.sigma_w2, last.bias_var, q0=float(prop.q[0].mean()))
+    fixed = mf.fixed_point(f, float(prop.sigma_w2[-1]), stack[-1].bias_var, q0=float(prop.q[0].mean()))
     return Prediction(propagation=prop, fixed=fixed)
 
 
@@ -151,7 +150,7 @@ def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
         stack, output = built
         stack = [mf.NetLayer(la.fan_in, la.width, la.weight_var, sigma_b2, la.renormalize) for la in stack]
         prop = mf.propagate(f, stack, output, np.array([moment]))
-        fp = mf.fixed_point(f, stack[-1].sigma_w2, sigma_b2, q0=float(prop.q[0, 0]))
+        fp = mf.fixed_point(f, float(prop.sigma_w2[-1]), sigma_b2, q0=float(prop.q[0, 0]))
         pred = Prediction(prop, fp)
         row |= {"sigma_w2": fp.sigma_w2, "q_star": fp.q_star, "chi_1": fp.chi_1, "phase": fp.phase, "xi_q": fp.xi_q,
                 "xi_c": fp.xi_c, "pre_std_ratio": pred.ratio("pre_std"), "grad_rms_ratio": pred.ratio("grad_rms")}
