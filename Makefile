@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: install run report test test-fast mnist mnist-cnn bench clean-runs
+.PHONY: install run report test test-fast mnist mnist-cnn probe bench clean-runs
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ mnist: install
 
 mnist-cnn: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/mnist_cnn.yaml
+
+# the probe table and figures of docs/reproductions.md (bundled sample, 5 seeds, under a minute), and its theory
+probe: install
+	$(BIN)/initlab probe configs/probe_deep.yaml
+	$(BIN)/initlab theory configs/probe_deep.yaml
 
 bench: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/python benchmarks/bench_sweep.py
