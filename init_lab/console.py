@@ -351,7 +351,8 @@ def probe_table(summary) -> Table:
         f"ratios: geometric mean over {seeds} seeds [min–max]; theory: mean-field prediction (length map from the "
         "data's input second moment) [≈95 % finite-width band]; grad: RMS of ∂L/∂activation; s: singular values of "
         "the input–output Jacobian ∂z_L/∂x (spread: std); flags: outside the band a signal-preserving net shows "
-        "around 1" + "".join(f"\nno theory: {n}" for n in notes))
+        "around 1 (where no theory applies: the Gaussian-weights band with κ = 2, a heuristic)"
+        + "".join(f"\nno theory: {n}" for n in notes))
     return t
 
 
@@ -365,6 +366,6 @@ def theory_table(rows) -> Table:
         t.add_row(str(r["initializer"]), str(r["activation"]), _g(r["sigma_w2"]), _g(r["critical_sigma_w2"]),
                   _g(r["q_star"]), _g(r["chi_1"]), str(r["phase"] or "—"), _g(r["xi_q"]), _g(r["xi_c"]),
                   _g(r["pre_std_ratio"]), _g(r["grad_rms_ratio"]), str(r["note"] or ""))
-    t.caption = ("σ_w² = fan_in·Var(W) of the last hidden layer (LSUV: after its rescaling); critical σ_w²: χ₁ = 1 at σ_b = 0; ξ: depth scales "
+    t.caption = ("σ_w² = fan_in·Var(W) of the last hidden layer (LSUV: after its rescaling); critical σ_w²: χ₁ = 1 at the given σ_b², from the input's q; ξ: depth scales "
                  "(∞ at criticality, — where none exists); ratios: last hidden layer ÷ first over the config's depth")
     return t

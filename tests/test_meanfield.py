@@ -71,8 +71,9 @@ def test_fixed_points_and_depth_scales():
     relu, tanh, selu = act("relu"), act("tanh"), act("selu")
     ordered = mf.fixed_point(relu, 1.0)  # q_{l+1} = q_l/2: q* = 0, χ_q = 1/2
     assert ordered.q_star == 0.0 and ordered.chi_1 == pytest.approx(0.5)
-    assert ordered.xi_q == pytest.approx(1 / math.log(2), rel=1e-6) and ordered.phase == "ordered"
-    assert mf.fixed_point(relu, 2.5).q_star is None  # grows without bound: no fixed point
+    assert ordered.xi_q == pytest.approx(1 / math.log(2), rel=1e-6) and ordered.phase == "vanishing (q* = 0)"
+    exploding = mf.fixed_point(relu, 2.5)  # grows without bound: no fixed point, and no "chaos" to speak of
+    assert exploding.q_star is None and exploding.phase == "exploding (no q*)"
     at_selu = mf.fixed_point(selu, 1.0)  # Klambauer et al. 2017: LeCun weights keep SELU at q* = 1
     assert at_selu.q_star == pytest.approx(1.0, abs=1e-6)
     assert at_selu.phase == "chaotic" and 0 <= at_selu.c_star < 1 and at_selu.xi_c > 0
@@ -83,6 +84,12 @@ def test_fixed_points_and_depth_scales():
     biased = mf.fixed_point(tanh, 1.5, sigma_b2=0.05)  # q* solves q = σ_w²·E[tanh²] + σ_b²
     assert biased.q_star == pytest.approx(1.5 * mf.expect(lambda x: np.tanh(x) ** 2, biased.q_star) + 0.05, rel=1e-10)
     assert mf.depth_scale(1.0) == math.inf and mf.depth_scale(1.2) is None
+    sigmoid = act("sigmoid")
+    assert mf.iterate_length(sigmoid, 1.0, 0.0, 0.0) == pytest.approx(mf.iterate_length(sigmoid, 1.0, 0.0, 1.0))
+    assert mf.critical_sigma_w2(sigmoid) == pytest.approx(103.0, rel=1e-2)  # q* ≈ 46 there
+    gelu = act("gelu")  # at this σ_w², q = 1 is a fixed point but an unstable one: the iterates leave it
+    unstable = mf.length_map(gelu, 2.3517157)(1.0)
+    assert abs(float(unstable) - 1.0) < 1e-3 and mf.fixed_point(gelu, 2.3517157, q0=1.0).q_star != 1.0
 
 
 def test_propagation_laws_through_a_network():

@@ -156,8 +156,15 @@ class FixedPoint:
 
     @property
     def phase(self) -> str:
+        """ordered / critical / chaotic where a fixed point carries a signal; where q* does not exist or is 0
+        away from criticality the signal simply explodes or vanishes (for positively homogeneous φ at σ_b = 0
+        the correlation map does not even depend on σ_w²), and the label says so."""
         if abs(self.chi_1 - 1.0) < CRITICAL_TOL:
             return "critical"
+        if self.q_star is None:
+            return "exploding (no q*)"
+        if self.q_star == 0.0:
+            return "vanishing (q* = 0)"
         return "ordered" if self.chi_1 < 1.0 else "chaotic"
 
 
@@ -173,14 +180,18 @@ def iterate_length(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float
     q0 = float(q0)
     g0 = gap(q0)
     if abs(g0) <= 1e-12 * max(q0, 1e-300):
-        return q0  # marginal (e.g. ReLU at σ_w² = 2, σ_b = 0): every q is a fixed point
+        eps = 1e-4 * max(q0, 1e-300)
+        slope = (float(step(q0 + eps)) - float(step(max(q0 - eps, 0.0)))) / (q0 + eps - max(q0 - eps, 0.0))
+        if slope <= 1.0 + 1e-9:
+            return q0  # stable or marginal (ReLU at σ_w² = 2, σ_b = 0: every q is a fixed point)
+        g0 = gap(q0 * (1 + 1e-3) if q0 > 0 else 1e-300)  # unstable: the iterates leave it; follow them
     factor = 2.0 if g0 > 0 else 0.5
-    lo = q0
+    lo = q0 if q0 > 0 else 1e-300  # from q0 = 0 with L(0) > 0 the scan starts just above 0
     while True:
         hi = lo * factor
         if hi > Q_MAX:
             return None
-        if hi < 1e-30 * max(q0, 1.0):
+        if factor < 1 and hi < 1e-30 * max(q0, 1.0):
             return 0.0 if gap(0.0) <= 0.0 else _root(gap, 0.0, lo)
         g = gap(hi)
         if (g > 0) != (g0 > 0) and abs(g) > 1e-12 * hi:  # a sign change beyond rounding
@@ -245,10 +256,10 @@ def _correlation_fixed_point(f: Phi, sigma_w2: float, sigma_b2: float, q_star: f
 def critical_sigma_w2(f: Phi, sigma_b2: float = 0.0, q0: float = 1.0) -> float | None:
     """σ_w² with χ₁ = 1 at its own fixed point reached from q0 (e.g. 2 for ReLU, 1 for tanh at σ_b = 0).
 
-    None if there is none in [0.01, 100], or where χ₁ jumps over 1 instead of crossing it: GELU and
+    None if there is none in [0.01, 10⁴] (sigmoid's is ≈ 103), or where χ₁ jumps over 1 instead of crossing it: GELU and
     swish from q0 = 1 leave q* = 0 (χ₁ = σ_w²/4 < 1) for a non-zero fixed point with χ₁ > 1 at once.
     """
-    grid = np.geomspace(0.01, 100.0, 81)
+    grid = np.geomspace(0.01, 1e4, 121)
     g = [fixed_point_chi(f, s, sigma_b2, q0) - 1.0 for s in grid]
     for lo, hi, glo, ghi in zip(grid[:-1], grid[1:], g[:-1], g[1:]):
         if glo == 0.0:
@@ -273,6 +284,7 @@ class NetLayer:
     weight_var: float  # Var(W)
     bias_var: float = 0.0
     renormalize: bool = False  # LSUV: the layer's pre-activation variance is rescaled to 1 on data
+    tolerance: float = 0.0  # ... to within this |Var − 1|
 
     @property
     def sigma_w2(self) -> float:
@@ -304,6 +316,22 @@ class Propagation:
         return 0.5 * math.sqrt(float(self.log_var[-1]))
 
 
+def _log_variance(f: Phi, hidden: list[NetLayer], var: list[float], q: np.ndarray) -> np.ndarray:
+    """Finite-width variance of log(q̂_l/q̂_1), linearised: v_{l+1} = s_l²·v_l + κ_l/n_l, with s_l = d ln q_{l+1} /
+    d ln q_l the log-slope of the length map (1 for ReLU-like φ, so v_L = Σ κ_l/n_l: Hanin & Rolnick's 5·Σ 1/n_l;
+    < 1 for contracting maps, which damp earlier fluctuations). A layer LSUV rescales on data starts afresh."""
+    sq = lambda x: f(x) ** 2  # noqa: E731
+    v = [0.0]
+    for i in range(len(hidden) - 1):
+        nxt = hidden[i + 1]
+        step = lambda qq: nxt.fan_in * var[i + 1] * expect(sq, qq) + nxt.bias_var  # noqa: E731, B023
+        lo, hi = float(step(q[i] * (1 - 1e-4))), float(step(q[i] * (1 + 1e-4)))
+        slope = (math.log(hi) - math.log(lo)) / (math.log1p(1e-4) - math.log1p(-1e-4)) if lo > 0 and hi > 0 else 1.0
+        nxt_v = slope**2 * v[-1] + float(kappa(f, q[i])) / hidden[i].width
+        v.append(nxt.tolerance**2 if nxt.renormalize else nxt_v)  # LSUV: within its tolerance on its batch
+    return np.array(v)
+
+
 def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.ndarray) -> Propagation:
     """Forward length map through ``hidden`` from each example's input second moment (mean of x²), the
     backward gradient recursion, the Jacobian's mean squared singular value and the finite-width band."""
@@ -333,9 +361,7 @@ def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.nda
     m = np.full(Q.shape[1], first.fan_in * var[0])
     for i in range(1, len(hidden)):
         m = m * hidden[i].fan_in * var[i] * expect(dsq, Q[i - 1])
-    k = kappa(f, Q.mean(axis=1))
-    widths = np.array([layer.width for layer in hidden], dtype=np.float64)
-    log_var = np.concatenate([[0.0], np.cumsum(k[:-1] / widths[:-1])])
+    log_var = _log_variance(f, hidden, var, Q.mean(axis=1))
     return Propagation(
         q=Q, pre_std=np.sqrt(Q.mean(axis=1)), act_mean=act_m, act_std=np.sqrt(np.maximum(act_s2 - act_m**2, 0.0)),
         grad_ms=g.mean(axis=1), jacobian_ms=float(m.mean()), log_var=log_var,

@@ -74,7 +74,8 @@ def layers(init: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int
             if init.name == "constant":
                 return "constant weights are not zero-mean: mean-field theory does not apply"
             return f"no variance law for initializer '{init.name}'"
-        out.append(mf.NetLayer(fan_in, width, var, BIAS_VAR, renormalize=init.name == "lsuv" and width >= min_width))
+        out.append(mf.NetLayer(fan_in, width, var, BIAS_VAR, renormalize=init.name == "lsuv" and width >= min_width,
+                               tolerance=init.kwargs.get("tol", 0.0)))
     if all(layer.weight_var == 0.0 for layer in out):
         return "zero weights: every pre-activation is 0, so no ratio exists"
     return out[:-1], out[-1]
@@ -138,7 +139,7 @@ def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
         seen.add(key)
         f = mf.phi(spec.activation)
         if spec.activation not in critical:
-            critical[spec.activation] = mf.critical_sigma_w2(f, sigma_b2)
+            critical[spec.activation] = mf.critical_sigma_w2(f, sigma_b2, q0=max(moment, 1e-12))
         row = {"initializer": spec.init_label, "activation": spec.act_label, **spec.axes,
                "critical_sigma_w2": critical[spec.activation], "sigma_w2": None, "q_star": None, "chi_1": None,
                "phase": None, "xi_q": None, "xi_c": None, "pre_std_ratio": None, "grad_rms_ratio": None, "note": ""}
@@ -148,7 +149,7 @@ def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
             rows.append(row | {"note": built})
             continue
         stack, output = built
-        stack = [mf.NetLayer(la.fan_in, la.width, la.weight_var, sigma_b2, la.renormalize) for la in stack]
+        stack = [mf.NetLayer(la.fan_in, la.width, la.weight_var, sigma_b2, la.renormalize, la.tolerance) for la in stack]
         prop = mf.propagate(f, stack, output, np.array([moment]))
         fp = mf.fixed_point(f, float(prop.sigma_w2[-1]), sigma_b2, q0=float(prop.q[0, 0]))
         pred = Prediction(prop, fp)

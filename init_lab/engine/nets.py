@@ -251,7 +251,8 @@ class PackedMLP(GroupNet):
               else tf.matmul(w1, chain[: self.T])).numpy().astype(np.float64)  # Jᵀ: (T, E, in, h_L)
         # the Gram matrix in float64: in float32 the smallest singular values drown in rounding
         values = _singular_values_from_gram(np.matmul(jt.transpose(0, 1, 3, 2), jt), self.specs)
-        return {key: v * np.exp(log_scale[t])[:, None] for t, (key, v) in enumerate(values.items())}
+        rank = min(jt.shape[2], jt.shape[3])  # J is h_L × in: wider than the input adds only structural zeros
+        return {key: v[:, :rank] * np.exp(log_scale[t])[:, None] for t, (key, v) in enumerate(values.items())}
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
         """Hidden layer by hidden layer, for all chosen trials at once: W ← W/√Var(layer output) until

@@ -168,7 +168,7 @@ def _summary(layers: pd.DataFrame, spectra: pd.DataFrame, predictions: dict[str,
                 "theory_note": p.reason}
         if p.fixed is not None:
             row |= {"sigma_w2": p.fixed.sigma_w2, "q_star": p.fixed.q_star, "chi_1": p.fixed.chi_1, "phase": p.fixed.phase}
-        row |= _spectrum(spectra[spectra["combination"] == combo], p)
+        row |= _spectrum(spectra[spectra["combination"] == combo], p, widths[-1])
         row["flags"] = "; ".join(_flags(part, measured, sd))
         out.append(row)
     return pd.DataFrame(out)
@@ -184,8 +184,9 @@ def _verdict(measured: float | None, lo: float | None, hi: float | None, reason:
     return "above band" if measured > hi else "within band"
 
 
-def _spectrum(part: pd.DataFrame, prediction: theory.Prediction) -> dict:
-    """Mean squared singular value, spread (std) and max/min of the Jacobian, over seeds and examples."""
+def _spectrum(part: pd.DataFrame, prediction: theory.Prediction, n_last: int) -> dict:
+    """Mean squared singular value (‖J‖²_F / n_L, as the theory), spread (std) and max/min of the Jacobian's
+    min(n_L, input) singular values, over seeds and examples."""
     theory_ms = prediction.propagation.jacobian_ms if prediction.propagation is not None else None
     if part.empty:
         return {"jac_mean_sq": None, "jac_std": None, "jac_max_over_min": None, "theory_jac_mean_sq": theory_ms}
@@ -193,7 +194,7 @@ def _spectrum(part: pd.DataFrame, prediction: theory.Prediction) -> dict:
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = (per.max() / per.min()).replace(np.nan, math.inf)  # s_min = 0 (e.g. dead units): unbounded
     return {
-        "jac_mean_sq": float((part["singular_value"] ** 2).mean()),
+        "jac_mean_sq": float((part["singular_value"] ** 2).groupby([part["seed"], part["example"]]).sum().mean() / n_last),
         "jac_std": float(per.std(ddof=0).mean()),
         "jac_max_over_min": float(ratios.median()) if (per.max() > 0).any() else None,
         "theory_jac_mean_sq": theory_ms,
@@ -208,6 +209,7 @@ def _flags(part: pd.DataFrame, measured: dict[str, float | None], sd: float) -> 
             continue
         if what == "grad_rms":  # gradients travel from the last layer to the first: first ÷ last
             r = 1.0 / r
+            text = "gradients (first ÷ last)"
         lo, hi = theory.band(1.0, sd, BAND)  # what a net preserving the signal on average shows
         if r < lo:
             flags.append(f"{text} vanishing ×{r:.2g}")
