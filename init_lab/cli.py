@@ -332,7 +332,6 @@ def probe(
     from init_lab.engine.backend import setup_device
     from init_lab.report.plots import jacobian_plot, probe_plot
     from init_lab.run.probe import run_probe
-    from init_lab.run.store import create_run_dir, write_files
 
     cfg = load_config(config, set_ or [])
     if jacobian_examples > batch:
@@ -342,8 +341,6 @@ def probe(
     out.print(f"probe of '{cfg.name}' at initialization on {batch} examples of {result.source}, "
               f"seeds {', '.join(map(str, result.seeds))}", highlight=False, markup=False)
     out.print(probe_table(result.summary))
-    target = create_run_dir(out_dir, f"{cfg.name}-probe")
-    (target / "trials").rmdir()  # a probe has no trials
     title = f"at initialization — {cfg.name}"
     files = {
         "probe_layers.csv": result.layers.to_csv(index=False),
@@ -353,6 +350,15 @@ def probe(
     if not result.spectra.empty:
         files["probe_spectra.csv"] = result.spectra.to_csv(index=False)
         files["jacobian.png"] = jacobian_plot(result.spectra, f"Input–output Jacobian spectrum {title}")
+    _write_side_dir(out_dir, f"{cfg.name}-probe", files)
+
+
+def _write_side_dir(out_dir: Path, name: str, files: dict[str, str | bytes]) -> None:
+    """A probe's or theory's own directory under ``out_dir`` (no trials; ``runs/latest`` untouched), and its files."""
+    from init_lab.run.store import create_run_dir, write_files
+
+    target = create_run_dir(out_dir, name)
+    (target / "trials").rmdir()
     written = write_files(target, files)
     out.print(f"files: {', '.join(str(f) for f in written)}", highlight=False, markup=False, soft_wrap=True)
 
@@ -375,23 +381,19 @@ def theory(
     from init_lab.config.schema import load_config
     from init_lab.console import theory_table
     from init_lab.report.plots import theory_plot
-    from init_lab.run.store import create_run_dir, write_files
 
     cfg = load_config(config, set_ or [])
     moment, source = (input_moment, "--input-moment") if input_moment is not None else \
-        default_moment(cfg.dataset.name, getattr(cfg.dataset, "standardize", False))
+        default_moment(cfg.dataset.name, cfg.dataset.standardize)
     rows, layers = stack_tables(cfg, moment, sigma_b2)
     out.print(f"mean-field theory of '{cfg.name}': input second moment {moment:g} ({source}), σ_b² = {sigma_b2:g}",
               highlight=False, markup=False)
     out.print(theory_table(rows))
-    target = create_run_dir(out_dir, f"{cfg.name}-theory")
-    (target / "trials").rmdir()
     files = {"theory.csv": rows.to_csv(index=False), "theory_layers.csv": layers.to_csv(index=False)}
     plot = theory_plot(layers, f"Mean-field propagation over depth — {cfg.name}")
     if plot is not None:
         files["theory.png"] = plot
-    written = write_files(target, files)
-    out.print(f"files: {', '.join(str(f) for f in written)}", highlight=False, markup=False, soft_wrap=True)
+    _write_side_dir(out_dir, f"{cfg.name}-theory", files)
 
 
 @app.command()
