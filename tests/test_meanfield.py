@@ -129,3 +129,15 @@ def test_the_theory_engine_imports_no_tensorflow():
     code = "import sys, init_lab.analysis.theory, init_lab.analysis.meanfield; print('tensorflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_theory_tables_follow_the_bias_variance_and_input_moment():
+    from init_lab.config.schema import SweepConfig
+
+    cfg = SweepConfig.model_validate({"name": "b", "model": {"kind": "mlp", "depth": 6, "width": 64},
+                                      "grid": {"initializer": ["lecun_normal"], "activation": ["tanh"]}})
+    plain, _ = theory.stack_tables(cfg, 0.11)
+    biased, layers = theory.stack_tables(cfg, 0.11, sigma_b2=0.05)
+    assert plain.loc[0, "q_star"] == 0.0 and biased.loc[0, "q_star"] > 0.05  # σ_b² lifts the fixed point off 0
+    assert layers.loc[0, "q"] == pytest.approx(1.0 * 0.11 + 0.05, rel=1e-3)  # q₁ = σ_w²·E[x²] + σ_b² (σ_w² = 1)
+    assert theory.input_moment("mnist")[0] == pytest.approx(0.112) and theory.input_moment("mnist", True)[0] == 1.0
