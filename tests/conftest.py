@@ -6,6 +6,7 @@ import csv
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,12 +43,17 @@ def write_config(tmp_path):
 
 
 def run_tables(run_dir: Path) -> dict[str, list[dict[str, str]]]:
-    """Every trial's epochs.csv (timing column dropped) and layers.csv, exactly as written: what must be
-    bit-identical across runs, resumes and groupings."""
+    """Every trial's epochs.csv (timing column dropped), layers.csv, steps.csv, step_layers.csv and
+    histograms.npz, exactly as written: what must be bit-identical across runs, resumes and groupings."""
     out = {}
     for d in sorted((Path(run_dir) / "trials").iterdir()):
         with open(d / "epochs.csv", newline="") as f:
             out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        with open(d / "layers.csv", newline="") as f:
-            out[d.name + "/layers"] = list(csv.DictReader(f))
+        for table in ("layers", "steps", "step_layers"):
+            if (d / f"{table}.csv").is_file():
+                with open(d / f"{table}.csv", newline="") as f:
+                    out[f"{d.name}/{table}"] = list(csv.DictReader(f))
+        if (d / "histograms.npz").is_file():
+            with np.load(d / "histograms.npz") as z:
+                out[d.name + "/histograms"] = [{k: z[k].tolist() for k in sorted(z.files)}]
     return out

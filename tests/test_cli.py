@@ -52,16 +52,18 @@ def test_smoke_sweep_writes_the_run_directory(tmp_path):
     ]
     for row in summary:
         trial_dir = run / "trials" / row["trial_id"]
-        assert {p.name for p in trial_dir.iterdir()} == {"trial.json", "epochs.csv", "layers.csv"}
+        assert {p.name for p in trial_dir.iterdir()} == {"trial.json", "epochs.csv", "layers.csv", "steps.csv",
+                                                         "step_layers.csv", "histograms.npz"}
         epochs = read_csv(trial_dir / "epochs.csv")
         assert list(epochs[0]) == EPOCH_COLUMNS
-        assert [int(e["epoch"]) for e in epochs] == [1, 2]
+        assert [int(e["epoch"]) for e in epochs] == [0, 1, 2]  # 0: the initial weights
         trial = json.loads((trial_dir / "trial.json").read_text())
         assert trial["status"] == "completed" == row["status"]
         for key in ("best_val_accuracy", "best_epoch", "final_val_accuracy", "test_loss", "test_accuracy",
                     "wall_seconds", "param_count"):
             assert trial[key] is not None, key
-        assert trial["best_val_accuracy"] == max(float(e["val_accuracy"]) for e in epochs)
+        assert trial["best_val_accuracy"] == max(float(e["val_accuracy"]) for e in epochs[1:])
+        assert trial["initial_loss"] == float(epochs[0]["loss"])
         assert trial["param_count"] == 784 * 32 + 32 + 32 * 32 + 32 + 32 * 10 + 10
     by_id = {r["trial_id"]: r for r in summary}
     # he_normal learns; all-zero weights keep hidden units symmetric and stay near chance

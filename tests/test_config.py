@@ -155,10 +155,13 @@ def test_missing_file():
         load_config("/nonexistent/sweep.yaml")
 
 
-@pytest.mark.parametrize("name", ["quickstart", "mnist", "mnist_cnn", "smoke"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs").glob("*.yaml")))
 def test_shipped_configs_are_valid(name):
+    """Every shipped config, the reproductions' included, validates and expands."""
+    from init_lab.config.grid import expand
+
     cfg = load_config(REPO / "configs" / f"{name}.yaml")
-    assert cfg.name
+    assert cfg.name and expand(cfg)
 
 
 def test_resolved_config_round_trips():

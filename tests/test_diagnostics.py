@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, layer_rows, summarize
+from init_lab.analysis.diagnostics import LAYER_COLUMNS, LayerSignals, layer_rows, summarize
 from init_lab.config.schema import config_from_text
 from init_lab.run.sweep import run_sweep
 
@@ -21,7 +21,7 @@ def test_layer_rows_by_hand():
     g_out = np.array([[1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])
     kernel = np.array([[1.0, -1.0, 3.0]])
     g_k = np.array([[2.0, 0.0, 0.0]])
-    (row,) = layer_rows(0, "relu", ["dense_0"], [pre], [act], [g_out], [kernel], [g_k])
+    (row,) = layer_rows(0, "relu", LayerSignals(["dense_0"], [pre], [act], [g_out], [kernel], [g_k]))
     assert row["pre_mean"] == pytest.approx(pre.mean()) and row["pre_std"] == pytest.approx(pre.std())
     assert row["act_mean"] == pytest.approx(8 / 6) and row["act_std"] == pytest.approx(act.std())
     assert row["dead_frac"] == pytest.approx(1 / 3)  # unit 0 is ≤ 0 on both examples
@@ -30,7 +30,7 @@ def test_layer_rows_by_hand():
     assert row["grad_out_rms"] == pytest.approx(1.0)
     assert row["grad_kernel_rms"] == pytest.approx(math.sqrt(4 / 3))
     assert row["kernel_std"] == pytest.approx(np.std([1.0, -1.0, 3.0]))
-    (tanh_row,) = layer_rows(0, "tanh", ["dense_0"], [pre], [np.tanh(pre)], [g_out], [kernel], [g_k])
+    (tanh_row,) = layer_rows(0, "tanh", LayerSignals(["dense_0"], [pre], [np.tanh(pre)], [g_out], [kernel], [g_k]))
     assert tanh_row["saturated_frac"] == pytest.approx(2 / 6)  # |x| > 2.18: only -3 and 5
     assert math.isnan(tanh_row["dead_frac"]) and math.isnan(tanh_row["negative_frac"])
 
@@ -38,7 +38,7 @@ def test_layer_rows_by_hand():
 @pytest.mark.parametrize("activation", ["leaky_relu", "elu", "selu", "prelu"])
 def test_negative_regime_is_not_dead(activation):
     pre = np.array([[-1.0, 2.0, -3.0, 0.0], [-2.0, -5.0, 1.0, -1.0]])  # unit 3 touches 0: not strictly negative
-    (row,) = layer_rows(0, activation, ["d"], [pre], [pre], [pre], [pre], [pre])
+    (row,) = layer_rows(0, activation, LayerSignals(["d"], [pre], [pre], [pre], [pre], [pre]))
     assert row["negative_frac"] == pytest.approx(1 / 4)  # unit 0 is < 0 on every example; it still has a gradient
     assert math.isnan(row["dead_frac"]) and math.isnan(row["saturated_frac"])
 
@@ -51,7 +51,7 @@ def test_negative_regime_is_not_dead(activation):
 ])
 def test_saturation_at_the_registry_threshold(activation, x, saturated):
     pre = np.array([[x, -x], [0.0, 0.0]])
-    (row,) = layer_rows(0, activation, ["d"], [pre], [pre], [pre], [pre], [pre])
+    (row,) = layer_rows(0, activation, LayerSignals(["d"], [pre], [pre], [pre], [pre], [pre]))
     assert row["saturated_frac"] == (0.5 if saturated else 0.0)
     assert math.isnan(row["dead_frac"]) and math.isnan(row["negative_frac"])
 
@@ -61,13 +61,13 @@ def test_conv_units_are_channels_and_a_blank_patch_is_not_dead():
     pre[:, :2, :2, :] = -1.0  # a blank patch: every channel ≤ 0 there, in every example
     pre[:, :, :, 1] = -0.5  # channel 1: ≤ 0 at every position of every example
     pre[0, :, :, 2] = -0.5  # channel 2: ≤ 0 everywhere in example 0 only
-    (row,) = layer_rows(0, "relu", ["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre])
+    (row,) = layer_rows(0, "relu", LayerSignals(["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre]))
     assert row["units"] == 3
     assert row["dead_frac"] == pytest.approx(1 / 3)  # channel 1 only
-    (leaky,) = layer_rows(0, "leaky_relu", ["conv_0"], [pre], [pre], [pre], [pre], [pre])
+    (leaky,) = layer_rows(0, "leaky_relu", LayerSignals(["conv_0"], [pre], [pre], [pre], [pre], [pre]))
     assert leaky["negative_frac"] == pytest.approx(1 / 3)
     pre[1, 3, 3, 1] = 0.1  # one positive position in one example brings the channel back
-    (row,) = layer_rows(0, "relu", ["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre])
+    (row,) = layer_rows(0, "relu", LayerSignals(["conv_0"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre]))
     assert row["dead_frac"] == 0.0
 
 
@@ -89,7 +89,7 @@ def test_model_probe_matches_a_numpy_backprop():
     x = rng.normal(size=(6, 4)).astype("float32")
     y = np.array([0, 1, 2, 0, 1, 2], dtype="int32")
     signals = net.probe(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(y))[spec.id]
-    (row,) = layer_rows(0, "tanh", *signals)
+    (row,) = layer_rows(0, "tanh", signals)
     z = x @ w1 + b1
     h = np.tanh(z)
     logits = h @ w2 + b2
@@ -134,12 +134,12 @@ def test_packed_and_single_diagnostics_agree(tmp_path):
 
 def test_forced_dead_and_saturated_layers():
     pre = np.full((8, 4), -0.5)
-    (dead,) = layer_rows(0, "relu", ["d"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre])
+    (dead,) = layer_rows(0, "relu", LayerSignals(["d"], [pre], [np.maximum(pre, 0)], [pre], [pre], [pre]))
     assert dead["dead_frac"] == 1.0
     big = np.full((8, 4), 7.0) * np.array([1, -1, 1, -1])
-    (sat,) = layer_rows(0, "tanh", ["d"], [big], [np.tanh(big)], [big], [big], [big])
+    (sat,) = layer_rows(0, "tanh", LayerSignals(["d"], [big], [np.tanh(big)], [big], [big], [big]))
     assert sat["saturated_frac"] == 1.0
-    (sig,) = layer_rows(0, "sigmoid", ["d"], [big], [1 / (1 + np.exp(-big))], [big], [big], [big])
+    (sig,) = layer_rows(0, "sigmoid", LayerSignals(["d"], [big], [1 / (1 + np.exp(-big))], [big], [big], [big]))
     assert sig["saturated_frac"] == 1.0
 
 
@@ -230,12 +230,12 @@ def test_lsuv_runs_on_a_training_batch_not_the_probe_batch():
     from init_lab.catalog.datasets import make_synthetic, prepare
     from init_lab.catalog.models import NetKind
     from init_lab.config.grid import expand
-    from init_lab.engine.data import DeviceData
+    from init_lab.engine.data import DeviceData, Recording
     from init_lab.engine.loop import _fresh
     from init_lab.engine.nets import build_net
 
     prepared = prepare(make_synthetic(300, 50), "mlp", 0.2)
-    data = DeviceData.from_prepared(prepared, diagnostics=False, probe_size=40)
+    data = DeviceData.from_prepared(prepared, Recording(diagnostics=False), probe_size=40)
     np.testing.assert_array_equal(np.asarray(data.x_lsuv), prepared.x_train[:40])
     np.testing.assert_array_equal(np.asarray(data.x_probe), prepared.x_val[:40])
     data.x_lsuv = data.x_lsuv * 3.0  # a batch whose statistics differ from the probe batch's

@@ -67,7 +67,7 @@ def test_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert good["status"] == "completed" and good["epochs_run"] == 3 and good["test_accuracy"] > 0.5
     with open(result.run_dir / "trials" / bad["trial_id"] / "epochs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == bad["epochs_run"] < 3
+    assert len(rows) == bad["epochs_run"] + 1 and bad["epochs_run"] < 3  # epoch 0 (the init) first
     assert not math.isfinite(float(rows[-1]["loss"]))
     trial = json.loads((result.run_dir / "trials" / bad["trial_id"] / "trial.json").read_text())
     assert trial["status"] == "diverged"

@@ -29,6 +29,7 @@ trial is measured on the same inputs.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,35 +41,43 @@ LAYER_COLUMNS = [
     "epoch", "layer", "name", "units", "pre_mean", "pre_std", "act_mean", "act_std", "saturated_frac",
     "dead_frac", "negative_frac", "grad_out_rms", "grad_kernel_rms", "kernel_std",
 ]
+PERCENTILES = (2, 16, 50, 84, 98)  # of the activation values: ±2σ, ±1σ and the median for a Gaussian
+STEP_LAYER_COLUMNS = [
+    "step", "epoch", "progress", "layer", "name", "act_mean", "act_std", "saturated_frac", "dead_frac",
+    "negative_frac", *(f"p{p}" for p in PERCENTILES),
+]
+STEP_COLUMNS = ["step", "epoch", "progress", "loss", "accuracy"]
 PEAKS = ("dead_frac", "negative_frac", "saturated_frac")  # summarized as peak_<column> in trial.json
 
 
-def layer_rows(
-    epoch: int,
-    activation: str,
-    names: list[str],
-    pres: list[np.ndarray],
-    acts: list[np.ndarray],
-    grads_out: list[np.ndarray],
-    kernels: list[np.ndarray],
-    grads_kernel: list[np.ndarray],
-) -> list[dict[str, Any]]:
-    """Rows of layers.csv for one trial from per-layer arrays (batch first; kernels any shape)."""
+@dataclass
+class LayerSignals:
+    """One trial's hidden layers measured on the probe batch: per layer, arrays with the batch first.
+
+    ``grads_out`` and ``grads_kernel`` are gradients of the probe batch's *mean* loss; ``grads_pre``
+    (∂ℓ/∂z) is per example — of each example's own loss — for the histograms.
+    """
+
+    names: list[str]
+    pres: list[np.ndarray]  # pre-activations z
+    acts: list[np.ndarray]  # activations φ(z)
+    grads_out: list[np.ndarray]  # ∂L/∂φ(z)
+    kernels: list[np.ndarray]
+    grads_kernel: list[np.ndarray]  # ∂L/∂W
+    grads_pre: list[np.ndarray] = field(default_factory=list)  # ∂ℓ/∂z per example
+
+
+def layer_rows(epoch: int, activation: str, signals: LayerSignals) -> list[dict[str, Any]]:
+    """Rows of layers.csv for one trial."""
     entry = ACTIVATIONS.entries[activation]
+    names, pres, acts = signals.names, signals.pres, signals.acts
+    grads_out, kernels, grads_kernel = signals.grads_out, signals.kernels, signals.grads_kernel
     rows = []
     for i, name in enumerate(names):
         # (examples × positions, units): a conv layer's unit is a channel, seen at every position
-        pre = np.asarray(pres[i], dtype=np.float64)
-        pre = pre.reshape(-1, pre.shape[-1])
+        pre = _units(pres[i])
         act = np.asarray(acts[i], dtype=np.float64)
-        sat = math.nan
-        if entry.saturation is not None:
-            sat = float(np.mean(np.abs(pre) > entry.saturation))
-        dead = negative = math.nan
-        if entry.negative_side is NegativeSide.DEAD:
-            dead = float(np.mean(np.all(pre <= 0, axis=0)))
-        elif entry.negative_side is NegativeSide.NEGATIVE_REGIME:
-            negative = float(np.mean(np.all(pre < 0, axis=0)))
+        sat, dead, negative = unit_fractions(pre, entry)
         rows.append({
             "epoch": epoch,
             "layer": i,
@@ -84,6 +93,46 @@ def layer_rows(
             "grad_out_rms": _rms(grads_out[i]),
             "grad_kernel_rms": _rms(grads_kernel[i]),
             "kernel_std": float(np.asarray(kernels[i], dtype=np.float64).std()),
+        })
+    return rows
+
+
+def _units(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(-1, a.shape[-1])
+
+
+def unit_fractions(pre: np.ndarray, entry) -> tuple[float, float, float]:
+    """Saturated values, dead units, stuck-negative units of one layer's (values, units) pre-activations;
+    NaN where the activation has no such notion."""
+    sat = dead = negative = math.nan
+    if entry.saturation is not None:
+        sat = float(np.mean(np.abs(pre) > entry.saturation))
+    if entry.negative_side is NegativeSide.DEAD:
+        dead = float(np.mean(np.all(pre <= 0, axis=0)))
+    elif entry.negative_side is NegativeSide.NEGATIVE_REGIME:
+        negative = float(np.mean(np.all(pre < 0, axis=0)))
+    return sat, dead, negative
+
+
+def step_layer_rows(step: int, epoch: int, progress: float, activation: str, names: list[str],
+                    pres: list[np.ndarray], acts: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Rows of step_layers.csv for one trial at one logged training step (Glorot & Bengio 2010, Fig. 2)."""
+    entry = ACTIVATIONS.entries[activation]
+    rows = []
+    for i, name in enumerate(names):
+        pre = _units(pres[i])
+        act = np.asarray(acts[i], dtype=np.float32).ravel()  # float32: the percentiles' partition is the cost
+        sat, dead, negative = unit_fractions(pre, entry)
+        finite = act[np.isfinite(act)]
+        pct = np.percentile(finite, PERCENTILES) if finite.size else [math.nan] * len(PERCENTILES)
+        with np.errstate(invalid="ignore", over="ignore"):  # a diverging trial's inf/NaN: reported as nan
+            mean, std = float(act.mean(dtype=np.float64)), float(act.std(dtype=np.float64))
+        rows.append({
+            "step": step, "epoch": epoch, "progress": progress, "layer": i, "name": name,
+            "act_mean": mean, "act_std": std,
+            "saturated_frac": sat, "dead_frac": dead, "negative_frac": negative,
+            **{f"p{p}": float(v) for p, v in zip(PERCENTILES, pct)},
         })
     return rows
 

@@ -36,7 +36,10 @@ EVAL_BATCH_SIZE = 2048  # evaluation batch size does not change results, only sp
 ACCURACY_THRESHOLDS = (0.9, 0.95, 0.97)  # "epochs to reach" columns
 PROBE_SIZE = 256  # examples in the fixed probe batch (per-layer diagnostics, LSUV)
 JACOBIAN_EXAMPLES = 4  # probe examples whose input-output Jacobian spectrum `initlab probe` computes
-DIAGNOSTICS = True  # record layers.csv for every trial
+DIAGNOSTICS = True  # record layers.csv (and step_layers.csv, histograms.npz) for every trial
+STEP_POINTS_PER_EPOCH = 50  # steps.csv: by default a row every ceil(steps per epoch / 50) steps
+STEP_DIAGNOSTICS_EPOCHS = 1  # per-layer activation statistics at the logged steps of the first epoch(s)
+INIT_TRAIN_EXAMPLES = 10_000  # epoch 0's training loss/accuracy: on the first 10,000 training examples
 DETERMINISTIC = True  # op determinism: same config + seed => identical tables on CPU
 # Compile each packed training step with XLA: measured 19 s -> 15 s for a 16-trial MNIST epoch on
 # 2 CPU cores. Numbers stay independent of which trials share a group (tests/test_packed.py), so a

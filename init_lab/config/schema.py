@@ -127,7 +127,18 @@ class TrainingConfig(_Section):
         default_factory=lambda: list(defaults.ACCURACY_THRESHOLDS)
     )
     deterministic: bool = defaults.DETERMINISTIC
-    diagnostics: bool = defaults.DIAGNOSTICS  # per-layer signals in layers.csv
+    diagnostics: bool = defaults.DIAGNOSTICS  # per-layer signals: layers.csv, step_layers.csv, histograms.npz
+    # steps.csv: a row every this many optimizer steps (None: about STEP_POINTS_PER_EPOCH rows per epoch)
+    log_every_steps: PosInt | None = None
+    # step_layers.csv and activation histograms at the logged steps of the first this many epochs (0: none)
+    step_diagnostics_epochs: Annotated[int, Field(ge=0)] = defaults.STEP_DIAGNOSTICS_EPOCHS
+
+    @model_validator(mode="after")
+    def _step_diagnostics_need_diagnostics(self) -> TrainingConfig:
+        if not self.diagnostics and self.step_diagnostics_epochs and "step_diagnostics_epochs" in self.model_fields_set:
+            raise ValueError("step_diagnostics_epochs records per-layer statistics: it needs diagnostics: true "
+                             "(or set step_diagnostics_epochs: 0).")
+        return self
 
 
 class ResourcesConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,24 @@ import numpy as np
 from init_lab.catalog import defaults
 from init_lab.catalog.datasets import Prepared, load_dataset, prepare
 from init_lab.engine.backend import keras_download, tf
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What the loop records besides the epoch rows: the same for every group of a sweep."""
+
+    diagnostics: bool = defaults.DIAGNOSTICS  # layers.csv, step_layers.csv, histograms.npz
+    log_every_steps: int | None = None  # steps.csv rows every k steps (None: ~STEP_POINTS_PER_EPOCH per epoch)
+    step_diagnostics_epochs: int = defaults.STEP_DIAGNOSTICS_EPOCHS
+
+    @classmethod
+    def from_config(cls, training: Any) -> Recording:
+        return cls(training.diagnostics, training.log_every_steps,
+                   training.step_diagnostics_epochs if training.diagnostics else 0)
+
+    def every(self, steps_per_epoch: int) -> int:
+        """Steps between two rows of steps.csv."""
+        return self.log_every_steps or max(1, math.ceil(steps_per_epoch / defaults.STEP_POINTS_PER_EPOCH))
 
 
 @dataclass
@@ -27,17 +46,22 @@ class DeviceData:
     source: str = ""
     x_probe: Any = None  # fixed probe batch for diagnostics: the first validation examples
     y_probe: Any = None
-    diagnostics: bool = True
+    recording: Recording = Recording()
     x_lsuv: Any = None  # LSUV's data batch: the first training examples (it sets weights: never validation data)
 
     @classmethod
-    def from_prepared(cls, p: Prepared, diagnostics: bool = True, probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
+    def from_prepared(cls, p: Prepared, recording: Recording = Recording(),
+                      probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
         t = tf.convert_to_tensor
         x_probe, y_probe = p.probe_batch(probe_size)
         return cls(
             t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes,
-            p.source, t(x_probe), t(y_probe), diagnostics, t(p.lsuv_batch(probe_size)),
+            p.source, t(x_probe), t(y_probe), recording, t(p.lsuv_batch(probe_size)),
         )
+
+    @property
+    def diagnostics(self) -> bool:
+        return self.recording.diagnostics
 
     @property
     def n_train(self) -> int:
@@ -56,7 +80,7 @@ def load_prepared(dataset: Any, family: str) -> Prepared:
 
 def load_device_data(config: Any, family: str) -> DeviceData:
     """What a sweep (or a worker) trains on, from a validated config."""
-    return DeviceData.from_prepared(load_prepared(config.dataset, family), diagnostics=config.training.diagnostics)
+    return DeviceData.from_prepared(load_prepared(config.dataset, family), Recording.from_config(config.training))
 
 
 def batch_order(seed: int, epoch: int, n: int) -> np.ndarray:

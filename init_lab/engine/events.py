@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from init_lab.analysis.histograms import HistogramLog
 from init_lab.catalog.models import NetKind
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
 
+# epoch 0: the initial weights — training loss/accuracy on the first INIT_TRAIN_EXAMPLES training examples,
+# validation on the validation set, before any step (seconds 0)
 EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"]
 
 
@@ -33,10 +36,13 @@ class TrialState:
     status: TrialStatus = TrialStatus.RUNNING  # RUNNING, or DIVERGED once a loss is non-finite
     step: int = 0
     arrays: list[np.ndarray] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows so far
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows so far (epoch 0 first)
     layers: list[dict[str, Any]] = field(default_factory=list)  # layers.csv rows so far
     lsuv: list[dict[str, Any]] | None = None
     seconds: float = 0.0  # wall time of its group so far
+    steps: list[dict[str, Any]] = field(default_factory=list)  # steps.csv rows so far
+    step_layers: list[dict[str, Any]] = field(default_factory=list)  # step_layers.csv rows so far
+    histograms: HistogramLog | None = None  # histograms.npz so far (with diagnostics)
 
     def without_arrays(self) -> TrialState:
         return replace(self, arrays=[])

@@ -4,11 +4,13 @@ A generator: it yields events (``events``) and the caller decides what to write,
 runs in this process and inside a Ray task. Its steps, in order:
 
 1. build the group's networks (``nets``) and optimizer (``optim``); either restore every member's
-   saved state (resume / extend), or run LSUV where asked and record epoch-0 diagnostics;
+   saved state (resume / extend), or run LSUV where asked and record epoch 0: the initial weights'
+   loss and accuracy (training subset, validation set) and diagnostics;
 2. each epoch: the batch order is ``batch_order(seed, epoch)`` — a function of seed and epoch only,
    so every combination with the same seed sees the same batches (paired comparisons) and a resumed
-   group continues exactly; steps run in chunks inside one tf.function, reporting progress between;
-3. evaluate on the fixed validation set, record diagnostics on the fixed probe batch;
+   group continues exactly; steps run in windows of k inside one tf.function (``Recording.every``),
+   each window a row of steps.csv and, in the first epochs, per-layer activation statistics;
+3. evaluate on the fixed validation set, record diagnostics and histograms on the fixed probe batch;
 4. divergence rule: a non-finite training or validation loss ends that trial as diverged (it keeps
    riding along with NaN weights, touching nothing: the per-trial losses are summed, so every
    trial's gradient is its own);
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from init_lab.analysis.diagnostics import layer_rows
+from init_lab.analysis.diagnostics import LayerSignals, layer_rows, step_layer_rows
+from init_lab.analysis.histograms import HistogramLog
 from init_lab.catalog import defaults
 from init_lab.catalog.status import TrialStatus
 from init_lab.engine.backend import tf
@@ -54,22 +57,23 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
     net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
     settings = net.specs[0].train
     opt = GroupOptimizer(settings.optimizer, settings.learning_rate, settings.momentum, net.variables)
+    train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
     states = _restore(net, opt, group) if group.start else None
     if states is None:
         if group.start:
             yield Notice(group.id, "saved state does not fit this group's networks; restarting it from epoch 1")
         states = _fresh(net, data)
+        _record_start(net, data, evaluate, states)
     first = min(s.epoch for s in states.values())  # 0 unless restored
     yield GroupStarted(group.id, [s.id for s in net.specs], first, net.param_count,
                        {k: v.without_arrays() for k, v in states.items()})
-    train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
     live = np.array([states[s.id].status == TrialStatus.RUNNING for s in net.specs])
     epoch_seconds: list[float] = []
     for epoch in range(first + 1, settings.epochs + 1):
         if not live.any():
             break
         t0 = time.perf_counter()
-        loss_sum, correct = yield from _train_epoch(group.id, net, data, train_steps, epoch, live)
+        loss_sum, correct = yield from _train_epoch(group.id, net, data, train_steps, epoch, live, states)
         val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
         signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
         seconds = time.perf_counter() - t0
@@ -85,7 +89,7 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
                    "learning_rate": settings.learning_rate}
             state.epochs.append(row)
             if spec.id in signals:
-                state.layers += layer_rows(epoch, spec.activation.name, *signals[spec.id])
+                _record_signals(state, spec, epoch, signals[spec.id])
             state.epoch = epoch
             if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
                 state.status = TrialStatus.DIVERGED
@@ -113,9 +117,48 @@ def _fresh(net: GroupNet, data: DeviceData) -> dict[str, TrialState]:
     signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
     states = {}
     for spec in net.specs:
-        rows = layer_rows(0, spec.activation.name, *signals[spec.id]) if spec.id in signals else []
-        states[spec.id] = TrialState(spec.id, net.kind, layers=rows, lsuv=lsuv.get(spec.id))
+        state = states[spec.id] = TrialState(spec.id, net.kind, lsuv=lsuv.get(spec.id))
+        if spec.id in signals:
+            state.histograms = HistogramLog.start(signals[spec.id].names, spec.activation)
+            _record_signals(state, spec, 0, signals[spec.id])
     return states
+
+
+def _record_start(net: GroupNet, data: DeviceData, evaluate, states: dict[str, TrialState]) -> None:
+    """Epoch 0 of epochs.csv, step 0 of steps.csv and of step_layers.csv: the initial weights, before any step."""
+    settings = net.specs[0].train
+    subset = min(data.n_train, defaults.INIT_TRAIN_EXAMPLES)
+    loss, acc = (v.numpy() for v in evaluate(data.x_train[:subset], data.y_train[:subset]))
+    val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
+    for t, spec in enumerate(net.specs):
+        state = states[spec.id]
+        state.epochs.append({"epoch": 0, "loss": float(loss[t]), "accuracy": float(acc[t]),
+                             "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": 0.0,
+                             "learning_rate": settings.learning_rate})
+        state.steps.append({"step": 0, "epoch": 0, "progress": 0.0, "loss": float(loss[t]), "accuracy": float(acc[t])})
+    if data.recording.step_diagnostics_epochs:
+        _record_step_signals(net, data, states, np.ones(net.T, dtype=bool), 0, 0, 0.0)
+
+
+def _record_signals(state: TrialState, spec, epoch: int, signals: LayerSignals) -> None:
+    """An epoch end's (or initialization's) layers.csv rows and histograms of one trial."""
+    state.layers += layer_rows(epoch, spec.activation.name, signals)
+    if state.histograms is not None:
+        state.histograms.add_epoch(epoch, signals.acts, signals.grads_pre)
+
+
+def _record_step_signals(net: GroupNet, data: DeviceData, states: dict[str, TrialState], live: np.ndarray,
+                         step: int, epoch: int, progress: float) -> None:
+    """Per-layer activation statistics and histograms of the live trials at a logged step (forward only)."""
+    measured = net.activations(data.x_probe)
+    for t, spec in enumerate(net.specs):
+        if not live[t]:
+            continue
+        names, pres, acts = measured[spec.id]
+        state = states[spec.id]
+        state.step_layers += step_layer_rows(step, epoch, progress, spec.activation.name, names, pres, acts)
+        if state.histograms is not None:
+            state.histograms.add_step(step, epoch, progress, acts)
 
 
 def _aligned(net: GroupNet, opt: GroupOptimizer) -> list[list[Any]]:
@@ -150,26 +193,44 @@ def _restore(net: GroupNet, opt: GroupOptimizer, group: Group) -> dict[str, Tria
     except ValueError:
         return None
     opt.step.assign(saved[0].step)
-    return {s.trial_id: replace(s, epochs=list(s.epochs), layers=list(s.layers)) for s in saved}
+    return {s.trial_id: replace(s, epochs=list(s.epochs), layers=list(s.layers), steps=list(s.steps),
+                                step_layers=list(s.step_layers),
+                                histograms=HistogramLog.from_arrays(s.histograms.arrays()) if s.histograms else None)
+            for s in saved}
 
 
-def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, epoch: int, live: np.ndarray):
-    """One epoch's steps in chunks; yields progress, returns per-trial loss sums and correct counts."""
+def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, epoch: int, live: np.ndarray,
+                 states: dict[str, TrialState]):
+    """One epoch's steps in windows of k (a steps.csv row each); yields progress, returns per-trial loss sums
+    and correct counts."""
     n, bs, T = data.n_train, net.specs[0].train.batch_size, net.T
     steps = math.ceil(n / bs)
-    chunk = max(1, math.ceil(steps / PROGRESS_CHUNKS))
+    every = data.recording.every(steps)
+    report = max(1, math.ceil(steps / PROGRESS_CHUNKS))
+    step_signals = epoch <= data.recording.step_diagnostics_epochs
     order = tf.constant(batch_order(net.specs[0].seed, epoch, n))
     loss_sum, correct, done = np.zeros(T), np.zeros(T), 0
-    for first in range(0, steps, chunk):
-        count = min(chunk, steps - first)
+    for first in range(0, steps, every):
+        count = min(every, steps - first)
         ls, c = train_steps(order, tf.constant(first), tf.constant(count))
-        loss_sum += ls.numpy()
-        correct += c.numpy()
+        window_loss, window_correct = ls.numpy(), c.numpy()
+        loss_sum += window_loss
+        correct += window_correct
         done += count
-        seen = min(done * bs, n)
-        ok = live & np.isfinite(loss_sum)
-        mean = float(loss_sum[ok].mean() / seen) if ok.any() else math.nan
-        yield Progress(group_id, epoch, done, steps, mean, float(correct[ok].mean() / seen) if ok.any() else 0.0)
+        examples = min(done * bs, n) - first * bs
+        step, progress = (epoch - 1) * steps + done, epoch - 1 + done / steps
+        for t, spec in enumerate(net.specs):
+            if live[t]:
+                states[spec.id].steps.append({"step": step, "epoch": epoch, "progress": progress,
+                                              "loss": float(window_loss[t] / examples),
+                                              "accuracy": float(window_correct[t] / examples)})
+        if step_signals:
+            _record_step_signals(net, data, states, live, step, epoch, progress)
+        if done // report > (done - count) // report or done == steps:  # about PROGRESS_CHUNKS per epoch
+            seen = min(done * bs, n)
+            ok = live & np.isfinite(loss_sum)
+            mean = float(loss_sum[ok].mean() / seen) if ok.any() else math.nan
+            yield Progress(group_id, epoch, done, steps, mean, float(correct[ok].mean() / seen) if ok.any() else 0.0)
     return loss_sum, correct
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.models import Architecture, NetKind
@@ -33,7 +34,7 @@ from init_lab.engine.backend import OPS, build_initializer, keras, tf
 
 STACKED = None  # owner of a variable with one slice per trial on axis 0
 
-Signals = tuple[list[str], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]
+Activations = tuple[list[str], list[np.ndarray], list[np.ndarray]]  # layer names, pre-activations, activations
 
 
 class GroupNet:
@@ -57,8 +58,12 @@ class GroupNet:
         """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch."""
         return per_trial_loss(self.logits(x, training), y)
 
-    def probe(self, x: Any, y: Any) -> dict[str, Signals]:
-        """Per trial: layer names, pre-activations, activations, ∂L/∂activation, kernels, ∂L/∂kernel."""
+    def probe(self, x: Any, y: Any) -> dict[str, LayerSignals]:
+        """Per trial: every hidden layer's signals on the batch, forward and backward."""
+        raise NotImplementedError
+
+    def activations(self, x: Any) -> dict[str, Activations]:
+        """Per trial: layer names, pre-activations and activations of every hidden layer (forward only)."""
         raise NotImplementedError
 
     def jacobian(self, x: Any) -> dict[str, np.ndarray]:
@@ -217,15 +222,23 @@ class PackedMLP(GroupNet):
         losses, hits = per_trial_loss(self.logits(x), y)  # over all n slices: the same shapes as any group
         return losses[: self.T], hits[: self.T]
 
-    def probe(self, x, y) -> dict[str, Signals]:
+    def probe(self, x, y) -> dict[str, LayerSignals]:
         with tf.GradientTape() as tape:
             pres, acts, logits = self.forward(x)
             total = tf.reduce_sum(per_trial_loss(logits, y)[0][: self.T])
-        hidden = self.ws[:-1]
-        grads = tape.gradient(total, acts + hidden)
-        arrays = [[t.numpy() for t in group] for group in (pres, acts, grads[: len(acts)], hidden, grads[len(acts):])]
+        hidden, L = self.ws[:-1], len(acts)
+        grads = tape.gradient(total, acts + hidden + pres)
+        per_example = [g * float(x.shape[0]) for g in grads[2 * L:]]  # ∂(mean loss)/∂z × batch = ∂ℓ_i/∂z_i
+        arrays = [[t.numpy() for t in group]
+                  for group in (pres, acts, grads[:L], hidden, grads[L: 2 * L], per_example)]
         names = [f"dense_{i}" for i in range(len(hidden))]
-        return {s.id: (names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
+        return {s.id: LayerSignals(names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
+
+    def activations(self, x) -> dict[str, Activations]:
+        pres, acts, _ = self.forward(x)
+        pres, acts = [p.numpy() for p in pres], [a.numpy() for a in acts]
+        names = [f"dense_{i}" for i in range(len(pres))]
+        return {s.id: (names, [p[t] for p in pres], [a[t] for a in acts]) for t, s in enumerate(self.specs)}
 
     def jacobian(self, x) -> dict[str, np.ndarray]:
         # J = (W_1·P)ᵀ with P = D_1·W_2·D_2 ⋯ D_{L−1}·W_L (D_l = diag φ′(z_l)): a chain of h×h products per
@@ -378,10 +391,16 @@ class KerasNets(GroupNet):
                 outs = sub(x, training=False)
                 pres, acts, logits = outs[:n], outs[n: 2 * n], outs[-1]
                 loss = tf.reduce_sum(per_trial_loss(logits[None], y)[0])
-            grads = tape.gradient(loss, acts + kernels)
-            return pres, acts, grads[:n], grads[n:]
+            grads = tape.gradient(loss, acts + kernels + pres)
+            batch = tf.cast(tf.shape(x)[0], tf.float32)  # ∂(mean loss)/∂z × batch = ∂ℓ_i/∂z_i
+            return pres, acts, grads[:n], grads[n: 2 * n], [g * batch for g in grads[2 * n:]]
 
-        return [k.name for k, _ in pairs], kernels, run
+        @tf.function(reduce_retracing=True)
+        def forward(x):
+            outs = sub(x, training=False)
+            return outs[:n], outs[n: 2 * n]
+
+        return [k.name for k, _ in pairs], kernels, run, forward
 
     def jacobian(self, x) -> dict[str, np.ndarray]:
         out = {}
@@ -396,12 +415,18 @@ class KerasNets(GroupNet):
             out[spec.id] = np.linalg.svd(jac.astype(np.float64), compute_uv=False)
         return out
 
-    def probe(self, x, y) -> dict[str, Signals]:
+    def probe(self, x, y) -> dict[str, LayerSignals]:
         out = {}
-        for spec, (names, kernels, run) in zip(self.specs, self._probes):
-            pres, acts, g_out, g_k = run(x, y)
-            np_ = lambda ts: [np.asarray(t) for t in ts]  # noqa: E731
-            out[spec.id] = (names, np_(pres), np_(acts), np_(g_out), np_(kernels), np_(g_k))
+        for spec, (names, kernels, run, _) in zip(self.specs, self._probes):
+            pres, acts, g_out, g_k, g_pre = run(x, y)
+            out[spec.id] = LayerSignals(names, *map(_numpy, (pres, acts, g_out, kernels, g_k, g_pre)))
+        return out
+
+    def activations(self, x) -> dict[str, Activations]:
+        out = {}
+        for spec, (names, _, _, forward) in zip(self.specs, self._probes):
+            pres, acts = forward(x)
+            out[spec.id] = (names, _numpy(pres), _numpy(acts))
         return out
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
@@ -426,6 +451,10 @@ class KerasNets(GroupNet):
                 log.append(_lsuv_log(layer.name, iterations, var, width, min_width))
             logs[spec.id] = log
         return logs
+
+
+def _numpy(tensors: list[Any]) -> list[np.ndarray]:
+    return [np.asarray(t) for t in tensors]
 
 
 def _singular_values_from_gram(jjt: np.ndarray, specs: list[TrialSpec]) -> dict[str, np.ndarray]:

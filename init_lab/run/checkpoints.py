@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from init_lab.analysis.histograms import HistogramLog
 from init_lab.catalog.models import NetKind
 from init_lab.catalog.status import TrialStatus
 from init_lab.engine.events import TrialState
@@ -71,9 +72,12 @@ class CheckpointStore:
             meta["trials"][tid] = {
                 "fingerprint": fingerprints[tid], "net": s.net.value, "epoch": s.epoch, "status": s.status.value,
                 "step": s.step, "n_arrays": len(s.arrays), "epochs": s.epochs, "layers": s.layers, "lsuv": s.lsuv,
-                "seconds": s.seconds, "slot": i,
+                "seconds": s.seconds, "slot": i, "steps": s.steps, "step_layers": s.step_layers,
+                "histograms": s.histograms is not None,
             }
             arrays.update({f"t{i}_{j}": a for j, a in enumerate(s.arrays)})
+            if s.histograms is not None:
+                arrays.update({f"t{i}_h_{k}": a for k, a in s.histograms.arrays().items()})
         buf = io.BytesIO()
         np.savez(buf, **arrays, **{META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
         data = buf.getvalue()
@@ -167,9 +171,13 @@ class CheckpointStore:
                     for tid in tids:
                         m = meta["trials"][tid]
                         arrays = [z[f"t{m['slot']}_{j}"] for j in range(m["n_arrays"])]
+                        prefix = f"t{m['slot']}_h_"
+                        hist = HistogramLog.from_arrays({k[len(prefix):]: z[k] for k in z.files
+                                                         if k.startswith(prefix)}) if m.get("histograms") else None
                         out[tid] = TrialState(
                             tid, NetKind(m["net"]), m["epoch"], TrialStatus(m["status"]), m["step"], arrays,
-                            m["epochs"], m["layers"], m["lsuv"], m["seconds"],
+                            m["epochs"], m["layers"], m["lsuv"], m["seconds"], m.get("steps", []),
+                            m.get("step_layers", []), hist,
                         )
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
             self.problems.append(f"checkpoint {path.name} could not be read back ({type(exc).__name__})")

@@ -92,7 +92,7 @@ _WORKER_DATA: dict[str, Any] = {}  # per worker process: dataset config → devi
 def _worker_data(config: Any, family: str) -> Any:
     from init_lab.engine.data import load_device_data
 
-    key = config.dataset.model_dump_json() + family + str(config.training.diagnostics)
+    key = config.dataset.model_dump_json() + family + config.training.model_dump_json()
     if key not in _WORKER_DATA:
         _WORKER_DATA.clear()
         _WORKER_DATA[key] = load_device_data(config, family)

@@ -107,7 +107,7 @@ def _chunks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
 def _layer_rows(spec: TrialSpec, signals, prediction: theory.Prediction) -> list[dict]:
     per_layer = {what: prediction.per_layer(what) for what in ("pre_std", "act_std", "grad_rms")}
     out = []
-    for r in layer_rows(0, spec.activation.name, *signals):
+    for r in layer_rows(0, spec.activation.name, signals):
         i = r["layer"]
         out.append({
             "combination": label(spec), "initializer": spec.init_label, "activation": spec.act_label,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, summarize
+from init_lab.analysis.diagnostics import LAYER_COLUMNS, STEP_COLUMNS, STEP_LAYER_COLUMNS, summarize
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import (
@@ -30,7 +30,7 @@ from init_lab.engine.events import (
 )
 from init_lab.run.checkpoints import CheckpointStore
 from init_lab.run.records import now_iso, trial_record
-from init_lab.run.store import RunStore
+from init_lab.run.store import HISTOGRAMS_FILE, STEP_LAYERS_FILE, STEPS_FILE, RunStore
 
 
 def _fault_after_checkpoint(count: int) -> None:
@@ -134,6 +134,12 @@ class Recorder:
         self.store.write_epochs(tid, EPOCH_COLUMNS, state.epochs)
         if state.layers:
             self.store.write_layers(tid, LAYER_COLUMNS, state.layers)
+        if state.steps:
+            self.store.write_table(tid, STEPS_FILE, STEP_COLUMNS, state.steps)
+        if state.step_layers:
+            self.store.write_table(tid, STEP_LAYERS_FILE, STEP_LAYER_COLUMNS, state.step_layers)
+        if state.histograms is not None:
+            self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, state.histograms.to_bytes())
 
     def _write_record(self, tid: str, status: TrialStatus, state: TrialState | None,
                       result: TrialResult | None = None) -> dict[str, Any]:

@@ -41,6 +41,8 @@ def summary_columns(thresholds: list[float]) -> list[str]:
         "learning_rate",
         "batch_size",
         "epochs_run",
+        "initial_loss",
+        "initial_val_accuracy",
         "best_val_accuracy",
         "best_epoch",
         "final_val_accuracy",
@@ -75,7 +77,13 @@ def trial_record(
     started_at: str | None = None,
     finished_at: str | None = None,
 ) -> dict[str, Any]:
-    """The trial.json content, with the derived figures (best epoch, epochs to thresholds...)."""
+    """The trial.json content, with the derived figures (best epoch, epochs to thresholds...).
+
+    Epoch 0 (the initial weights) gives ``initial_loss`` / ``initial_val_loss`` / ``initial_val_accuracy``;
+    the best, final and epochs-to figures are over trained epochs (≥ 1).
+    """
+    init = next((r for r in epochs if r.get("epoch") == 0), {})
+    epochs = [r for r in epochs if r.get("epoch") != 0]
     finite = [r for r in epochs if _finite(r.get("val_accuracy"))]
     best = max(finite, key=lambda r: r["val_accuracy"], default=None)  # first maximum: earliest best epoch
     last = epochs[-1] if epochs else {}
@@ -88,6 +96,9 @@ def trial_record(
         "status": TrialStatus(status).value,
         "spec": spec.describe(),
         "epochs_run": len(epochs),
+        "initial_loss": init.get("loss"),
+        "initial_val_loss": init.get("val_loss"),
+        "initial_val_accuracy": init.get("val_accuracy"),
         "best_val_accuracy": best["val_accuracy"] if best else None,
         "best_epoch": best["epoch"] if best else None,
         "final_val_accuracy": last.get("val_accuracy"),

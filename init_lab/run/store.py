@@ -5,7 +5,8 @@ Layout::
     runs/latest -> 2026-11-23_11-05-12_mnist-mlp
     runs/2026-11-23_11-05-12_mnist-mlp/
       config.yaml  manifest.json  summary.csv
-      trials/003_he_normal-relu-s0/{trial.json, epochs.csv, layers.csv}
+      trials/003_he_normal-relu-s0/{trial.json, epochs.csv, layers.csv, steps.csv, step_layers.csv,
+                                    histograms.npz}
       checkpoints/<group id>.npz   (``checkpoints``: each group's state after its last epoch)
 
 Every file is written atomically — a temp file in the same directory, fsync,
@@ -36,6 +37,9 @@ TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
 EPOCHS_FILE = "epochs.csv"
 LAYERS_FILE = "layers.csv"
+STEPS_FILE = "steps.csv"
+STEP_LAYERS_FILE = "step_layers.csv"
+HISTOGRAMS_FILE = "histograms.npz"
 LATEST = "latest"
 REPORT_DIR = "report"
 CHECKPOINTS_DIR = "checkpoints"
@@ -233,6 +237,19 @@ class RunStore:
 
     def layers_path(self, trial_id: str) -> Path:
         return self.trial_dir(trial_id) / LAYERS_FILE
+
+    def write_table(self, trial_id: str, name: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+        """Another of a trial's CSV tables (``STEPS_FILE``, ``STEP_LAYERS_FILE``)."""
+        self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
+        atomic_write_csv(self.trial_dir(trial_id) / name, columns, rows)
+
+    def write_trial_bytes(self, trial_id: str, name: str, data: bytes) -> None:
+        """A trial's binary file (``HISTOGRAMS_FILE``)."""
+        self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.trial_dir(trial_id) / name, data)
+
+    def trial_file(self, trial_id: str, name: str) -> Path:
+        return self.trial_dir(trial_id) / name
 
     def write_summary(self, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
         atomic_write_csv(self.root / SUMMARY_FILE, columns, rows)

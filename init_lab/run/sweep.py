@@ -186,11 +186,11 @@ class Sweep:
         return LocalExecutor(self._load_data)
 
     def _load_data(self) -> Any:
-        from init_lab.engine.data import DeviceData, load_prepared
+        from init_lab.engine.data import DeviceData, Recording, load_prepared
 
         t0 = time.perf_counter()
         prepared = load_prepared(self.config.dataset, self.trials[0].arch.family)
-        data = DeviceData.from_prepared(prepared, diagnostics=self.config.training.diagnostics)
+        data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
         self.manifest["dataset"] = {"source": prepared.source, **data.sizes()}
         self.store.write_manifest(self.manifest)
         sizes = data.sizes()

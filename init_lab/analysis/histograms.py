@@ -1,0 +1,167 @@
+"""Per-layer histograms of activations and back-propagated gradients (Glorot & Bengio 2010, Figs. 3–7).
+
+Measured on the fixed probe batch, per hidden layer: the activations φ(z) and the gradients ∂ℓ/∂z of each
+example's own cross-entropy ℓ with respect to the layer's pre-activation z (the per-example loss, so the
+scale does not depend on the probe batch size). Activations at initialization, at every epoch end and at
+the logged steps of the first epochs (``training.step_diagnostics_epochs``); gradients at initialization
+and at every epoch end.
+
+Bins are fixed, so histograms of one activation compare across trials, epochs and runs:
+
+* activations: ``ACT_BINS`` equal bins over the activation's range — its infimum and supremum
+  (sigmoid [0, 1], tanh [−1, 1], relu [0, …]), an unbounded side cut at ±``ACT_CAP``;
+* gradients: signed log-spaced bins, ``GRAD_PER_DECADE`` per decade of |g| from 10^GRAD_MIN_EXP to
+  10^GRAD_MAX_EXP on each side, and one bin [−10^GRAD_MIN_EXP, 10^GRAD_MIN_EXP) around 0 (a dead relu
+  unit's exact zeros land there).
+
+Every count vector has ``len(edges) + 1`` entries: [values below edges[0], the bins [e_i, e_{i+1}) (the
+last one closed on the right), values ≥ … above edges[-1]] — nothing is dropped, so a layer's counts sum to
+its number of finite values (examples × units, × positions in a conv layer); non-finite values (a diverging
+trial) are counted apart.
+
+On disk, per trial, ``histograms.npz`` (NumPy, compressed) with these arrays:
+
+``layers`` (L,) names · ``act_edges``, ``grad_edges`` · ``epoch`` (E,) epochs (0 = initialization) ·
+``epoch_act`` (E, L, A) and ``epoch_grad`` (E, L, G) counts · ``epoch_act_nonfinite``, ``epoch_grad_nonfinite``
+(E, L) · ``step`` (S,) optimizer steps · ``step_epoch`` (S,) · ``step_progress`` (S,) in epochs ·
+``step_act`` (S, L, A) · ``step_act_nonfinite`` (S, L).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from init_lab.analysis.meanfield import phi
+from init_lab.catalog.registry import Choice
+
+FILE = "histograms.npz"
+ACT_BINS = 50
+ACT_CAP = 4.0
+GRAD_MIN_EXP, GRAD_MAX_EXP, GRAD_PER_DECADE = -10, 4, 4
+
+
+def activation_edges(choice: Choice) -> np.ndarray:
+    """``ACT_BINS`` + 1 equal-width edges over the activation's range, unbounded sides cut at ±ACT_CAP."""
+    f = phi(choice)
+    x = np.concatenate([np.linspace(-20.0, 20.0, 8001), [-1e4, 1e4]])
+    y = f(x)
+    lo, hi = max(float(np.min(y)), -ACT_CAP), min(float(np.max(y)), ACT_CAP)
+    return np.linspace(lo, hi, ACT_BINS + 1)
+
+
+def gradient_edges() -> np.ndarray:
+    """Signed log-spaced edges: −10^max … −10^min, 10^min … 10^max."""
+    magnitudes = 10.0 ** np.linspace(GRAD_MIN_EXP, GRAD_MAX_EXP, (GRAD_MAX_EXP - GRAD_MIN_EXP) * GRAD_PER_DECADE + 1)
+    return np.concatenate([-magnitudes[::-1], magnitudes])
+
+
+def count(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """Counts (len(edges) + 1: under, bins, over) of the finite values, and the number of non-finite ones."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = np.isfinite(v)
+    v = v[finite]
+    idx = np.searchsorted(edges, v, side="right")
+    idx[v == edges[-1]] = len(edges) - 1  # the last bin is closed: sigmoid's 1.0 is in range, not over it
+    return np.bincount(idx, minlength=len(edges) + 1).astype(np.int64), int((~finite).sum())
+
+
+def centres(edges: np.ndarray) -> np.ndarray:
+    return (edges[:-1] + edges[1:]) / 2
+
+
+@dataclass
+class HistogramLog:
+    """One trial's histograms so far; grows snapshot by snapshot and travels in its checkpoints."""
+
+    layers: list[str]
+    act_edges: np.ndarray
+    grad_edges: np.ndarray
+    epoch: list[int] = field(default_factory=list)
+    epoch_act: list[np.ndarray] = field(default_factory=list)  # per snapshot: (L, A)
+    epoch_grad: list[np.ndarray] = field(default_factory=list)
+    epoch_act_nonfinite: list[np.ndarray] = field(default_factory=list)  # per snapshot: (L,)
+    epoch_grad_nonfinite: list[np.ndarray] = field(default_factory=list)
+    step: list[int] = field(default_factory=list)
+    step_epoch: list[int] = field(default_factory=list)
+    step_progress: list[float] = field(default_factory=list)
+    step_act: list[np.ndarray] = field(default_factory=list)
+    step_act_nonfinite: list[np.ndarray] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, layers: list[str], choice: Choice) -> HistogramLog:
+        return cls(list(layers), activation_edges(choice), gradient_edges())
+
+    def _layer_counts(self, arrays: list[np.ndarray], edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [count(a, edges) for a in arrays]
+        return np.stack([c for c, _ in pairs]), np.array([n for _, n in pairs], dtype=np.int64)
+
+    def add_epoch(self, epoch: int, acts: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        """Activation and gradient histograms of every layer at an epoch end (0: initialization)."""
+        counts, bad = self._layer_counts(acts, self.act_edges)
+        self.epoch.append(int(epoch))
+        self.epoch_act.append(counts)
+        self.epoch_act_nonfinite.append(bad)
+        counts, bad = self._layer_counts(grads, self.grad_edges)
+        self.epoch_grad.append(counts)
+        self.epoch_grad_nonfinite.append(bad)
+
+    def add_step(self, step: int, epoch: int, progress: float, acts: list[np.ndarray]) -> None:
+        """Activation histograms of every layer at a logged training step."""
+        counts, bad = self._layer_counts(acts, self.act_edges)
+        self.step.append(int(step))
+        self.step_epoch.append(int(epoch))
+        self.step_progress.append(float(progress))
+        self.step_act.append(counts)
+        self.step_act_nonfinite.append(bad)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The file's arrays (see the module docstring)."""
+        L, A, G = len(self.layers), len(self.act_edges) + 1, len(self.grad_edges) + 1
+
+        def stack(items: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+            return np.stack(items).astype(np.int64) if items else np.zeros((0, *shape), dtype=np.int64)
+
+        return {
+            "layers": np.array(self.layers, dtype=str),
+            "act_edges": np.asarray(self.act_edges, dtype=np.float64),
+            "grad_edges": np.asarray(self.grad_edges, dtype=np.float64),
+            "epoch": np.array(self.epoch, dtype=np.int64),
+            "epoch_act": stack(self.epoch_act, (L, A)),
+            "epoch_grad": stack(self.epoch_grad, (L, G)),
+            "epoch_act_nonfinite": stack(self.epoch_act_nonfinite, (L,)),
+            "epoch_grad_nonfinite": stack(self.epoch_grad_nonfinite, (L,)),
+            "step": np.array(self.step, dtype=np.int64),
+            "step_epoch": np.array(self.step_epoch, dtype=np.int64),
+            "step_progress": np.array(self.step_progress, dtype=np.float64),
+            "step_act": stack(self.step_act, (L, A)),
+            "step_act_nonfinite": stack(self.step_act_nonfinite, (L,)),
+        }
+
+    @classmethod
+    def from_arrays(cls, a: dict[str, np.ndarray]) -> HistogramLog:
+        return cls(
+            [str(x) for x in a["layers"]], np.asarray(a["act_edges"]), np.asarray(a["grad_edges"]),
+            [int(x) for x in a["epoch"]], list(a["epoch_act"]), list(a["epoch_grad"]),
+            list(a["epoch_act_nonfinite"]), list(a["epoch_grad_nonfinite"]),
+            [int(x) for x in a["step"]], [int(x) for x in a["step_epoch"]], [float(x) for x in a["step_progress"]],
+            list(a["step_act"]), list(a["step_act_nonfinite"]),
+        )
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **self.arrays())
+        return buf.getvalue()
+
+
+def read(path: Path) -> dict[str, np.ndarray] | None:
+    """A trial's histograms.npz as arrays, or None when missing or unreadable."""
+    try:
+        with np.load(Path(path)) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError):
+        return None

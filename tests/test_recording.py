@@ -1,0 +1,133 @@
+"""What a trial records besides its epochs: epoch 0, steps.csv, step_layers.csv and histograms.npz."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from init_lab.analysis.diagnostics import PERCENTILES, STEP_COLUMNS, STEP_LAYER_COLUMNS
+from init_lab.analysis.histograms import HistogramLog, count, gradient_edges, read
+from init_lab.catalog.errors import ConfigError
+from init_lab.catalog.registry import Choice
+from init_lab.config.schema import config_from_text
+from init_lab.run.sweep import run_sweep
+
+from .conftest import TINY
+
+# 480 training examples, batch 50: 10 steps per epoch; a steps.csv row every 3 steps → windows of 3, 3, 3, 1
+RECORDED = TINY.replace("epochs: 2", "epochs: 3, log_every_steps: 3")
+STEPS_PER_EPOCH, WINDOWS = 10, [3, 6, 9, 10]
+PROBE = 120  # the probe batch: the first 256 validation examples, of 120
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return run_sweep(config_from_text(RECORDED), out=tmp_path_factory.mktemp("rec")).run_dir
+
+
+def trial(run, prefix):
+    return next((run / "trials").glob(prefix + "*"))
+
+
+def test_epoch_zero_is_the_initial_weights(run):
+    for prefix in ("002", "003"):  # zeros: every logit 0, so the loss is exactly ln 10 before any step
+        epochs = read_csv(trial(run, prefix) / "epochs.csv")
+        assert [int(r["epoch"]) for r in epochs] == [0, 1, 2, 3]
+        assert float(epochs[0]["loss"]) == pytest.approx(math.log(10), rel=2e-5)  # float32 sums
+        assert float(epochs[0]["val_loss"]) == pytest.approx(math.log(10), rel=2e-5)  # float32 sums
+        assert float(epochs[0]["seconds"]) == 0.0
+    he = read_csv(trial(run, "000") / "epochs.csv")
+    assert float(he[0]["loss"]) != pytest.approx(math.log(10), abs=1e-3)  # a random init is not at chance exactly
+    assert float(he[0]["val_accuracy"]) < float(he[-1]["val_accuracy"])  # and it learns from there
+
+
+def test_steps_table_rows_every_k_steps_and_consistent_with_the_epochs(run):
+    for d in (run / "trials").iterdir():
+        steps = read_csv(d / "steps.csv")
+        assert list(steps[0]) == STEP_COLUMNS
+        expected = [0] + [e * STEPS_PER_EPOCH + w for e in range(3) for w in WINDOWS]
+        assert [int(r["step"]) for r in steps] == expected  # monotone, no step missing or twice
+        assert [int(r["epoch"]) for r in steps] == [0] + [e for e in (1, 2, 3) for _ in WINDOWS]
+        assert [float(r["progress"]) for r in steps] == pytest.approx([s / STEPS_PER_EPOCH for s in expected])
+        epochs = read_csv(d / "epochs.csv")
+        assert float(steps[0]["loss"]) == float(epochs[0]["loss"])
+        for e in (1, 2, 3):  # the windows' example-weighted mean is the epoch's training loss
+            rows = [r for r in steps if int(r["epoch"]) == e]
+            sizes = np.diff([0] + [w * 50 for w in WINDOWS[:-1]] + [480])
+            mean = sum(float(r["loss"]) * n for r, n in zip(rows, sizes)) / 480
+            assert mean == pytest.approx(float(epochs[e]["loss"]), rel=1e-5)
+
+
+def test_step_layer_statistics_cover_the_first_epoch(run):
+    d = trial(run, "001")  # he_normal + tanh
+    rows = read_csv(d / "step_layers.csv")
+    assert list(rows[0]) == STEP_LAYER_COLUMNS
+    assert sorted({int(r["step"]) for r in rows}) == [0, *WINDOWS]  # step 0 and the first epoch only
+    assert len(rows) == (1 + len(WINDOWS)) * 2  # two hidden layers
+    for r in rows:
+        p = [float(r[f"p{q}"]) for q in PERCENTILES]
+        assert p == sorted(p) and -1 <= p[0] and p[-1] <= 1  # tanh's range
+        assert 0 <= float(r["saturated_frac"]) <= 1 and r["dead_frac"] == "nan"
+    layers = read_csv(d / "layers.csv")  # step 0 and epoch 0 measure the same weights on the same batch
+    for a, b in zip([r for r in rows if r["step"] == "0"], [r for r in layers if r["epoch"] == "0"]):
+        assert float(a["act_mean"]) == pytest.approx(float(b["act_mean"]), rel=1e-5, abs=1e-7)
+        assert float(a["act_std"]) == pytest.approx(float(b["act_std"]), rel=1e-5)
+
+
+def test_histograms_count_every_probe_value(run):
+    for d in (run / "trials").iterdir():
+        h = read(d / "histograms.npz")
+        assert list(h["layers"]) == ["dense_0", "dense_1"]
+        assert h["epoch"].tolist() == [0, 1, 2, 3] and h["step"].tolist() == [0, *WINDOWS]
+        for key in ("epoch_act", "epoch_grad", "step_act"):  # 120 probe examples × 16 units per layer
+            totals = h[key].sum(axis=-1) + h[key + "_nonfinite"]
+            assert (totals == PROBE * 16).all(), key
+        assert h["epoch_act"].shape[-1] == len(h["act_edges"]) + 1
+        assert h["epoch_grad"].shape[-1] == len(h["grad_edges"]) + 1
+    zeros_relu = read(trial(run, "002") / "histograms.npz")
+    assert (zeros_relu["epoch_act"][0, :, 1] == PROBE * 16).all()  # relu(0) = 0: every value in the first bin
+    assert zeros_relu["act_edges"][0] == 0.0
+    tanh = read(trial(run, "001") / "histograms.npz")
+    assert tanh["act_edges"][[0, -1]].tolist() == [-1.0, 1.0]
+    assert tanh["epoch_act"][..., [0, -1]].sum() == 0  # nothing outside tanh's range
+
+
+def test_histogram_bins_by_hand():
+    counts, bad = count(np.array([-2.0, -1.0, 0.0, 0.99, 1.0, 3.0, np.nan, np.inf]), np.array([-1.0, 0.0, 1.0]))
+    assert counts.tolist() == [1, 1, 3, 1] and bad == 2  # under, [-1, 0), [0, 1] (closed), over
+    edges = gradient_edges()
+    assert edges[0] < 0 < edges[-1] and np.all(np.diff(edges) > 0)
+    counts, _ = count(np.array([0.0, 1e-12, -1e-12, 1e-3, -1e-3]), edges)
+    assert counts[len(edges) // 2] == 3  # exact and tiny gradients share the bin around 0
+    log = HistogramLog.start(["d0"], Choice("sigmoid"))
+    assert log.act_edges[[0, -1]].tolist() == [0.0, 1.0]
+    log.add_epoch(0, [np.array([[0.0, 1.0, 0.5]])], [np.zeros((1, 3))])
+    again = HistogramLog.from_arrays(log.arrays())
+    assert all(np.array_equal(a, b) for a, b in zip(again.arrays().values(), log.arrays().values()))
+
+
+def test_step_settings(tmp_path):
+    off = TINY.replace("epochs: 2", "epochs: 1, step_diagnostics_epochs: 0")
+    result = run_sweep(config_from_text(off, overrides=["grid.initializer=[he_normal]", "grid.activation=[relu]"]),
+                       out=tmp_path)
+    d = next((result.run_dir / "trials").iterdir())
+    assert not (d / "step_layers.csv").exists()
+    h = read(d / "histograms.npz")
+    assert h["step"].size == 0 and h["epoch"].tolist() == [0, 1]
+    assert len(read_csv(d / "steps.csv")) == 1 + STEPS_PER_EPOCH  # default: ~50 rows per epoch, so every step here
+
+
+def test_step_settings_are_validated():
+    with pytest.raises(ConfigError, match="log_every_steps"):
+        config_from_text(TINY.replace("epochs: 2", "epochs: 2, log_every_steps: 0"))
+    with pytest.raises(ConfigError, match="needs diagnostics: true"):
+        config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false, step_diagnostics_epochs: 2"))
+    config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false"))  # the default is not an error
