@@ -131,3 +131,26 @@ def test_step_settings_are_validated():
     with pytest.raises(ConfigError, match="needs diagnostics: true"):
         config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false, step_diagnostics_epochs: 2"))
     config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false"))  # the default is not an error
+
+
+def test_step_percentiles_and_histograms_match_numpy():
+    from init_lab.analysis.diagnostics import step_statistics
+    from init_lab.analysis.histograms import FINE, activation_edges, coarse, fine_counts
+
+    rng = np.random.default_rng(0)
+    pre = rng.normal(0, 2.0, size=(3, 64, 40)).astype(np.float32)
+    for name, act in (("tanh", np.tanh(pre)), ("relu", np.maximum(pre, 0))):  # relu: p98 beyond the cap of 4
+        edges = activation_edges(Choice(name))
+        stats, counts, bad = step_statistics(name, pre, act, edges)
+        width = (edges[-1] - edges[0]) / ((len(edges) - 1) * FINE)
+        for t in range(3):
+            ordered = np.sort(act[t].ravel())
+            for q in PERCENTILES:  # within a sub-bin of the order statistics numpy interpolates between
+                h = q / 100 * (ordered.size - 1)
+                low, high = ordered[int(np.floor(h))], ordered[int(np.ceil(h))]
+                assert low - width <= stats[t][f"p{q}"] <= high + width
+            assert stats[t]["act_std"] == pytest.approx(act[t].std(), rel=1e-5)
+            assert counts[t].tolist() == count(act[t], edges)[0].tolist()  # the same bins as the search
+        assert (bad == 0).all()
+    fine, _ = fine_counts(np.array([[np.nan, -5.0, 0.0, 1.0]]), np.array([0.0, 0.5, 1.0]))
+    assert coarse(fine).tolist() == [[1, 1, 1, 0]]  # under, [0, .5), [.5, 1], over: the NaN counted apart

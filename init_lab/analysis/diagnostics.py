@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from init_lab.analysis import histograms
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.registry import NegativeSide
 
@@ -99,7 +100,7 @@ def layer_rows(epoch: int, activation: str, signals: LayerSignals) -> list[dict[
 
 def _units(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
-    return a.reshape(-1, a.shape[-1])
+    return a.reshape(-1, a.shape[-1])  # (examples × positions, units)
 
 
 def unit_fractions(pre: np.ndarray, entry) -> tuple[float, float, float]:
@@ -115,26 +116,31 @@ def unit_fractions(pre: np.ndarray, entry) -> tuple[float, float, float]:
     return sat, dead, negative
 
 
-def step_layer_rows(step: int, epoch: int, progress: float, activation: str, names: list[str],
-                    pres: list[np.ndarray], acts: list[np.ndarray]) -> list[dict[str, Any]]:
-    """Rows of step_layers.csv for one trial at one logged training step (Glorot & Bengio 2010, Fig. 2)."""
+def step_statistics(activation: str, pre: np.ndarray, act: np.ndarray, edges: np.ndarray
+                    ) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """One layer at a logged step, for T trials at once (Glorot & Bengio 2010, Fig. 2): per trial a dict of
+    step_layers.csv's statistics, and its activation histogram counts (T, A) with non-finite counts (T,).
+
+    ``pre`` and ``act`` are (T, examples, …, units). Percentiles come from the histogram's fine sub-bins
+    (exact to 1/``FINE`` of a bin); one outside the histogram's range is computed exactly.
+    """
     entry = ACTIVATIONS.entries[activation]
-    rows = []
-    for i, name in enumerate(names):
-        pre = _units(pres[i])
-        act = np.asarray(acts[i], dtype=np.float32).ravel()  # float32: the percentiles' partition is the cost
-        sat, dead, negative = unit_fractions(pre, entry)
-        finite = act[np.isfinite(act)]
-        pct = np.percentile(finite, PERCENTILES) if finite.size else [math.nan] * len(PERCENTILES)
-        with np.errstate(invalid="ignore", over="ignore"):  # a diverging trial's inf/NaN: reported as nan
-            mean, std = float(act.mean(dtype=np.float64)), float(act.std(dtype=np.float64))
-        rows.append({
-            "step": step, "epoch": epoch, "progress": progress, "layer": i, "name": name,
-            "act_mean": mean, "act_std": std,
-            "saturated_frac": sat, "dead_frac": dead, "negative_frac": negative,
-            **{f"p{p}": float(v) for p, v in zip(PERCENTILES, pct)},
-        })
-    return rows
+    T = act.shape[0]
+    flat = np.asarray(act, dtype=np.float32).reshape(T, -1)
+    fine, nonfinite = histograms.fine_counts(flat, edges)
+    pct = histograms.percentiles(fine, edges, PERCENTILES)
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverging trial's inf/NaN: reported as nan
+        mean, std = flat.mean(axis=1, dtype=np.float64), flat.std(axis=1, dtype=np.float64)
+    stats = []
+    for t in range(T):
+        if np.isnan(pct[t]).any():
+            finite = flat[t][np.isfinite(flat[t])]
+            pct[t] = np.percentile(finite, PERCENTILES) if finite.size else np.nan
+        sat, dead, negative = unit_fractions(np.asarray(pre[t]).reshape(-1, pre.shape[-1]), entry)
+        stats.append({"act_mean": float(mean[t]), "act_std": float(std[t]), "saturated_frac": sat,
+                      "dead_frac": dead, "negative_frac": negative,
+                      **{f"p{q}": float(v) for q, v in zip(PERCENTILES, pct[t])}})
+    return stats, histograms.coarse(fine), nonfinite
 
 
 def _rms(a: np.ndarray) -> float:

@@ -39,6 +39,7 @@ from init_lab.catalog.registry import Choice
 
 FILE = "histograms.npz"
 ACT_BINS = 50
+FINE = 40  # sub-bins per activation bin, for the per-step percentiles
 ACT_CAP = 4.0
 GRAD_MIN_EXP, GRAD_MAX_EXP, GRAD_PER_DECADE = -10, 4, 4
 
@@ -58,8 +59,55 @@ def gradient_edges() -> np.ndarray:
     return np.concatenate([-magnitudes[::-1], magnitudes])
 
 
+def fine_counts(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``values`` (rows, n): counts in ``FINE`` equal sub-bins of every bin of the equal-width
+    ``edges`` (plus under and over), and the number of non-finite values. One arithmetic pass (no search):
+    the activation histograms and the per-step percentiles both come from it."""
+    rows = values.shape[0]
+    v = np.asarray(values, dtype=np.float32).reshape(rows, -1)
+    lo, hi, n_fine = float(edges[0]), float(edges[-1]), (len(edges) - 1) * FINE
+    finite = np.isfinite(v)
+    with np.errstate(invalid="ignore"):
+        scaled = np.where(finite, (v - np.float32(lo)) * np.float32(n_fine / (hi - lo)), -1.0)
+        idx = np.clip(np.floor(scaled), -1, n_fine).astype(np.int64) + 1  # 0: under, n_fine + 1: over
+    idx[v == np.float32(hi)] = n_fine  # the last bin is closed: sigmoid's 1.0 is in range
+    idx[(v < np.float32(lo)) & finite] = 0
+    idx[~finite] = n_fine + 2  # counted apart
+    flat = (idx + np.arange(rows)[:, None] * (n_fine + 3)).ravel()
+    counts = np.bincount(flat, minlength=rows * (n_fine + 3)).reshape(rows, n_fine + 3)
+    return counts[:, : n_fine + 2], counts[:, n_fine + 2]
+
+
+def coarse(fine: np.ndarray) -> np.ndarray:
+    """Fine counts (rows, bins·FINE + 2) → histogram counts (rows, bins + 2)."""
+    inner = fine[:, 1:-1].reshape(fine.shape[0], -1, FINE).sum(axis=2)
+    return np.concatenate([fine[:, :1], inner, fine[:, -1:]], axis=1)
+
+
+def percentiles(fine: np.ndarray, edges: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Percentiles (rows, len(qs)) read from fine counts, values spread evenly within a sub-bin: within a
+    sub-bin's width, (edges[-1] − edges[0]) / (bins · FINE), of the order statistics that numpy's linear rule
+    interpolates between. NaN where one falls outside the edges (the caller computes it exactly)."""
+    rows, n_fine = fine.shape[0], fine.shape[1] - 2
+    width = (float(edges[-1]) - float(edges[0])) / n_fine
+    cum = np.cumsum(fine, axis=1)
+    out = np.full((rows, len(qs)), np.nan)
+    for r in range(rows):
+        total = cum[r, -1]
+        if total == 0:
+            continue
+        for j, q in enumerate(qs):
+            rank = q / 100 * (total - 1) + 0.5  # the value of order statistic ⌊rank⌋, as numpy's linear rule
+            k = int(np.searchsorted(cum[r], rank, side="left"))
+            if 1 <= k <= n_fine:
+                before = cum[r, k - 1]
+                out[r, j] = float(edges[0]) + width * (k - 1 + (rank - before) / fine[r, k])
+    return out
+
+
 def count(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
-    """Counts (len(edges) + 1: under, bins, over) of the finite values, and the number of non-finite ones."""
+    """Counts (len(edges) + 1: under, bins, over) of the finite values, and the number of non-finite ones.
+    Any increasing edges (the gradients' log-spaced ones)."""
     v = np.asarray(values, dtype=np.float64).ravel()
     finite = np.isfinite(v)
     v = v[finite]
@@ -98,9 +146,14 @@ class HistogramLog:
         pairs = [count(a, edges) for a in arrays]
         return np.stack([c for c, _ in pairs]), np.array([n for _, n in pairs], dtype=np.int64)
 
+    def activation_counts(self, acts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(L, A) counts and (L,) non-finite counts of one trial's layers, on the activation bins."""
+        pairs = [fine_counts(np.asarray(a).reshape(1, -1), self.act_edges) for a in acts]
+        return np.stack([coarse(f)[0] for f, _ in pairs]), np.array([int(n[0]) for _, n in pairs], dtype=np.int64)
+
     def add_epoch(self, epoch: int, acts: list[np.ndarray], grads: list[np.ndarray]) -> None:
         """Activation and gradient histograms of every layer at an epoch end (0: initialization)."""
-        counts, bad = self._layer_counts(acts, self.act_edges)
+        counts, bad = self.activation_counts(acts)
         self.epoch.append(int(epoch))
         self.epoch_act.append(counts)
         self.epoch_act_nonfinite.append(bad)
@@ -108,9 +161,8 @@ class HistogramLog:
         self.epoch_grad.append(counts)
         self.epoch_grad_nonfinite.append(bad)
 
-    def add_step(self, step: int, epoch: int, progress: float, acts: list[np.ndarray]) -> None:
-        """Activation histograms of every layer at a logged training step."""
-        counts, bad = self._layer_counts(acts, self.act_edges)
+    def add_step(self, step: int, epoch: int, progress: float, counts: np.ndarray, bad: np.ndarray) -> None:
+        """Activation histograms (L, A) of every layer at a logged training step, and non-finite counts (L,)."""
         self.step.append(int(step))
         self.step_epoch.append(int(epoch))
         self.step_progress.append(float(progress))

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from init_lab.analysis.diagnostics import LayerSignals, layer_rows, step_layer_rows
+from init_lab.analysis.diagnostics import LayerSignals, layer_rows, step_statistics
 from init_lab.analysis.histograms import HistogramLog
 from init_lab.catalog import defaults
 from init_lab.catalog.status import TrialStatus
@@ -149,16 +149,32 @@ def _record_signals(state: TrialState, spec, epoch: int, signals: LayerSignals) 
 
 def _record_step_signals(net: GroupNet, data: DeviceData, states: dict[str, TrialState], live: np.ndarray,
                          step: int, epoch: int, progress: float) -> None:
-    """Per-layer activation statistics and histograms of the live trials at a logged step (forward only)."""
-    measured = net.activations(data.x_probe)
+    """Per-layer activation statistics and histograms of the live trials at a logged step (forward only),
+    each layer measured for the trials of one activation at once."""
+    names, pres, acts = net.activations(data.x_probe)
+    where = {"step": step, "epoch": epoch, "progress": progress}
+    per_layer: dict[str, list] = {spec.id: [] for spec in net.specs}
+    for members in _by_activation(net.specs):
+        spec = net.specs[members[0]]
+        edges = states[spec.id].histograms.act_edges
+        for layer, name in enumerate(names):
+            stats, counts, bad = step_statistics(spec.activation.name, pres[layer][members], acts[layer][members], edges)
+            for k, t in enumerate(members):
+                per_layer[net.specs[t].id].append(({**where, "layer": layer, "name": name, **stats[k]}, counts[k], bad[k]))
     for t, spec in enumerate(net.specs):
-        if not live[t]:
-            continue
-        names, pres, acts = measured[spec.id]
-        state = states[spec.id]
-        state.step_layers += step_layer_rows(step, epoch, progress, spec.activation.name, names, pres, acts)
-        if state.histograms is not None:
-            state.histograms.add_step(step, epoch, progress, acts)
+        if live[t]:
+            rows = per_layer[spec.id]
+            states[spec.id].step_layers += [row for row, _, _ in rows]
+            states[spec.id].histograms.add_step(step, epoch, progress, np.stack([c for _, c, _ in rows]),
+                                                np.array([b for _, _, b in rows]))
+
+
+def _by_activation(specs) -> list[list[int]]:
+    """Trial positions grouped by activation choice (same statistics and histogram bins)."""
+    groups: dict[Any, list[int]] = {}
+    for t, spec in enumerate(specs):
+        groups.setdefault(spec.activation, []).append(t)
+    return list(groups.values())
 
 
 def _aligned(net: GroupNet, opt: GroupOptimizer) -> list[list[Any]]:

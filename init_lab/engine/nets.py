@@ -34,7 +34,8 @@ from init_lab.engine.backend import OPS, build_initializer, keras, tf
 
 STACKED = None  # owner of a variable with one slice per trial on axis 0
 
-Activations = tuple[list[str], list[np.ndarray], list[np.ndarray]]  # layer names, pre-activations, activations
+# layer names; per hidden layer the pre-activations and the activations of every trial: (T, batch, …)
+Activations = tuple[list[str], list[np.ndarray], list[np.ndarray]]
 
 
 class GroupNet:
@@ -62,8 +63,8 @@ class GroupNet:
         """Per trial: every hidden layer's signals on the batch, forward and backward."""
         raise NotImplementedError
 
-    def activations(self, x: Any) -> dict[str, Activations]:
-        """Per trial: layer names, pre-activations and activations of every hidden layer (forward only)."""
+    def activations(self, x: Any) -> Activations:
+        """Every hidden layer's pre-activations and activations, trials stacked in ``specs`` order (forward only)."""
         raise NotImplementedError
 
     def jacobian(self, x: Any) -> dict[str, np.ndarray]:
@@ -177,6 +178,8 @@ class PackedMLP(GroupNet):
         self.variables = stacked + [v for t in self.slopes for v in self.slopes[t]]
         self.owners = [STACKED] * len(stacked) + [t for t in self.slopes for _ in self.slopes[t]]
         self.param_count = sum(i * o + o for i, o in shapes)
+        # a graph: eager, the forward pass at every logged step (step_layers.csv) cost several times more
+        self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2])
 
     def _slices(self) -> list[tuple[int, int, Choice]]:
         out, start = [], 0
@@ -234,11 +237,10 @@ class PackedMLP(GroupNet):
         names = [f"dense_{i}" for i in range(len(hidden))]
         return {s.id: LayerSignals(names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
 
-    def activations(self, x) -> dict[str, Activations]:
-        pres, acts, _ = self.forward(x)
-        pres, acts = [p.numpy() for p in pres], [a.numpy() for a in acts]
-        names = [f"dense_{i}" for i in range(len(pres))]
-        return {s.id: (names, [p[t] for p in pres], [a[t] for a in acts]) for t, s in enumerate(self.specs)}
+    def activations(self, x) -> Activations:
+        pres, acts = self._forward_graph(x)
+        return [f"dense_{i}" for i in range(len(pres))], [p.numpy()[: self.T] for p in pres], \
+            [a.numpy()[: self.T] for a in acts]
 
     def jacobian(self, x) -> dict[str, np.ndarray]:
         # J = (W_1·P)ᵀ with P = D_1·W_2·D_2 ⋯ D_{L−1}·W_L (D_l = diag φ′(z_l)): a chain of h×h products per
@@ -422,12 +424,11 @@ class KerasNets(GroupNet):
             out[spec.id] = LayerSignals(names, *map(_numpy, (pres, acts, g_out, kernels, g_k, g_pre)))
         return out
 
-    def activations(self, x) -> dict[str, Activations]:
-        out = {}
-        for spec, (names, _, _, forward) in zip(self.specs, self._probes):
-            pres, acts = forward(x)
-            out[spec.id] = (names, _numpy(pres), _numpy(acts))
-        return out
+    def activations(self, x) -> Activations:
+        per_trial = [forward(x) for _, _, _, forward in self._probes]
+        stack = lambda k, i: np.stack([np.asarray(trial[k][i]) for trial in per_trial])  # noqa: E731
+        n = len(per_trial[0][0])
+        return self._probes[0][0], [stack(0, i) for i in range(n)], [stack(1, i) for i in range(n)]
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
         """Each hidden kernel layer (Dense, Conv2D) at least min_width wide (units; channels of a conv)

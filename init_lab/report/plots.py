@@ -28,45 +28,63 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _mean_curve(frame: pd.DataFrame, x: str, y: str) -> pd.Series:
+    """Mean of ``y`` over the frame's trials against ``x``. Each trial is interpolated at the others' x
+    values (never past its own ends), so pooled trials on different step grids (batch sizes) average
+    point by point instead of zigzagging between subsets."""
+    wide = frame.pivot_table(index=x, columns="trial_id", values=y)
+    return wide.interpolate(method="index", limit_area="inside").mean(axis=1)
+
+
 def learning_curves(run: RunData) -> bytes | None:
-    """Loss (log scale) and accuracy per epoch: one column of panels per activation, a colour per
-    initializer; solid lines for training, dashed for validation. None when no epoch finished."""
+    """Loss (log scale) and accuracy over training: one column of panels per activation, a colour per
+    initializer, epoch 0 = the initial weights. Training: a thin solid line through steps.csv (the mean
+    over every k batches, at its position in epochs), or solid with markers per epoch for runs without
+    it; validation: dashed with markers per epoch. None when no epoch was recorded."""
     if run.epochs.empty:
         return None
-    data = run.epochs.merge(run.trials[["trial_id", "initializer", "activation", *run.swept]], on="trial_id")
-    data = data.replace([np.inf, -np.inf], np.nan)
+    info = run.trials[["trial_id", "initializer", "activation", *run.swept]]
+    data = run.epochs.merge(info, on="trial_id").replace([np.inf, -np.inf], np.nan)
+    steps = run.steps.replace([np.inf, -np.inf], np.nan)
     acts = [a for a in run.act_order if a in set(data["activation"])]
     inits = [i for i in run.init_order if i in set(data["initializer"])]
     colours = plt.get_cmap("tab10" if len(inits) <= 10 else "tab20")
     ncols = len(acts)
     fig, axes = plt.subplots(2, ncols, figsize=(max(4.0, 3.3 * ncols) + 2.2, 6.4), squeeze=False, sharex=True)
     for col, act in enumerate(acts):
-        part = data[data["activation"] == act]
         for k, init in enumerate(inits):
-            curve = part[part["initializer"] == init].groupby("epoch")[["loss", "val_loss", "accuracy", "val_accuracy"]].mean()
-            if curve.empty:
+            per_epoch = data[(data["activation"] == act) & (data["initializer"] == init)]
+            if per_epoch.empty:
                 continue
+            per_step = steps[steps["trial_id"].isin(set(per_epoch["trial_id"]))]
             c = colours(k % colours.N)
-            for row, (train_col, val_col) in enumerate([("loss", "val_loss"), ("accuracy", "val_accuracy")]):
+            for row, metric in enumerate(("loss", "accuracy")):
                 ax = axes[row][col]
-                ax.plot(curve.index, curve[train_col], color=c, lw=1.6, marker="o", ms=2.5, label=init)
-                ax.plot(curve.index, curve[val_col], color=c, lw=1.2, ls="--", marker="o", ms=2.5)
+                if per_step.empty:
+                    train = _mean_curve(per_epoch, "epoch", metric)
+                    ax.plot(train.index, train, color=c, lw=1.6, marker="o", ms=2.5)
+                else:
+                    train = _mean_curve(per_step, "progress", metric)
+                    ax.plot(train.index, train, color=c, lw=0.9)
+                val = _mean_curve(per_epoch, "epoch", f"val_{metric}")
+                ax.plot(val.index, val, color=c, lw=1.2, ls="--", marker="o", ms=3)
         axes[0][col].set_title(f"activation: {act}", fontsize=10)
         axes[0][col].set_yscale("log")
-        axes[1][col].set_ylim(0, 1.0)
-        axes[1][col].set_xlabel("epoch")
+        axes[1][col].set_ylim(0, 1.02)  # a line at 1.0 stays visible
+        axes[1][col].set_xlabel("epoch (steps as fractions)" if len(steps) else "epoch")
         for row in range(2):
             axes[row][col].grid(True, which="major", alpha=0.3)
             axes[row][col].xaxis.get_major_locator().set_params(integer=True)
     axes[0][0].set_ylabel("cross-entropy loss (log scale)")
     axes[1][0].set_ylabel("accuracy (fraction correct)")
     handles = [plt.Line2D([], [], color=colours(k % colours.N), lw=2) for k in range(len(inits))]
-    handles += [plt.Line2D([], [], color="black", lw=1.6), plt.Line2D([], [], color="black", lw=1.2, ls="--")]
-    labels = [*inits, "training", "validation"]
+    handles += [plt.Line2D([], [], color="black", lw=0.9 if len(steps) else 1.6),
+                plt.Line2D([], [], color="black", lw=1.2, ls="--", marker="o", ms=3)]
+    labels = [*inits, "training (mean over every k steps)" if len(steps) else "training", "validation (per epoch)"]
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), title="initializer", fontsize=9, frameon=False)
     seeds = f", mean over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
     facet = f" (all values of {', '.join(run.swept)} pooled)" if run.swept else ""
-    fig.suptitle(f"Learning curves — {run.name}{seeds}{facet}", fontsize=11)
+    fig.suptitle(f"Learning curves — {run.name}{seeds}{facet}; epoch 0 = initial weights", fontsize=11)
     fig.tight_layout()
     return _png(fig)
 
@@ -75,8 +93,14 @@ def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
     """The metric's mean over seeds, initializer × activation, one panel per swept-axis value."""
     label, higher = metric_names(run.thresholds).get(metric, METRICS["best_val_accuracy"])
     parts = facets(run, table)
-    if table["mean"].notna().sum() == 0:
+    values = table["mean"].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
         return None
+    # the data's own range, so close accuracies (all near 0.97, say) still differ in colour
+    vmin, vmax = float(finite.min()), float(finite.max())
+    if vmin == vmax:
+        vmin, vmax = vmin - 0.5, vmax + 0.5
     n = len(parts)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -84,10 +108,6 @@ def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(ncols * (1.1 * n_act + 3.2), nrows * (0.55 * n_init + 1.6)), squeeze=False
     )
-    values = table["mean"].to_numpy(dtype=float)
-    finite = values[np.isfinite(values)]
-    is_acc = "accuracy" in metric
-    vmin, vmax = (0.0, 1.0) if is_acc else (float(finite.min()), float(finite.max()) or 1.0)
     cmap = plt.get_cmap("viridis" if higher else "viridis_r")
     image = None
     for idx, (title, part) in enumerate(parts):
@@ -110,7 +130,7 @@ def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
                     text += f"\n±{s:.3f}"
                 if b and not pd.isna(b) and b > 0:
                     text += f"\n{int(b)} div/fail"
-                shade = 0.0 if pd.isna(v) else (v - vmin) / ((vmax - vmin) or 1)
+                shade = 0.0 if pd.isna(v) else (v - vmin) / (vmax - vmin)
                 bright = shade > 0.55 if higher else shade < 0.45
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if bright else "white")
     for idx in range(n, nrows * ncols):
@@ -267,5 +287,200 @@ def theory_plot(layers: pd.DataFrame, title: str) -> bytes | None:
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                frameon=False, title="initializer + activation")
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+MAX_COMBINATIONS = 12  # rows / panels of the per-combination figures, so the PNG stays a readable size
+
+
+def _first_seed_trials(run: RunData, load) -> tuple[list[tuple[str, object]], list[str]]:
+    """Per initializer + activation (grid order), its first trial (lowest seed, then grid order) for which
+    ``load(trial_id)`` gives data: [(trial_id, data)] for the first MAX_COMBINATIONS combinations, and the
+    names of the combinations left out after them (not loaded, so some may have no data)."""
+    trials = run.trials.sort_values(["seed", "index"], kind="stable")
+    chosen, left_out = [], []
+    for init in run.init_order:
+        for act in run.act_order:
+            ids = trials.loc[(trials["initializer"] == init) & (trials["activation"] == act), "trial_id"]
+            if len(chosen) == MAX_COMBINATIONS:
+                left_out += [f"{init} + {act}"] if len(ids) else []
+                continue
+            found = next(((tid, data) for tid in ids if (data := load(tid)) is not None), None)
+            if found:
+                chosen.append(found)
+    return chosen, left_out
+
+
+def _left_out_note(left_out: list[str]) -> str:
+    return f"\nnot shown ({len(left_out)}): " + ", ".join(left_out) if left_out else ""
+
+
+def _layer_colours(n: int) -> np.ndarray:
+    """A colour per hidden layer along a sequential colormap: first layer dark, last light (not yellow)."""
+    return plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(n, 1)))
+
+
+def _fractions(counts: np.ndarray, nonfinite: int) -> np.ndarray:
+    """Counts as fractions of every value, non-finite ones included, so layers of any width compare."""
+    total = counts.sum() + nonfinite
+    return counts / total if total else np.zeros(len(counts))
+
+
+def fold_gradients(counts: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Signed log-spaced gradient counts (``histograms.gradient_edges``: −10^max … −10^min, 10^min … 10^max)
+    folded onto |g|: (the magnitude edges, counts per magnitude bin, the centre bin |g| < 10^min ("≈0"),
+    the values beyond 10^max)."""
+    n = len(edges) // 2  # edges[:n] negative, edges[n:] positive; counts[n] is the centre bin
+    inner = counts[n + 1:2 * n] + counts[1:n][::-1]
+    return edges[n:], inner, counts[n], counts[0] + counts[-1]
+
+
+def _beyond(ax, x: float, y: float, colour, marker: str) -> None:
+    """Values past the binned range, as a triangle just outside it."""
+    if y > 0:
+        ax.plot([x], [y], marker=marker, ms=4, color=colour, ls="none")
+
+
+def _activation_panel(ax, h: dict, snap: int, colours: np.ndarray) -> None:
+    edges = h["act_edges"]
+    width = edges[1] - edges[0]
+    for layer in range(len(h["layers"])):
+        frac = _fractions(h["epoch_act"][snap, layer], h["epoch_act_nonfinite"][snap, layer])
+        ax.stairs(frac[1:-1], edges, color=colours[layer], lw=1.1)
+        _beyond(ax, edges[0] - width, frac[0], colours[layer], "<")
+        _beyond(ax, edges[-1] + width, frac[-1], colours[layer], ">")
+    ax.set_xlabel("activation value", fontsize=8)
+
+
+def _gradient_panel(ax, h: dict, snap: int, colours: np.ndarray, span: tuple[float, float]) -> None:
+    lo, hi = span
+    zero_at, separator = lo / 30, lo / 10  # the centre bin ("≈0") is drawn left of a dotted line
+    for layer in range(len(h["layers"])):
+        frac = _fractions(h["epoch_grad"][snap, layer], h["epoch_grad_nonfinite"][snap, layer])
+        edges, inner, zero, beyond = fold_gradients(frac, h["grad_edges"])
+        ax.stairs(inner, edges, color=colours[layer], lw=1.1)
+        _beyond(ax, zero_at, zero, colours[layer], "o")
+        _beyond(ax, edges[-1] * 1.5, beyond, colours[layer], ">")
+    ax.set_xscale("log")
+    ax.set_xlim(lo / 100, hi * 10)
+    ax.axvline(separator, color="grey", lw=0.8, ls=":")
+    # decade ticks, at most 6, the first well clear of the "≈0" tick
+    first, last = math.ceil(math.log10(zero_at) + 1.5), math.floor(math.log10(hi * 10))
+    decades = range(first, last + 1, max(1, math.ceil((last - first + 1) / 6)))
+    ax.set_xticks([zero_at, *(10.0**d for d in decades)], ["≈0", *(f"$10^{{{d}}}$" for d in decades)])
+    ax.minorticks_off()
+    threshold = h["grad_edges"][len(h["grad_edges"]) // 2]
+    ax.set_xlabel(f"|∂ℓ/∂z| per example (log scale; ≈0: < {threshold:.0e})", fontsize=8)
+
+
+def _gradient_span(h: dict, snaps: tuple[int, ...]) -> tuple[float, float]:
+    """The range of |∂ℓ/∂z| bins holding data in these snapshots (every bin's when none does)."""
+    counts = h["epoch_grad"][list(snaps)].sum(axis=(0, 1))  # every layer of both snapshots
+    edges, inner, _, beyond = fold_gradients(counts, h["grad_edges"])
+    used = np.flatnonzero(inner)
+    lo, hi = (edges[used[0]], edges[used[-1] + 1]) if used.size else (edges[0], edges[-1])
+    return lo, edges[-1] if beyond else hi
+
+
+EPOCH_ARRAYS = {"layers", "act_edges", "grad_edges", "epoch", "epoch_act", "epoch_grad", "epoch_act_nonfinite",
+                "epoch_grad_nonfinite"}
+
+
+def _epoch_histograms(run: RunData, trial_id: str) -> dict | None:
+    """The trial's histograms when they hold at least one epoch snapshot (initialization)."""
+    h = run.histograms(trial_id)
+    return h if h is not None and EPOCH_ARRAYS <= h.keys() and len(h["epoch"]) else None
+
+
+def histograms_plot(run: RunData) -> bytes | None:
+    """Glorot & Bengio (2010) Figs. 3–7: per initializer + activation (a row; its first seed), histograms of
+    every hidden layer's activations and of the back-propagated per-example gradients |∂ℓ/∂z| on the probe
+    batch, at initialization and after the last recorded epoch; a line per layer, y = fraction of values.
+    None when no trial has histograms.npz."""
+    chosen, left_out = _first_seed_trials(run, lambda tid: _epoch_histograms(run, tid))
+    if not chosen:
+        return None
+    colours = _layer_colours(max(len(h["layers"]) for _, h in chosen))
+    fig, axes = plt.subplots(len(chosen), 4, figsize=(18, 2.5 * len(chosen) + 1.0), squeeze=False)
+    for row, (tid, h) in enumerate(chosen):
+        last = len(h["epoch"]) - 1
+        span = _gradient_span(h, (0, last))
+        after = f"after epoch {h['epoch'][last]}"
+        _activation_panel(axes[row][0], h, 0, colours)
+        _activation_panel(axes[row][1], h, last, colours)
+        _gradient_panel(axes[row][2], h, 0, colours, span)
+        _gradient_panel(axes[row][3], h, last, colours, span)
+        titles = ["(a) activations at initialization", f"(b) activations {after}",
+                  "(c) gradients at initialization", f"(d) gradients {after}"]
+        for ax, title in zip(axes[row], titles):
+            ax.set_title(title, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(True, alpha=0.3)
+        axes[row][0].set_ylabel(f"{tid}\nfraction of values", fontsize=8)
+        handles = [plt.Line2D([], [], color=colours[i], lw=1.5) for i in range(len(h["layers"]))]
+        axes[row][3].legend(handles, [f"{i + 1}: {name}" for i, name in enumerate(h["layers"])], title="hidden layer",
+                            loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, title_fontsize=7, frameon=False)
+    fig.suptitle(f"Activation and gradient histograms on the probe batch — {run.name}; first seed of each "
+                 f"initializer + activation; triangles: values past the binned range{_left_out_note(left_out)}",
+                 fontsize=10)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
+    """A trial's per-layer activation statistics over training: step_layers.csv (with percentiles), continued
+    after its last step by layers.csv's epoch ends (mean and std only)."""
+    steps = run.step_layers[run.step_layers["trial_id"] == trial_id]
+    later = run.layers[(run.layers["trial_id"] == trial_id) & (run.layers["epoch"] > steps["progress"].max())]
+    if later.empty:
+        return steps
+    return pd.concat([steps, later.assign(progress=later["epoch"].astype(float))], ignore_index=True)
+
+
+def training_signals_plot(run: RunData) -> bytes | None:
+    """Glorot & Bengio (2010) Fig. 2: per initializer + activation (a panel; its first seed), every hidden
+    layer's activation on the probe batch over training: the mean as a line, mean ± std shaded, the 2nd and
+    98th percentiles dotted (where step_layers.csv has them: the first epoch(s)). None without step_layers.csv."""
+    def load(tid: str) -> pd.DataFrame | None:
+        part = run.step_layers[run.step_layers["trial_id"] == tid]
+        return None if part.empty else _signal_series(run, tid)
+
+    chosen, left_out = _first_seed_trials(run, load)
+    if not chosen:
+        return None
+    depth = max(int(series["layer"].max()) + 1 for _, series in chosen)
+    colours = _layer_colours(depth)
+    ncols = min(len(chosen), 3)
+    nrows = math.ceil(len(chosen) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.4 * ncols, 3.6 * nrows + 0.6), squeeze=False)
+    for idx, (tid, series) in enumerate(chosen):
+        ax = axes[idx // ncols][idx % ncols]
+        for layer, part in series.groupby("layer"):
+            part = part.sort_values("progress")
+            x, mean, std, c = part["progress"], part["act_mean"], part["act_std"], colours[int(layer)]
+            ax.plot(x, mean, color=c, lw=1.3)
+            ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.15, lw=0)
+            for p in ("p2", "p98"):
+                ax.plot(x, part[p], color=c, lw=0.7, ls=":")
+        steps_end = run.step_layers.loc[run.step_layers["trial_id"] == tid, "progress"].max()
+        if series["progress"].max() > steps_end:
+            ax.axvline(steps_end, color="grey", lw=0.8, ls="--")  # right of it: epoch ends only
+        ax.set_title(tid, fontsize=9)
+        ax.set_xlabel("epoch (steps as fractions)", fontsize=8)
+        ax.set_ylabel("activation value", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.3)
+    for idx in range(len(chosen), nrows * ncols):
+        axes[idx // ncols][idx % ncols].axis("off")
+    handles = [plt.Line2D([], [], color=colours[i], lw=1.5) for i in range(depth)]
+    labels = [f"layer {i + 1}" for i in range(depth)]
+    handles += [plt.Line2D([], [], color="black", lw=1.3), plt.Rectangle((0, 0), 1, 1, color="black", alpha=0.15),
+                plt.Line2D([], [], color="black", lw=0.7, ls=":"), plt.Line2D([], [], color="grey", lw=0.8, ls="--")]
+    labels += ["mean", "mean ± std", "2nd / 98th percentile", "later: epoch ends only"]
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
+               title="hidden layer (first → last)")
+    fig.suptitle(f"Activations on the probe batch during training — {run.name}; first seed of each "
+                 f"initializer + activation{_left_out_note(left_out)}", fontsize=10)
     fig.tight_layout()
     return _png(fig)

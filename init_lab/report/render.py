@@ -12,14 +12,45 @@ import html
 import json
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
+from init_lab.catalog.defaults import PROBE_SIZE
 from init_lab.report.tables import RunData, facets, leaderboard, matrix, metric_names, pivot
 from init_lab.run.store import RunStore
 
+PROBE_TEXT = (
+    f"the fixed probe batch (the first {PROBE_SIZE} validation examples, or all of them if fewer; the same for every "
+    "trial)"
+)
+CURVES_TEXT = (
+    "Epoch 0 is the initial weights. Thin solid lines: training loss and accuracy from steps.csv, each point the "
+    "mean over the training examples of k consecutive batches (about 50 points per epoch), placed at its position "
+    "in epochs; runs recorded without steps.csv show the per-epoch training mean instead (with markers). Dashed "
+    "with markers: the validation set, per epoch."
+)
+TRAINING_SIGNALS_TEXT = (
+    "After Glorot & Bengio (2010), Fig. 2. For the first seed of each initializer + activation, each hidden "
+    f"layer's activation values on {PROBE_TEXT} over training: the mean (line), mean ± standard deviation "
+    "(shaded) and the 2nd and 98th percentiles (dotted), at every logged step of the first epoch(s) "
+    "(step_layers.csv); right of the dashed line, at epoch ends only (layers.csv: mean and std). A layer whose "
+    "mean drifts to the activation's bound and whose band collapses is saturating."
+)
+HISTOGRAMS_TEXT = (
+    "After Glorot & Bengio (2010), Figs. 3–7. For the first seed of each initializer + activation, on "
+    f"{PROBE_TEXT}, at initialization and after the last recorded epoch: (a, b) each hidden layer's activation "
+    f"values, in {ACT_BINS} equal bins over the activation's range (an unbounded side cut at ±{ACT_CAP:g}; "
+    "triangles: values beyond the bins); (c, d) the back-propagated gradients ∂ℓ/∂z of each example's own "
+    "cross-entropy ℓ with respect to the layer's pre-activation z (per example, so the scale does not depend on "
+    f"the batch size), as magnitudes |∂ℓ/∂z| in log-spaced bins ({GRAD_PER_DECADE} per decade, signs folded "
+    f"together); '≈0' counts |∂ℓ/∂z| < 1e{GRAD_MIN_EXP} (a dead relu unit's exact zeros). y: the fraction of the "
+    "layer's values, so layers of different widths compare. Gradient curves that spread apart layer by layer "
+    "mean gradients that vanish or explode with depth; curves that overlap keep their scale."
+)
 SIGNALS_TEXT = (
     "Measured on a fixed probe batch of validation images (layers.csv of each trial): the spread of each hidden "
     "layer's activations at initialization and after training, and the worst layer's fraction of dead units "
@@ -27,6 +58,24 @@ SIGNALS_TEXT = (
     "(leaky_relu, elu, selu, prelu: < 0 on every probe example, a gradient still flows) and of saturated values "
     "(derivative below 5% of its maximum). A conv layer's unit is a channel, over every position."
 )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure with a section of its own in the report (the heatmap sits under the pivot tables)."""
+
+    file: str
+    heading: str
+    text: str
+
+
+FIGURES = {
+    "curves": Figure("learning_curves.png", "Learning curves", CURVES_TEXT),
+    "signals": Figure("diagnostics.png", "Per-layer signals", SIGNALS_TEXT),
+    "training_signals": Figure("training_signals.png", "Activations during training", TRAINING_SIGNALS_TEXT),
+    "histograms": Figure("histograms.png", "Activation and gradient histograms", HISTOGRAMS_TEXT),
+}
+HEATMAP_FILE = "heatmap.png"
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -118,10 +167,9 @@ def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
         out += [md_table(m, index=True), ""]
     if "heatmap" in images:
         out += [f"![{md_escape(label)} heatmap]({images['heatmap']})", ""]
-    if "curves" in images:
-        out += ["## Learning curves", "", f"![learning curves]({images['curves']})", ""]
-    if "signals" in images:
-        out += ["## Per-layer signals", "", SIGNALS_TEXT, "", f"![per-layer signals]({images['signals']})", ""]
+    for key, figure in FIGURES.items():
+        if key in images:
+            out += [f"## {figure.heading}", "", figure.text, "", f"![{figure.heading.lower()}]({images[key]})", ""]
     out += [f"## Leaderboard (by {md_escape(label)})", "", md_table(board.drop(columns=["error"], errors="ignore")), ""]
     errors = board[board["error"].fillna("") != ""] if "error" in board else board.iloc[0:0]
     if len(errors):
@@ -184,6 +232,11 @@ def _heat_colours(run: RunData, part: pd.DataFrame, higher: bool) -> dict:
     return out
 
 
+def _html_image(data: bytes, alt: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
 def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
     label, higher = metric_names(run.thresholds)[metric]
     board = leaderboard(run, metric)
@@ -205,14 +258,12 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, higher)))
-    for key, alt in (("heatmap", f"{label} heatmap"), ("curves", "learning curves"), ("signals", "per-layer signals")):
+    if "heatmap" in images:
+        parts.append(_html_image(images["heatmap"], f"{label} heatmap"))
+    for key, figure in FIGURES.items():
         if key in images:
-            if key == "curves":
-                parts.append("<h2>Learning curves</h2>")
-            if key == "signals":
-                parts.append(f"<h2>Per-layer signals</h2><p>{html.escape(SIGNALS_TEXT)}</p>")
-            data = base64.b64encode(images[key]).decode("ascii")
-            parts.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
+            parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(figure.text)}</p>")
+            parts.append(_html_image(images[key], figure.heading.lower()))
     parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
     parts.append('<div style="overflow-x:auto">' + html_table(board, left=("trial_id", "initializer", "activation", "status", "error")) + "</div>")
     parts.append("</body></html>")
@@ -235,16 +286,15 @@ def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = 
     ]
     images: dict[str, bytes] = {}
     if plots:
-        heat = plotting.heatmap(run, table, metric)
-        if heat:
-            images["heatmap"] = heat
-        curves = plotting.learning_curves(run)
-        if curves:
-            images["curves"] = curves
-        signals = plotting.diagnostics_plot(run)
-        if signals:
-            images["signals"] = signals
-    names = {"heatmap": "heatmap.png", "curves": "learning_curves.png", "signals": "diagnostics.png"}
+        made = {
+            "heatmap": plotting.heatmap(run, table, metric),
+            "curves": plotting.learning_curves(run),
+            "signals": plotting.diagnostics_plot(run),
+            "training_signals": plotting.training_signals_plot(run),
+            "histograms": plotting.histograms_plot(run),
+        }
+        images = {key: data for key, data in made.items() if data}
+    names = {"heatmap": HEATMAP_FILE, **{key: figure.file for key, figure in FIGURES.items()}}
     for key, data in images.items():
         written.append(store.write_report_file(names[key], data))
     written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images})))

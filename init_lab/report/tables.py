@@ -13,14 +13,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from init_lab.analysis import histograms
+from init_lab.analysis.diagnostics import LAYER_COLUMNS, STEP_COLUMNS, STEP_LAYER_COLUMNS
 from init_lab.catalog.errors import ConfigError, RunDirError, unknown_name_message
 from init_lab.catalog.status import ENDED
 from init_lab.config.grid import expand
 from init_lab.config.schema import config_from_text
 from init_lab.run.records import pending_record, summary_row
-from init_lab.run.store import RunStore, resolve_run_dir
+from init_lab.run.store import (
+    EPOCHS_FILE,
+    HISTOGRAMS_FILE,
+    LAYERS_FILE,
+    STEP_LAYERS_FILE,
+    STEPS_FILE,
+    RunStore,
+    resolve_run_dir,
+)
 
 # metric -> (label, higher is better)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -32,6 +43,13 @@ METRICS: dict[str, tuple[str, bool]] = {
     "wall_seconds": ("wall time (s)", False),
 }
 AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size"]
+# a trial's CSV tables, and the columns of an empty one (a run without them: old, diagnostics off, pending)
+TABLES = {
+    EPOCHS_FILE: ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
+    LAYERS_FILE: LAYER_COLUMNS,
+    STEPS_FILE: STEP_COLUMNS,
+    STEP_LAYERS_FILE: STEP_LAYER_COLUMNS,
+}
 
 
 @dataclass
@@ -41,8 +59,10 @@ class RunData:
     root: Path
     name: str
     trials: pd.DataFrame  # one row per planned trial (summary.csv columns), in grid order
-    epochs: pd.DataFrame  # long format: trial_id, epoch, loss, accuracy, val_loss, val_accuracy, ...
+    epochs: pd.DataFrame  # long format: trial_id, epoch, loss, accuracy, val_loss, val_accuracy, ... (0 = init)
     layers: pd.DataFrame  # long format: trial_id + layers.csv columns (empty without diagnostics)
+    steps: pd.DataFrame  # long format: trial_id + steps.csv columns (empty in older runs)
+    step_layers: pd.DataFrame  # long format: trial_id + step_layers.csv columns (empty without diagnostics)
     swept: list[str]  # grid axes other than initializer/activation/seed that take several values
     init_order: list[str]
     act_order: list[str]
@@ -60,6 +80,10 @@ class RunData:
     @property
     def n_seeds(self) -> int:
         return int(self.trials["seed"].nunique())
+
+    def histograms(self, trial_id: str) -> dict[str, np.ndarray] | None:
+        """The trial's histograms.npz (see ``init_lab.analysis.histograms``), or None without one."""
+        return histograms.read(RunStore(self.root).trial_file(trial_id, HISTOGRAMS_FILE))
 
 
 def metric_names(thresholds: list[float]) -> dict[str, tuple[str, bool]]:
@@ -86,30 +110,33 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
     except ConfigError as exc:
         raise RunDirError(f"{root}: its config.yaml cannot be read ({exc}).") from None
     specs = expand(config)
-    rows, epoch_frames, layer_frames = [], [], []
+    rows: list[dict[str, Any]] = []
+    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for spec in specs:
         record = store.read_trial(spec.id) or pending_record(spec)
         rows.append(summary_row({**pending_record(spec), **record}))
-        for path, frames in ((store.epochs_path(spec.id), epoch_frames), (store.layers_path(spec.id), layer_frames)):
-            frame = _read_table(path)
+        for name in TABLES:
+            frame = _read_table(store.trial_file(spec.id, name))
             if frame is not None:
                 frame.insert(0, "trial_id", spec.id)
-                frames.append(frame)
-    layers = pd.concat(layer_frames, ignore_index=True) if layer_frames else pd.DataFrame()
+                frames[name].append(frame)
+    tables = {
+        name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["trial_id", *TABLES[name]])
+        for name, parts in frames.items()
+    }
     trials = pd.DataFrame(rows)
     for col in trials.columns:
         if col not in ("trial_id", "status", "initializer", "activation", "model", "optimizer", "error"):
             trials[col] = pd.to_numeric(trials[col], errors="coerce")
-    epochs = pd.concat(epoch_frames, ignore_index=True) if epoch_frames else pd.DataFrame(
-        columns=["trial_id", "epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-    )
     swept = [a for a in AXES if getattr(config.grid, a) and len(getattr(config.grid, a)) > 1]
     return RunData(
         root=root,
         name=root.name,
         trials=trials,
-        epochs=epochs,
-        layers=layers,
+        epochs=tables[EPOCHS_FILE],
+        layers=tables[LAYERS_FILE],
+        steps=tables[STEPS_FILE],
+        step_layers=tables[STEP_LAYERS_FILE],
         swept=swept,
         init_order=list(dict.fromkeys(s.init_label for s in specs)),
         act_order=list(dict.fromkeys(s.act_label for s in specs)),
