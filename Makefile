@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= ../shared/data
 
-.PHONY: install run report test test-fast mnist mnist-cnn probe bench clean-runs
+.PHONY: install run report test test-fast mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
+	reproduce-selu bench clean-runs
 
 install: $(STAMP)
 
@@ -37,6 +38,25 @@ mnist-cnn: install
 probe: install
 	$(BIN)/initlab probe configs/probe_deep.yaml
 	$(BIN)/initlab theory configs/probe_deep.yaml
+
+# the paper reproductions of docs/reproductions.md: full MNIST, 3 seeds each; run directories under runs/reproduce/,
+# each followed by its report (tables in the terminal, figures in RUN/report/). Times on 2 CPU cores in the docs.
+REPRO := runs/reproduce
+reproduce: reproduce-he reproduce-selu reproduce-glorot
+
+reproduce-glorot: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/glorot2010.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest --metric test_accuracy
+
+reproduce-he: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/he2015.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/he2015_sgd.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+
+reproduce-selu: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/selu.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
 
 bench: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/python benchmarks/bench_sweep.py

@@ -129,13 +129,14 @@ def naive(prepared, inits, acts, epochs, batch, cnn=False):
     return accs
 
 
-def sweep_config(inits, acts, epochs, batch, model: str, train_size: int | None, diagnostics: bool = True) -> str:
+def sweep_config(inits, acts, epochs, batch, model: str, train_size: int | None, diagnostics: bool = True,
+                 recording: str = "") -> str:
     size = f", train_size: {train_size}" if train_size else ""
     return (
         f"name: bench\ndataset: {{name: mnist, validation_split: 0.1{size}}}\nmodel: {model}\n"
         f"grid: {{initializer: {json.dumps(inits)}, activation: {json.dumps(acts)}}}\n"
         f"training: {{epochs: {epochs}, batch_size: {batch}, optimizer: adam, learning_rate: 0.001, deterministic: false, "
-        f"diagnostics: {str(diagnostics).lower()}}}\n"
+        f"diagnostics: {str(diagnostics).lower()}{recording}}}\n"
     )
 
 
@@ -191,13 +192,20 @@ def main() -> None:
         acc_n, s_n, m_n = phase("naive loop (Keras fit per trial)", lambda: naive(mlp_data, MLP_INITS, MLP_ACTS, args.epochs, batch))
         acc_s, s_s, m_s = phase("initlab, one model per trial", lambda: initlab(cfg, args.device, False, out / "single"))
         acc_p, s_p, m_p = phase("initlab, packed (default)", lambda: initlab(cfg, args.device, True, out / "packed"))
-        quiet = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None, False)
+        # one steps.csv row per epoch and no per-step layer statistics: what the per-step records cost
+        epoch_only = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None,
+                                  recording=", log_every_steps: 100000, step_diagnostics_epochs: 0")
+        acc_e, s_e, m_e = phase("initlab, packed, no per-step records", lambda: initlab(epoch_only, args.device, True, out / "epoch"))
+        quiet = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None, False,
+                             recording=", log_every_steps: 100000")
         acc_q, s_q, m_q = phase("initlab, packed, no diagnostics", lambda: initlab(quiet, args.device, True, out / "quiet"))
         compare("MLP grid", mlp_flops(n_train, n_eval, args.epochs, 16), peak,
                 [("naive loop", s_n, m_n), ("initlab --no-pack", s_s, m_s), ("initlab (packed)", s_p, m_p),
-                 ("initlab (packed, no layers.csv)", s_q, m_q)],
-                acc_n, [acc_n, acc_s, acc_p, acc_q])
-        print(f"  per-layer diagnostics cost {100 * (s_p - s_q) / s_q:+.1f}% of the packed sweep's time")
+                 ("initlab (packed, no per-step records)", s_e, m_e), ("initlab (packed, no diagnostics)", s_q, m_q)],
+                acc_n, [acc_n, acc_s, acc_p, acc_e, acc_q])
+        print(f"  steps.csv every ~1/50 epoch + first-epoch layer statistics and histograms cost "
+              f"{100 * (s_p - s_e) / s_e:+.1f}% of the packed sweep's time")
+        print(f"  all diagnostics (layers.csv, step_layers.csv, histograms.npz) cost {100 * (s_p - s_q) / s_q:+.1f}%")
 
     if not args.skip_cnn and not args.skip_naive:
         cnn_data = prepare(raw, "cnn", 0.1, train_size=args.cnn_train_size)

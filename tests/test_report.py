@@ -8,13 +8,17 @@ import struct
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from init_lab.analysis import histograms
 from init_lab.cli import app
 from init_lab.config.schema import config_from_text
+from init_lab.report import plots
 from init_lab.report.tables import comparison, leaderboard, load_run, pivot
+from init_lab.report.tbexport import histogram_fields
 from init_lab.run.sweep import run_sweep
 
 from .conftest import TINY
@@ -49,6 +53,31 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+NEW_TRIAL_FILES = ("steps.csv", "step_layers.csv", "histograms.npz")
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the plot functions draw, instead of their PNG bytes."""
+    drawn = []
+    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"png")
+    yield drawn
+    for fig in drawn:
+        plots.plt.close(fig)
+
+
+def tensorboard_accumulator(path):
+    pytest.importorskip("tensorboard")
+    import types
+
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from tensorboard.backend.event_processing.event_accumulator import HISTOGRAMS, EventAccumulator
+
+    acc = EventAccumulator(str(path), size_guidance={HISTOGRAMS: 0})  # 0: keep every step, not a sample
+    acc.Reload()
+    return acc
+
+
 def test_leaderboard_order(runs):
     run = load_run(runs[0])
     board = leaderboard(run)
@@ -80,18 +109,22 @@ def test_every_output_file_is_produced_and_parseable(runs, tmp_path):
     report = run_dir / "report"
     assert {p.name for p in report.iterdir()} == {
         "report.md", "report.html", "leaderboard.csv", "pivot.csv", "heatmap.png", "learning_curves.png",
-        "diagnostics.png",
+        "diagnostics.png", "training_signals.png", "histograms.png",
     }
     assert len(pd.read_csv(report / "leaderboard.csv")) == 8
     assert len(pd.read_csv(report / "pivot.csv")) == 4
+    # histograms: a row per combination (4) of four panels; training signals: 4 panels, 3 to a row
     for name, min_w, min_h in [("heatmap.png", 400, 200), ("learning_curves.png", 800, 400),
-                               ("diagnostics.png", 1200, 300)]:
+                               ("diagnostics.png", 1200, 300), ("histograms.png", 1500, 900),
+                               ("training_signals.png", 1500, 600)]:
         data = (report / name).read_bytes()
         w, h = png_size(data)
         assert w >= min_w and h >= min_h and len(data) > 10_000, name
     html_text = (report / "report.html").read_text()
-    assert html_text.count("data:image/png;base64,") == 3 and "http" not in html_text.replace("https://", "")
-    assert "Leaderboard" in (report / "report.md").read_text()
+    assert html_text.count("data:image/png;base64,") == 5 and "http" not in html_text.replace("https://", "")
+    md = (report / "report.md").read_text()
+    assert "Leaderboard" in md and "](histograms.png)" in md and "](training_signals.png)" in md
+    assert "Glorot & Bengio (2010), Figs. 3–7" in html_text.replace("&amp;", "&")
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv", "markdown", "html", "table"])
@@ -195,7 +228,7 @@ def test_tensorboard_export(runs, tmp_path):
     acc = EventAccumulator(str(trial_dirs[0]))
     acc.Reload()
     assert "epoch/val_accuracy" in acc.Tags()["scalars"]
-    assert [e.step for e in acc.Scalars("epoch/loss")] == [1, 2]
+    assert [e.step for e in acc.Scalars("epoch/loss")] == [0, 1, 2]
 
 
 def test_tensorboard_missing_is_a_clear_message(runs, tmp_path, monkeypatch):
@@ -211,3 +244,133 @@ def test_tensorboard_missing_is_a_clear_message(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     result = runner.invoke(app, ["report", str(runs[0]), "--tensorboard", str(tmp_path / "tb"), "--no-files"])
     assert result.exit_code == 1 and "pip install 'initlab[tensorboard]'" in result.stderr
+
+
+def test_learning_curves_draw_training_from_steps(runs, figures):
+    """Training: steps.csv's mean over seeds against progress; validation: epochs.csv per epoch, epoch 0 included."""
+    run = load_run(runs[0])
+    assert not run.steps.empty and run.steps["progress"].min() == 0.0
+    assert plots.learning_curves(run) == b"png"
+    loss_axes = figures[0].axes[0]  # first activation's loss panel; its first initializer comes first
+    ids = run.trials.query("initializer == 'he_normal' and activation == 'relu'")["trial_id"]
+    steps = run.steps[run.steps["trial_id"].isin(ids)]
+    expected = steps.groupby("progress")["loss"].mean()  # both seeds log at the same progress values
+    train, val = loss_axes.lines[0], loss_axes.lines[1]
+    np.testing.assert_allclose(train.get_xdata(), expected.index)
+    np.testing.assert_allclose(train.get_ydata(), expected.to_numpy())
+    epochs = run.epochs[run.epochs["trial_id"].isin(ids)].groupby("epoch")["val_loss"].mean()
+    assert list(val.get_xdata()) == [0, 1, 2] and val.get_linestyle() == "--"
+    np.testing.assert_allclose(val.get_ydata(), epochs.to_numpy())
+    assert figures[0].axes[-1].get_xlabel() == "epoch (steps as fractions)"  # bottom row: accuracy
+
+
+def test_learning_curves_without_steps_fall_back_to_epochs(runs, figures):
+    run = load_run(runs[0])
+    run.steps = run.steps.iloc[0:0]
+    plots.learning_curves(run)
+    train = figures[0].axes[0].lines[0]
+    assert list(train.get_xdata()) == [0, 1, 2] and train.get_marker() == "o"
+    assert figures[0].axes[-1].get_xlabel() == "epoch"
+
+
+def test_histogram_figure_shows_first_seed_per_combination(runs, figures):
+    run = load_run(runs[0])
+    assert plots.histograms_plot(run) == b"png"
+    fig = figures[0]
+    assert len(fig.axes) == 4 * 4  # four combinations, four panels each
+    first = run.trials.sort_values(["seed", "index"]).drop_duplicates(["initializer", "activation"])["trial_id"]
+    assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::4]] == first.tolist()
+    (a, b, c, d) = fig.axes[:4]
+    h = run.histograms(first.iloc[0])
+    assert "≈0" in [t.get_text() for t in c.get_xticklabels()] and c.get_xscale() == "log"
+    assert f"after epoch {h['epoch'][-1]}" in b.get_title() and "initialization" in a.get_title()
+    # a layer's activation fractions, as drawn, are its counts over all of its values
+    drawn = a.patches[0].get_data().values
+    counts = h["epoch_act"][0, 0]
+    np.testing.assert_allclose(drawn, counts[1:-1] / counts.sum())
+
+
+def test_fold_gradients_counts_magnitudes():
+    edges = histograms.gradient_edges()
+    values = np.array([-0.5, 0.5, 0.3, 0.0, 1e-12, -2e-3, 1e6])
+    counts, _ = histograms.count(values, edges)
+    magnitude_edges, inner, zero, beyond = plots.fold_gradients(counts, edges)
+    assert magnitude_edges[0] > 0 and np.all(np.diff(magnitude_edges) > 0)
+    assert (zero, beyond, inner.sum()) == (2, 1, 4)
+    expected, _ = np.histogram(np.abs(values[[0, 1, 2, 5]]), magnitude_edges)
+    np.testing.assert_array_equal(inner, expected)
+
+
+def test_training_signals_figure(runs, figures):
+    run = load_run(runs[0])
+    assert not run.step_layers.empty
+    assert plots.training_signals_plot(run) == b"png"
+    panels = [ax for ax in figures[0].axes if ax.get_title()]
+    assert len(panels) == 4
+    tid = panels[0].get_title()
+    steps = run.step_layers[(run.step_layers["trial_id"] == tid) & (run.step_layers["layer"] == 0)]
+    epochs = run.layers[(run.layers["trial_id"] == tid) & (run.layers["layer"] == 0)]
+    mean = panels[0].lines[0]  # layer 1's mean: logged steps, then the later epoch ends
+    later = epochs[epochs["epoch"] > steps["progress"].max()]
+    np.testing.assert_allclose(mean.get_xdata(), [*steps["progress"], *later["epoch"]])
+    np.testing.assert_allclose(mean.get_ydata(), [*steps["act_mean"], *later["act_mean"]])
+
+
+def test_run_without_step_files_or_histograms_still_reports(runs, tmp_path):
+    run_dir = copy_run(runs[0], tmp_path)
+    trials = sorted((run_dir / "trials").iterdir())
+    for trial in trials:
+        for name in NEW_TRIAL_FILES:
+            (trial / name).unlink(missing_ok=True)
+    (trials[0] / "histograms.npz").write_bytes(b"not a histogram")  # unreadable: skipped like a missing one
+    run = load_run(run_dir)
+    assert run.steps.empty and run.step_layers.empty and "progress" in run.steps
+    assert run.histograms(trials[0].name) is None
+    assert plots.histograms_plot(run) is None and plots.training_signals_plot(run) is None
+    result = runner.invoke(app, ["report", str(run_dir), "--tensorboard", str(tmp_path / "tb")])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in (run_dir / "report").iterdir()}
+    assert "learning_curves.png" in names and not names & {"histograms.png", "training_signals.png"}
+    assert "Activation and gradient histograms" not in (run_dir / "report" / "report.md").read_text()
+
+
+def test_tensorboard_export_has_step_scalars_and_histograms(runs, tmp_path):
+    logdir = tmp_path / "tb"
+    result = runner.invoke(app, ["report", str(runs[0]), "--tensorboard", str(logdir), "--no-files"])
+    assert result.exit_code == 0, result.output
+    run = load_run(runs[0])
+    tid = run.trials["trial_id"].iloc[0]
+    acc = tensorboard_accumulator(logdir / tid)
+    steps = run.steps[run.steps["trial_id"] == tid]
+    assert [e.step for e in acc.Scalars("step/loss")] == steps["step"].tolist()
+    np.testing.assert_allclose([e.value for e in acc.Scalars("step/accuracy")], steps["accuracy"], rtol=1e-6)
+    h = run.histograms(tid)
+    name = h["layers"][0]
+    assert {f"activations/{name}", f"gradients/{name}", f"activations_steps/{name}"} <= set(acc.Tags()["histograms"])
+    grads = acc.Histograms(f"gradients/{name}")
+    assert [e.step for e in grads] == h["epoch"].tolist()
+    assert [e.step for e in acc.Histograms(f"activations_steps/{name}")] == h["step"].tolist()
+    proto = grads[0].histogram_value
+    assert list(proto.bucket) == h["epoch_grad"][0, 0].tolist() and proto.num == h["epoch_grad"][0, 0].sum()
+
+
+def test_histogram_fields_follow_tensorboard_buckets():
+    """bucket i holds values from bucket_limit[i-1] to bucket_limit[i]; the under- and overflow buckets are
+    one bin wide; TensorBoard's own conversion gives well-formed buckets holding every count."""
+    fields = histogram_fields(np.array([1, 2, 0, 3, 0]), np.array([0.0, 1.0, 2.0, 3.0]))
+    assert fields["bucket_limit"] == [0.0, 1.0, 2.0, 3.0, 4.0] and fields["bucket"] == [1, 2, 0, 3, 0]
+    assert (fields["min"], fields["max"], fields["num"]) == (-1.0, 3.0, 6.0)
+    assert fields["sum"] == pytest.approx(-0.5 + 2 * 0.5 + 3 * 2.5)
+    assert fields["sum_squares"] == pytest.approx(0.25 + 2 * 0.25 + 3 * 6.25)
+    assert histogram_fields(np.zeros(5), np.array([0.0, 1.0, 2.0, 3.0])) is None
+    pytest.importorskip("tensorboard")
+    import types
+
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from tensorboard import data_compat
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.util import tensor_util
+
+    value = summary_pb2.Summary.Value(tag="h", histo=summary_pb2.HistogramProto(**fields))
+    buckets = tensor_util.make_ndarray(data_compat.migrate_value(value).tensor)
+    np.testing.assert_allclose(buckets, [[-1, 0, 1], [0, 1, 2], [1, 2, 0], [2, 3, 3]])

@@ -29,6 +29,7 @@ On disk, per trial, ``histograms.npz`` (NumPy, compressed) with these arrays:
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,5 +216,5 @@ def read(path: Path) -> dict[str, np.ndarray] | None:
     try:
         with np.load(Path(path)) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, KeyError, EOFError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # a torn or foreign file: no histograms
         return None

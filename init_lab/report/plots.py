@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -294,7 +296,7 @@ def theory_plot(layers: pd.DataFrame, title: str) -> bytes | None:
 MAX_COMBINATIONS = 12  # rows / panels of the per-combination figures, so the PNG stays a readable size
 
 
-def _first_seed_trials(run: RunData, load) -> tuple[list[tuple[str, object]], list[str]]:
+def _first_seed_trials(run: RunData, load: Callable[[str], Any]) -> tuple[list[tuple[str, Any]], list[str]]:
     """Per initializer + activation (grid order), its first trial (lowest seed, then grid order) for which
     ``load(trial_id)`` gives data: [(trial_id, data)] for the first MAX_COMBINATIONS combinations, and the
     names of the combinations left out after them (not loaded, so some may have no data)."""
@@ -314,6 +316,11 @@ def _first_seed_trials(run: RunData, load) -> tuple[list[tuple[str, object]], li
 
 def _left_out_note(left_out: list[str]) -> str:
     return f"\nnot shown ({len(left_out)}): " + ", ".join(left_out) if left_out else ""
+
+
+def _tight_under_title(fig, title_inches: float = 0.6) -> None:
+    """tight_layout leaving a fixed band for a (two-line) suptitle: a fraction of a tall figure is too much."""
+    fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))
 
 
 def _layer_colours(n: int) -> np.ndarray:
@@ -342,7 +349,16 @@ def _beyond(ax, x: float, y: float, colour, marker: str) -> None:
         ax.plot([x], [y], marker=marker, ms=4, color=colour, ls="none")
 
 
+def _nonfinite_note(ax, counts: np.ndarray, nonfinite: np.ndarray) -> None:
+    """Say so when values are NaN or infinite (a diverging trial): they are in no bin, so a panel looks empty."""
+    share = nonfinite / np.maximum(counts.sum(axis=-1) + nonfinite, 1)
+    if share.max() > 0:
+        ax.text(0.5, 0.5, f"non-finite: up to {share.max():.0%} of a layer's values", transform=ax.transAxes,
+                ha="center", va="center", fontsize=8, color="#b00020")
+
+
 def _activation_panel(ax, h: dict, snap: int, colours: np.ndarray) -> None:
+    _nonfinite_note(ax, h["epoch_act"][snap], h["epoch_act_nonfinite"][snap])
     edges = h["act_edges"]
     width = edges[1] - edges[0]
     for layer in range(len(h["layers"])):
@@ -356,6 +372,7 @@ def _activation_panel(ax, h: dict, snap: int, colours: np.ndarray) -> None:
 def _gradient_panel(ax, h: dict, snap: int, colours: np.ndarray, span: tuple[float, float]) -> None:
     lo, hi = span
     zero_at, separator = lo / 30, lo / 10  # the centre bin ("≈0") is drawn left of a dotted line
+    _nonfinite_note(ax, h["epoch_grad"][snap], h["epoch_grad_nonfinite"][snap])
     for layer in range(len(h["layers"])):
         frac = _fractions(h["epoch_grad"][snap, layer], h["epoch_grad_nonfinite"][snap, layer])
         edges, inner, zero, beyond = fold_gradients(frac, h["grad_edges"])
@@ -424,7 +441,7 @@ def histograms_plot(run: RunData) -> bytes | None:
     fig.suptitle(f"Activation and gradient histograms on the probe batch — {run.name}; first seed of each "
                  f"initializer + activation; triangles: values past the binned range{_left_out_note(left_out)}",
                  fontsize=10)
-    fig.tight_layout()
+    _tight_under_title(fig)
     return _png(fig)
 
 
@@ -433,9 +450,9 @@ def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
     after its last step by layers.csv's epoch ends (mean and std only)."""
     steps = run.step_layers[run.step_layers["trial_id"] == trial_id]
     later = run.layers[(run.layers["trial_id"] == trial_id) & (run.layers["epoch"] > steps["progress"].max())]
-    if later.empty:
-        return steps
-    return pd.concat([steps, later.assign(progress=later["epoch"].astype(float))], ignore_index=True)
+    if not later.empty:
+        steps = pd.concat([steps, later.assign(progress=later["epoch"].astype(float))], ignore_index=True)
+    return steps.replace([np.inf, -np.inf], np.nan)  # a diverging trial: gaps, not an axis out to infinity
 
 
 def training_signals_plot(run: RunData) -> bytes | None:
@@ -482,5 +499,5 @@ def training_signals_plot(run: RunData) -> bytes | None:
                title="hidden layer (first → last)")
     fig.suptitle(f"Activations on the probe batch during training — {run.name}; first seed of each "
                  f"initializer + activation{_left_out_note(left_out)}", fontsize=10)
-    fig.tight_layout()
+    _tight_under_title(fig)
     return _png(fig)
