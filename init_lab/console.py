@@ -270,7 +270,7 @@ def pivot_tables(run, table, metric: str) -> list[Table]:
 SHORT_HEADERS = {
     "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
     "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
-    "wall_seconds": "time (s)", "learning_rate": "lr", "batch_size": "batch",
+    "wall_seconds": "time (s)", "learning_rate": "lr", "batch_size": "batch", "initial_loss": "init loss",
 }
 
 
@@ -278,7 +278,8 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     """The report's leaderboard (a pandas frame) as a compact rich table."""
     t = Table(title=f"leaderboard by {label}")
     wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
-              "seed", "status", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric, "wall_seconds"]
+              "seed", "status", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
+              "wall_seconds"]
     cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
     for c in cols:
         t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status") else "right",

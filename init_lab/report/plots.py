@@ -323,6 +323,21 @@ def _tight_under_title(fig, title_inches: float = 0.6) -> None:
     fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))
 
 
+MAX_LAYERS_DRAWN = 8  # deeper nets: this many layers, evenly spread from the first to the last
+
+
+def shown_layers(depth: int) -> list[int]:
+    """The hidden layers the per-layer figures draw: all of a shallow net, else MAX_LAYERS_DRAWN evenly spread
+    (first and last included) — 30 overlapping lines hide what 8 show."""
+    if depth <= MAX_LAYERS_DRAWN:
+        return list(range(depth))
+    return sorted({int(round(x)) for x in np.linspace(0, depth - 1, MAX_LAYERS_DRAWN)})
+
+
+def _layer_handles(colours: np.ndarray, layers: list[int]) -> tuple[list, list[str]]:
+    return [plt.Line2D([], [], color=colours[i], lw=1.5) for i in layers], [f"layer {i + 1}" for i in layers]
+
+
 def _layer_colours(n: int) -> np.ndarray:
     """A colour per hidden layer along a sequential colormap: first layer dark, last light (not yellow)."""
     return plt.get_cmap("viridis")(np.linspace(0.0, 0.85, max(n, 1)))
@@ -361,7 +376,7 @@ def _activation_panel(ax, h: dict, snap: int, colours: np.ndarray) -> None:
     _nonfinite_note(ax, h["epoch_act"][snap], h["epoch_act_nonfinite"][snap])
     edges = h["act_edges"]
     width = edges[1] - edges[0]
-    for layer in range(len(h["layers"])):
+    for layer in shown_layers(len(h["layers"])):
         frac = _fractions(h["epoch_act"][snap, layer], h["epoch_act_nonfinite"][snap, layer])
         ax.stairs(frac[1:-1], edges, color=colours[layer], lw=1.1)
         _beyond(ax, edges[0] - width, frac[0], colours[layer], "<")
@@ -373,7 +388,7 @@ def _gradient_panel(ax, h: dict, snap: int, colours: np.ndarray, span: tuple[flo
     lo, hi = span
     zero_at, separator = lo / 30, lo / 10  # the centre bin ("≈0") is drawn left of a dotted line
     _nonfinite_note(ax, h["epoch_grad"][snap], h["epoch_grad_nonfinite"][snap])
-    for layer in range(len(h["layers"])):
+    for layer in shown_layers(len(h["layers"])):
         frac = _fractions(h["epoch_grad"][snap, layer], h["epoch_grad_nonfinite"][snap, layer])
         edges, inner, zero, beyond = fold_gradients(frac, h["grad_edges"])
         ax.stairs(inner, edges, color=colours[layer], lw=1.1)
@@ -418,8 +433,9 @@ def histograms_plot(run: RunData) -> bytes | None:
     chosen, left_out = _first_seed_trials(run, lambda tid: _epoch_histograms(run, tid))
     if not chosen:
         return None
-    colours = _layer_colours(max(len(h["layers"]) for _, h in chosen))
-    fig, axes = plt.subplots(len(chosen), 4, figsize=(18, 2.5 * len(chosen) + 1.0), squeeze=False)
+    depth = max(len(h["layers"]) for _, h in chosen)
+    colours = _layer_colours(depth)
+    fig, axes = plt.subplots(len(chosen), 4, figsize=(18, 2.9 * len(chosen) + 1.0), squeeze=False)
     for row, (tid, h) in enumerate(chosen):
         last = len(h["epoch"]) - 1
         span = _gradient_span(h, (0, last))
@@ -435,9 +451,8 @@ def histograms_plot(run: RunData) -> bytes | None:
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
         axes[row][0].set_ylabel(f"{tid}\nfraction of values", fontsize=8)
-        handles = [plt.Line2D([], [], color=colours[i], lw=1.5) for i in range(len(h["layers"]))]
-        axes[row][3].legend(handles, [f"{i + 1}: {name}" for i, name in enumerate(h["layers"])], title="hidden layer",
-                            loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7, title_fontsize=7, frameon=False)
+    fig.legend(*_layer_handles(colours, shown_layers(depth)), title="hidden layer", loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=8, title_fontsize=8, frameon=False)
     fig.suptitle(f"Activation and gradient histograms on the probe batch — {run.name}; first seed of each "
                  f"initializer + activation; triangles: values past the binned range{_left_out_note(left_out)}",
                  fontsize=10)
@@ -473,7 +488,10 @@ def training_signals_plot(run: RunData) -> bytes | None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(5.4 * ncols, 3.6 * nrows + 0.6), squeeze=False)
     for idx, (tid, series) in enumerate(chosen):
         ax = axes[idx // ncols][idx % ncols]
+        drawn = set(shown_layers(int(series["layer"].max()) + 1))
         for layer, part in series.groupby("layer"):
+            if layer not in drawn:
+                continue
             part = part.sort_values("progress")
             x, mean, std, c = part["progress"], part["act_mean"], part["act_std"], colours[int(layer)]
             ax.plot(x, mean, color=c, lw=1.3)
@@ -490,8 +508,7 @@ def training_signals_plot(run: RunData) -> bytes | None:
         ax.grid(True, alpha=0.3)
     for idx in range(len(chosen), nrows * ncols):
         axes[idx // ncols][idx % ncols].axis("off")
-    handles = [plt.Line2D([], [], color=colours[i], lw=1.5) for i in range(depth)]
-    labels = [f"layer {i + 1}" for i in range(depth)]
+    handles, labels = _layer_handles(colours, shown_layers(depth))
     handles += [plt.Line2D([], [], color="black", lw=1.3), plt.Rectangle((0, 0), 1, 1, color="black", alpha=0.15),
                 plt.Line2D([], [], color="black", lw=0.7, ls=":"), plt.Line2D([], [], color="grey", lw=0.8, ls="--")]
     labels += ["mean", "mean ± std", "2nd / 98th percentile", "later: epoch ends only"]

@@ -40,6 +40,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "test_accuracy": ("test accuracy", True),
     "final_loss": ("final training loss", False),
     "final_val_loss": ("final validation loss", False),
+    "initial_loss": ("training loss at initialization (epoch 0)", False),
     "wall_seconds": ("wall time (s)", False),
 }
 AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size"]
@@ -167,8 +168,8 @@ def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame
     df["_status"] = status_rank
     df = df.sort_values(["_has", "_key", "_status", "index"], kind="stable").drop(columns=["_has", "_key", "_status"])
     df.insert(0, "rank", range(1, len(df) + 1))
-    columns = ["rank", "trial_id", "initializer", "activation", *run.swept, "seed", "status", "best_val_accuracy",
-               "best_epoch", "final_val_accuracy", "test_accuracy", "final_loss", "final_val_loss",
+    columns = ["rank", "trial_id", "initializer", "activation", *run.swept, "seed", "status", "initial_loss",
+               "best_val_accuracy", "best_epoch", "final_val_accuracy", "test_accuracy", "final_loss", "final_val_loss",
                *[f"epochs_to_{t:g}" for t in run.thresholds], "wall_seconds", "error"]
     if metric not in columns:
         columns.insert(7, metric)
