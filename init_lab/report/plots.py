@@ -494,14 +494,15 @@ def training_signals_plot(run: RunData) -> bytes | None:
                 continue
             part = part.sort_values("progress")
             x, mean, std, c = part["progress"], part["act_mean"], part["act_std"], colours[int(layer)]
-            ax.plot(x, mean, color=c, lw=1.3)
+            ax.plot(x, mean, color=c, lw=1.3, marker="o" if len(part) < 3 else None, ms=3)  # a lone point shows
             ax.fill_between(x, mean - std, mean + std, color=c, alpha=0.15, lw=0)
             for p in ("p2", "p98"):
                 ax.plot(x, part[p], color=c, lw=0.7, ls=":")
         steps_end = run.step_layers.loc[run.step_layers["trial_id"] == tid, "progress"].max()
         if series["progress"].max() > steps_end:
             ax.axvline(steps_end, color="grey", lw=0.8, ls="--")  # right of it: epoch ends only
-        ax.set_title(tid, fontsize=9)
+        status = run.trials.loc[run.trials["trial_id"] == tid, "status"].iloc[0]
+        ax.set_title(tid if status == "completed" else f"{tid} ({status})", fontsize=9)
         ax.set_xlabel("epoch (steps as fractions)", fontsize=8)
         ax.set_ylabel("activation value", fontsize=8)
         ax.tick_params(labelsize=7)
