@@ -1,28 +1,35 @@
 # initlab — every target installs what it needs first, into .venv (created here).
-#   make run    install everything, then the quickstart sweep on the bundled MNIST sample
-#   make test   install everything, then the test suite
+#   make run    install what running needs, then the quickstart sweep on the bundled MNIST sample
+#   make test   install that plus the test extra (pytest, hypothesis, Ray, TensorBoard, ruff, …), then the test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ../shared/data
 
-.PHONY: install run report test test-fast mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
+.PHONY: install install-test run test mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
 	reproduce-selu bench clean-runs
 
 install: $(STAMP)
 
+install-test: $(TEST_STAMP)
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "initlab needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e .
 	@touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(TEST_STAMP)
 
 run: install
 	$(BIN)/initlab sweep configs/quickstart.yaml
 
 # lint (ruff), the architecture's import contracts (import-linter), then the test suite
-test: install
+test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q

@@ -1,3 +1,20 @@
-"""initlab: a command-line laboratory for weight-initialization × activation-function experiments."""
+"""initlab: a command-line laboratory for weight-initialization × activation-function experiments.
+
+The Python API (``init_lab.api``): ``sweep``, ``load_run``, ``probe``, ``compare`` and ``Run``. They are
+imported on first use, so ``import init_lab`` stays instant and imports neither TensorFlow nor pandas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+__all__ = ["Run", "compare", "load_run", "probe", "sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from init_lab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'init_lab' has no attribute {name!r}")

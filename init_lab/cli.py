@@ -139,7 +139,7 @@ def sweep(
 ) -> None:
     """Expand the grid, train every trial, write the run directory, print the leaderboard."""
     from init_lab.config.schema import load_config
-    from init_lab.console import leaderboard_table, make_observer
+    from init_lab.console import make_observer
     from init_lab.run.sweep import plan, resume_sweep, run_sweep
 
     if config is None and resume is None:
@@ -176,10 +176,19 @@ def sweep(
     finally:
         signal.signal(signal.SIGTERM, previous)
         getattr(observer, "close", lambda: None)()
-    out.print(leaderboard_table(result.records))
+    _print_final_leaderboard(result.run_dir)
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
     out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
     out.print(Text.assemble("run directory: ", (str(result.run_dir), "bold")), soft_wrap=True)
+
+
+def _print_final_leaderboard(run_dir: Path) -> None:
+    """The sweep-end leaderboard: the report's, ranked by the same function (``tables.rank``)."""
+    from init_lab.console import report_leaderboard_table
+    from init_lab.report.tables import leaderboard, load_run, metric_names
+
+    metric = "best_val_accuracy"
+    out.print(report_leaderboard_table(leaderboard(load_run(run_dir), metric), metric, metric_names([])[metric][0]))
 
 
 def _terminate(signum, frame) -> None:

@@ -176,6 +176,40 @@ class RichObserver(Observer):
         self.close()
 
 
+class NotebookObserver(Observer):
+    """A progress bar in a Jupyter notebook: one HTML <progress> element, updated in place (IPython's display
+    handles; no widget extension needed), with the current trial, epoch, step and running loss."""
+
+    def __init__(self):
+        from IPython.display import HTML, display
+
+        self._html, self.handle = HTML, display(HTML("starting…"), display_id=True)
+        self.total = self.done = 0
+        self.t0 = time.perf_counter()
+        self.run_dir = ""
+
+    def _show(self, line: str) -> None:
+        import html
+
+        bar = f'<progress value="{self.done}" max="{max(self.total, 1)}" style="width:40%"></progress>'
+        head = f"{self.done}/{self.total} trials, {_hms(time.perf_counter() - self.t0)}"
+        self.handle.update(self._html(f"<div>{bar} {head}<br><code>{html.escape(line)}</code></div>"))
+
+    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
+        self.total, self.run_dir = len(todo), str(run_dir)
+        self._show(f"{len(todo)} trials to run on {device} → {run_dir}")
+
+    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+        self._show(f"{spec.id}: epoch {epoch}/{spec.train.epochs}, step {step}/{steps}, loss {_fmt(loss)}, acc {_fmt(acc)}")
+
+    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
+        self.done += 1
+        self._show(f"{spec.id} {trial_line(record)}")
+
+    def sweep_end(self, result: Any) -> None:
+        self._show(f"done: {self.run_dir}")
+
+
 def make_observer(console: Console) -> Observer:
     return RichObserver(console) if console.is_terminal else PlainObserver(console)
 
@@ -195,32 +229,6 @@ def plan_table(trials: list[TrialSpec], limit: int | None = None) -> Table:
         )
     if limit is not None and len(trials) > limit:
         table.add_row("…", f"{len(trials) - limit} more", *[""] * (5 + len(swept)))
-    return table
-
-
-def _sort_key(record: dict[str, Any]):
-    order = {"completed": 0, "diverged": 1, "running": 2, "failed": 3, "pending": 4}
-    best = record.get("best_val_accuracy")
-    return (order.get(record.get("status"), 5), -(best if isinstance(best, (int, float)) and math.isfinite(best) else -1))
-
-
-def leaderboard_table(records: list[dict[str, Any]], title: str = "leaderboard (best validation accuracy)") -> Table:
-    table = Table(title=title)
-    for col, justify in [
-        ("rank", "right"), ("trial", "left"), ("initializer", "left"), ("activation", "left"), ("seed", "right"),
-        ("status", "left"), ("best val acc", "right"), ("epoch", "right"), ("test acc", "right"),
-        ("final loss", "right"), ("time", "right"),
-    ]:
-        table.add_column(col, justify=justify, overflow="fold")
-    for rank, r in enumerate(sorted(records, key=_sort_key), 1):
-        spec = r.get("spec", {})
-        status = r.get("status", "?")
-        table.add_row(
-            str(rank), r.get("trial_id", "?"), str(spec.get("initializer")), str(spec.get("activation")),
-            str(spec.get("seed")), Text(status, style=STATUS_STYLE.get(status, "")), _fmt(r.get("best_val_accuracy")),
-            _fmt(r.get("best_epoch")), _fmt(r.get("test_accuracy")), _fmt(r.get("final_loss")),
-            f"{r['wall_seconds']:.1f}s" if r.get("wall_seconds") is not None else "—",
-        )
     return table
 
 
@@ -270,8 +278,12 @@ def pivot_tables(run, table, metric: str) -> list[Table]:
 SHORT_HEADERS = {
     "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
     "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
-    "wall_seconds": "time (s)", "learning_rate": "lr", "batch_size": "batch", "initial_loss": "init loss",
+    "wall_seconds": "time share (s)", "learning_rate": "lr", "batch_size": "batch", "initial_loss": "init loss",
+    "group_seconds": "time (s)", "packed_with": "trained with",
 }
+
+
+TIME_COLUMNS = ("group_seconds", "wall_seconds")  # shown to a tenth of a second
 
 
 def report_leaderboard_table(board, metric: str, label: str, limit: int | None = None) -> Table:
@@ -279,7 +291,7 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     t = Table(title=f"leaderboard by {label}")
     wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
               "seed", "status", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
-              "wall_seconds"]
+              "group_seconds", "packed_with"]
     cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
     for c in cols:
         t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status") else "right",
@@ -288,7 +300,7 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     for _, r in rows.iterrows():
         t.add_row(*[
             Text(str(r[c]), style=STATUS_STYLE.get(str(r[c]), "")) if c == "status"
-            else Text("—" if _isnan(r[c]) else _fmt(r[c]))
+            else Text("—" if _isnan(r[c]) else _fmt(r[c], 1 if c in TIME_COLUMNS else 4))
             for c in cols
         ])
     if limit is not None and len(board) > limit:

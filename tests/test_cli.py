@@ -157,3 +157,25 @@ def test_live_terminal_display_renders_a_sweep(tmp_path):
     assert result.count("completed") == 4
     text = buf.getvalue()
     assert "trials 4/4" in text and "000_he_normal-relu-s0" in text and "loss" in text
+
+
+def test_sweep_end_and_report_rank_the_same_way_with_honest_times(tmp_path):
+    """One ranking (report.tables.rank): the leaderboard printed at the end of a sweep lists the trials in the
+    order `initlab report` does; packed trials show their group's wall time and size, to a tenth of a second."""
+    from init_lab.report.tables import leaderboard, load_run
+
+    out = tmp_path / "runs"
+    swept = invoke("sweep", REPO / "configs" / "smoke.yaml", "--out", out, "--set", "grid.seed=[0, 1]")
+    assert swept.exit_code == 0, swept.output
+    reported = invoke("report", out / "latest", "--no-files")
+    def rows(text):  # (initializer, activation, seed) of each leaderboard row
+        return [tuple(c.strip() for c in line.split("│")[2:5]) for line in text.splitlines() if line.startswith("│")]
+
+    at_end = rows(swept.output)
+    assert len(at_end) == 8 and at_end == rows(reported.output)[-8:]  # the report prints its pivot first
+    board = leaderboard(load_run(out / "latest"))
+    assert at_end == [(i, a, str(s)) for i, a, s in board[["initializer", "activation", "seed"]].values]
+    assert (board["packed_with"] == 4).all()  # smoke: the 2 × 2 trials of a seed train as one group
+    assert (board["group_seconds"] == board["group_seconds"].round(1)).all()
+    record = json.loads(next((out / "latest" / "trials").glob("*/trial.json")).read_text())
+    assert record["wall_seconds"] == pytest.approx(record["group_seconds"] / record["packed_with"])

@@ -9,6 +9,7 @@ them say so.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -299,7 +300,7 @@ def _format_error(err: dict[str, Any], source: str, lines: dict[tuple, int], tou
         probe = loc
         while probe not in lines and probe:
             probe = probe[:-1]
-        origin = f"{source}:{lines.get(probe, 1)}"
+        origin = f"{source}:{lines.get(probe, 1)}" if lines else source  # Python data has no lines
     kind = err["type"]
     if kind == "extra_forbidden":
         section = _SECTIONS.get(".".join(str(p) for p in loc[:-1]))
@@ -334,6 +335,20 @@ def config_from_text(
     text: str, source: str = "<config>", overrides: list[str] | None = None, default_name: str = "sweep"
 ) -> SweepConfig:
     data, lines = parse_yaml(text, source)
+    return _validate(data, source, lines, overrides, default_name)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>", overrides: list[str] | None = None,
+                     default_name: str = "sweep") -> SweepConfig:
+    """Validate a config given as Python data (the Python API): the same checks and messages as a file's."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a config is a mapping of sections (name, dataset, model, grid, training, …), "
+                          f"got {type(data).__name__}.")
+    return _validate(copy.deepcopy(dict(data)), source, {}, overrides, default_name)
+
+
+def _validate(data: dict[str, Any], source: str, lines: dict[tuple, int], overrides: list[str] | None,
+              default_name: str) -> SweepConfig:
     touched = apply_overrides(data, overrides or [])
     data.setdefault("name", default_name)
     bad_keys = [k for k in data if not isinstance(k, str)]

@@ -157,20 +157,36 @@ def _read_table(path: Path) -> pd.DataFrame | None:
     return frame if len(frame) else None
 
 
-def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
-    """Trials sorted by ``metric`` (best first); unfinished and metric-less trials last, never dropped."""
-    _, higher = check_metric(metric, run.thresholds)
-    df = run.trials.copy()
-    status_rank = df["status"].map({"completed": 0, "diverged": 1, "failed": 2, "running": 3, "pending": 4}).fillna(5)
-    value = df[metric] if metric in df else pd.Series(math.nan, index=df.index)
+STATUS_ORDER = {"completed": 0, "diverged": 1, "failed": 2, "running": 3, "pending": 4}
+
+
+def rank(trials: pd.DataFrame, metric: str, higher: bool) -> pd.DataFrame:
+    """The one ranking (sweep-end leaderboard and report alike): finished trials with a value of ``metric``,
+    best first; then the rest — unfinished or metric-less — by status and grid position. Adds ``rank``."""
+    df = trials.copy()
+    value = pd.to_numeric(df[metric], errors="coerce") if metric in df else pd.Series(math.nan, index=df.index)
     df["_has"] = (value.notna() & df["status"].isin(ENDED)).map({True: 0, False: 1})
     df["_key"] = -value if higher else value
-    df["_status"] = status_rank
+    df["_status"] = df["status"].map(STATUS_ORDER).fillna(len(STATUS_ORDER))
     df = df.sort_values(["_has", "_key", "_status", "index"], kind="stable").drop(columns=["_has", "_key", "_status"])
     df.insert(0, "rank", range(1, len(df) + 1))
+    return df
+
+
+def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
+    """Trials ranked by ``metric`` (``rank``); unfinished and metric-less trials last, never dropped.
+
+    Times: ``group_seconds`` is the wall time of the group the trial trained in (its own when alone) and
+    ``packed_with`` that group's size; ``wall_seconds`` is the group time's even share, kept for ranking.
+    """
+    _, higher = check_metric(metric, run.thresholds)
+    df = rank(run.trials, metric, higher)
+    for col in ("wall_seconds", "group_seconds"):
+        if col in df:
+            df[col] = df[col].round(1)  # timings: tenths of a second, not false precision
     columns = ["rank", "trial_id", "initializer", "activation", *run.swept, "seed", "status", "initial_loss",
                "best_val_accuracy", "best_epoch", "final_val_accuracy", "test_accuracy", "final_loss", "final_val_loss",
-               *[f"epochs_to_{t:g}" for t in run.thresholds], "wall_seconds", "error"]
+               *[f"epochs_to_{t:g}" for t in run.thresholds], "group_seconds", "packed_with", "wall_seconds", "error"]
     if metric not in columns:
         columns.insert(7, metric)
     return df[[c for c in columns if c in df.columns]].reset_index(drop=True)

@@ -152,7 +152,7 @@ class Recorder:
             started_at=self.started_at.get(tid, now_iso()), finished_at=now_iso() if ended else None,
             error=result.error if result else None,
         )
-        if result is not None and result.group_size > 1:
+        if result is not None and ended:  # honest timing: trials packed together share one wall time
             record["packed_with"] = result.group_size
             record["group_seconds"] = result.group_seconds
         if state is not None and state.layers:

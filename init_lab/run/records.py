@@ -52,6 +52,8 @@ def summary_columns(thresholds: list[float]) -> list[str]:
         "test_accuracy",
         *(threshold_key(t) for t in thresholds),
         "wall_seconds",
+        "group_seconds",
+        "packed_with",
         "param_count",
         *DIAGNOSTIC_SUMMARY,
         "error",
