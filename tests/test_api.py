@@ -111,4 +111,6 @@ def test_the_example_notebook_runs_headless(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plot was drawn
+    bars = [o["data"]["text/html"] for o in outputs if "<progress" in o.get("data", {}).get("text/html", "")]
+    assert bars and 'value="4" max="4"' in bars[0] and "done" in bars[0]  # Jupyter's progress bar, at its end
     assert (tmp_path / "runs" / "latest" / "report" / "report.html").is_file()
