@@ -31,7 +31,7 @@ ConfigLike = SweepConfig | Mapping[str, Any] | str | Path
 AXES = ["initializer", "activation", "seed", "depth", "width", "optimizer", "learning_rate", "batch_size"]
 
 
-@dataclass
+@dataclass(repr=False)
 class Run:
     """One run directory as tidy DataFrames, read when loaded (:meth:`refresh` reads it again).
 
@@ -57,6 +57,9 @@ class Run:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, status={self.status!r}, trials={len(self.summary)})"
 
     def refresh(self) -> Run:
         """Read the run directory again (a run that is still going has more rows now)."""
