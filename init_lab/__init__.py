@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-__all__ = ["Run", "compare", "load_run", "probe", "sweep"]
+from init_lab._version import __version__
+
+__all__ = ["Run", "__version__", "compare", "load_run", "probe", "sweep"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in __all__:  # the API, on first use
         from init_lab import api
 
         return getattr(api, name)

@@ -92,7 +92,9 @@ class Run:
         from init_lab.report.render import html_table, status_line
 
         board = self.leaderboard().drop(columns=["error"], errors="ignore").head(10)
-        return f"<p><b>{self.name}</b>: {status_line(self._data)}</p>" + html_table(board)
+        import html
+
+        return f"<p><b>{html.escape(self.name)}</b>: {html.escape(status_line(self._data))}</p>" + html_table(board)
 
 
 HISTOGRAM_COLUMNS = ["trial_id", "quantity", "when", "epoch", "step", "progress", "layer", "name", "bin_low",

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from init_lab import __version__
+from init_lab._version import __version__
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import InitLabError
 
@@ -262,6 +262,12 @@ def report(
     label, _ = check_metric(metric, run.thresholds)
     if len(runs) == 2:
         _print_comparison(runs[0], runs[1], metric, label, fmt)
+        if not no_files:
+            from init_lab.report.render import write_comparison
+
+            path = write_comparison(runs[0], runs[1], metric)
+            (out if fmt == Format.table else err).print(f"comparison chart: {path}", highlight=False, markup=False,
+                                                        soft_wrap=True)
         return
     _print_report(run, metric, label, fmt, top)
     if tensorboard is not None:

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from init_lab.config.grid import TrialSpec
+from init_lab.report.render import DIGITS
 from init_lab.report.render import fmt as _fmt
 from init_lab.run.recorder import Observer
 from init_lab.run.sweep import SweepResult
@@ -283,9 +284,6 @@ SHORT_HEADERS = {
 }
 
 
-TIME_COLUMNS = ("group_seconds", "wall_seconds")  # shown to a tenth of a second
-
-
 def report_leaderboard_table(board, metric: str, label: str, limit: int | None = None) -> Table:
     """The report's leaderboard (a pandas frame) as a compact rich table."""
     t = Table(title=f"leaderboard by {label}")
@@ -300,7 +298,7 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     for _, r in rows.iterrows():
         t.add_row(*[
             Text(str(r[c]), style=STATUS_STYLE.get(str(r[c]), "")) if c == "status"
-            else Text("—" if _isnan(r[c]) else _fmt(r[c], 1 if c in TIME_COLUMNS else 4))
+            else Text("—" if _isnan(r[c]) else _fmt(r[c], DIGITS.get(c, 4)))
             for c in cols
         ])
     if limit is not None and len(board) > limit:

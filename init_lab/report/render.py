@@ -1,8 +1,10 @@
-"""The report's files: report.md, a self-contained report.html, leaderboard.csv, pivot.csv, PNGs.
+"""The report's files: report.md, a self-contained interactive report.html, leaderboard.csv, pivot.csv, PNGs,
+and the comparison of two runs as comparison_<run B>.html.
 
 Every string that comes from a config or a file (names can be anything) is
 escaped for the format it lands in: ``html.escape`` for HTML, and backslash
-escapes plus entity-encoding of ``<``/``>`` for Markdown (whose renderers pass raw HTML through).
+escapes plus entity-encoding of ``<``/``>`` for Markdown (whose renderers pass raw HTML through);
+chart data as script-safe JSON (``interactive.json_for_script``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import pandas as pd
 
 from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
 from init_lab.catalog.defaults import PROBE_SIZE
-from init_lab.report.tables import RunData, facets, leaderboard, matrix, metric_names, pivot
+from init_lab.report import interactive
+from init_lab.report.tables import RunData, comparison, facets, leaderboard, matrix, metric_names, pivot
 from init_lab.run.store import RunStore
 
 PROBE_TEXT = (
@@ -76,6 +79,20 @@ FIGURES = {
     "histograms": Figure("histograms.png", "Activation and gradient histograms", HISTOGRAMS_TEXT),
 }
 HEATMAP_FILE = "heatmap.png"
+CHARTS_TEXT = (
+    "The charts are interactive: hover a point or cell for its trial and value; click a legend entry to hide or "
+    "show it, double-click one to show it alone; drag to zoom, double-click to zoom back out."
+)
+LAYERS_TEXT = (
+    "Each hidden layer's activation std on the probe batch, mean over seeds: dashed at initialization, solid after "
+    "the last recorded epoch; a panel per activation, a colour per initializer. A std of 0 (all-zero weights) has "
+    "no place on the log axis and is not drawn. The figure below adds the std over epochs and the dead, "
+    "stuck-negative and saturated fractions."
+)
+# figure -> the element id of the interactive chart that report.html shows in its place (the PNG stays for
+# report.md); the diagnostics PNG stays in report.html too, below its chart: it shows more than the chart
+CHART_IDS = {"heatmap": "chart-heatmap", "curves": "chart-curves", "signals": "chart-layers"}
+KEEP_PNG = {"signals"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -123,12 +140,15 @@ def pivot_matrices(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.Data
 # --- markdown -------------------------------------------------------------------------
 
 
+DIGITS = {"group_seconds": 1, "wall_seconds": 1}  # timings to a tenth of a second; other numbers to 4 decimals
+
+
 def md_table(df: pd.DataFrame, index: bool = False) -> str:
     cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(md_escape(c) for c in cols) + " |", "|" + "---|" * len(cols)]
     for key, row in df.iterrows():
         values = ([key] if index else []) + list(row)
-        lines.append("| " + " | ".join(md_escape(fmt(v)) for v in values) + " |")
+        lines.append("| " + " | ".join(md_escape(fmt(v, DIGITS.get(c, 4))) for c, v in zip(cols, values)) + " |")
     return "\n".join(lines)
 
 
@@ -186,11 +206,12 @@ table{border-collapse:collapse;font-size:.85em;margin:.6em 0}th,td{border:1px so
 th{background:#f4f4f4}td.l,th.l{text-align:left}tr:nth-child(even) td{background:#fafafa}
 .diverged,.failed{color:#b00020;font-weight:600}.pending,.running{color:#888}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.meta{color:#555;font-size:.9em}
+.chart{width:100%;margin:.5em 0;border:1px solid #eee}
 """
 
 
-def _h(value: Any) -> str:
-    return html.escape(fmt(value), quote=True)
+def _h(value: Any, digits: int = 4) -> str:
+    return html.escape(fmt(value, digits), quote=True)
 
 
 def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = (), colours: dict | None = None) -> str:
@@ -208,7 +229,7 @@ def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = ()
             style = ""
             if colours is not None:
                 style = f' style="background:{colours.get((key, col), "transparent")}"'
-            cells.append(f'<td class="{cls.strip()}"{style}>{_h(value)}</td>')
+            cells.append(f'<td class="{cls.strip()}"{style}>{_h(value, DIGITS.get(str(col), 4))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -237,20 +258,55 @@ def _html_image(data: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
-    label, higher = metric_names(run.thresholds)[metric]
-    board = leaderboard(run, metric)
-    table = pivot(run, metric)
+def _html_head(title: str) -> str:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{CSS}</style></head><body>")
+
+
+def _scrolling(table: str) -> str:
+    return f'<div style="overflow-x:auto">{table}</div>'  # a wide table scrolls, the page does not
+
+
+def _html_meta(run: RunData) -> str:
     env = run.manifest.get("environment", {})
     ds = run.manifest.get("dataset", {})
-    parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>initlab report: {html.escape(run.name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>initlab report: {html.escape(run.name)}</h1>",
+    return (
         f"<p class=\"meta\">{html.escape(status_line(run))}<br>Dataset: {html.escape(str(ds.get('source', '?')))} "
         f"({html.escape(str(ds.get('train', '?')))} train / {html.escape(str(ds.get('validation', '?')))} validation / "
         f"{html.escape(str(ds.get('test', '?')))} test). Device: {html.escape(str(env.get('device', '?')))}. "
-        f"TensorFlow {html.escape(str(env.get('tensorflow', '?')))}, Keras {html.escape(str(env.get('keras', '?')))}.</p>",
+        f"TensorFlow {html.escape(str(env.get('tensorflow', '?')))}, Keras {html.escape(str(env.get('keras', '?')))}.</p>"
+    )
+
+
+def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> list[str]:
+    """The figures' sections: the interactive chart where there is one, else the PNG; the per-layer chart
+    goes with the diagnostics PNG, which shows more (std over epochs, dead and saturated fractions)."""
+    parts = []
+    for key, figure in FIGURES.items():
+        chart = CHART_IDS.get(key, "")
+        if key not in images and chart not in charts:
+            continue
+        parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(figure.text)}</p>")
+        if chart in charts:
+            intro = f"<p>{html.escape(LAYERS_TEXT)}</p>" if key == "signals" else ""
+            parts.append(intro + interactive.chart_div(chart))
+        if key in images and (chart not in charts or key in KEEP_PNG):
+            parts.append(_html_image(images[key], figure.heading.lower()))
+    return parts
+
+
+def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None) -> str:
+    """report.html: the tables, and each figure as an interactive chart (``charts``, by element id: see
+    ``report_charts``) or else as its embedded PNG. Without charts the page has no script at all."""
+    charts = charts or {}
+    label, higher = metric_names(run.thresholds)[metric]
+    board = leaderboard(run, metric)
+    table = pivot(run, metric)
+    parts = [
+        _html_head(f"initlab report: {run.name}"),
+        f"<h1>initlab report: {html.escape(run.name)}</h1>",
+        _html_meta(run),
+        f"<p class=\"meta\">{html.escape(CHARTS_TEXT)}</p>" if charts else "",
         f"<h2>{html.escape(label.capitalize())}: initializer × activation</h2>",
     ]
     texts = dict(pivot_matrices(run, table))
@@ -258,16 +314,50 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes]) -> str:
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
         parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, higher)))
-    if "heatmap" in images:
+    if CHART_IDS["heatmap"] in charts:
+        parts.append(interactive.chart_div(CHART_IDS["heatmap"]))
+    elif "heatmap" in images:
         parts.append(_html_image(images["heatmap"], f"{label} heatmap"))
-    for key, figure in FIGURES.items():
-        if key in images:
-            parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(figure.text)}</p>")
-            parts.append(_html_image(images[key], figure.heading.lower()))
+    parts += _figure_sections(images, charts)
     parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
-    parts.append('<div style="overflow-x:auto">' + html_table(board, left=("trial_id", "initializer", "activation", "status", "error")) + "</div>")
+    parts.append(_scrolling(html_table(board, left=("trial_id", "initializer", "activation", "status", "error"))))
+    if charts:
+        parts.append(interactive.page_scripts(charts))
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(p for p in parts if p)
+
+
+def report_charts(run: RunData, table: pd.DataFrame, metric: str) -> interactive.Figures:
+    """report.html's interactive charts, by element id; a chart without data is left out."""
+    made = {
+        CHART_IDS["heatmap"]: interactive.heatmap_figure(run, table, metric),
+        CHART_IDS["curves"]: interactive.curves_figure(run),
+        CHART_IDS["signals"]: interactive.layers_figure(run),
+    }
+    return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
+
+
+def comparison_html(a: RunData, b: RunData, metric: str) -> str:
+    """comparison_<B>.html: the shared trials' metric in A against B as an interactive scatter, then the
+    table of every trial (shared or not) with both values and the difference."""
+    label, _ = metric_names(a.thresholds)[metric]
+    table = comparison(a, b, metric)
+    counts = table["in"].value_counts()
+    figure = interactive.comparison_figure(a, b, metric)
+    charts = {"chart-comparison": figure} if figure else {}
+    summary = (f"{counts.get('both', 0)} shared trials, {counts.get('A only', 0)} only in A, "
+               f"{counts.get('B only', 0)} only in B. A: {a.name}. B: {b.name}.")
+    parts = [
+        _html_head(f"initlab comparison: {a.name} vs {b.name}"),
+        f"<h1>initlab comparison ({html.escape(label)}): {html.escape(a.name)} vs {html.escape(b.name)}</h1>",
+        f'<p class="meta">{html.escape(summary)} {html.escape(CHARTS_TEXT) if charts else ""}</p>',
+        interactive.chart_div("chart-comparison") if charts else "<p>No shared trial has a value in both runs.</p>",
+        f"<h2>Trials (a: {html.escape(a.name)}, b: {html.escape(b.name)}, delta = b − a)</h2>",
+        _scrolling(html_table(table, left=("initializer", "activation", "status_a", "status_b", "in"))),
+        interactive.page_scripts(charts) if charts else "",
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
 
 
 # --- all files -------------------------------------------------------------------------------
@@ -298,8 +388,14 @@ def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = 
     for key, data in images.items():
         written.append(store.write_report_file(names[key], data))
     written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images})))
-    written.append(store.write_report_file("report.html", html_report(run, metric, images)))
+    charts = report_charts(run, table, metric) if plots else {}
+    written.append(store.write_report_file("report.html", html_report(run, metric, images, charts)))
     return written
+
+
+def write_comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> Path:
+    """Write RUN_A/report/comparison_<RUN_B name>.html (the store makes the name file-safe); returns its path."""
+    return RunStore(a.root).write_report_file(f"comparison_{b.name}.html", comparison_html(a, b, metric))
 
 
 def leaderboard_json(board: pd.DataFrame) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from init_lab import __version__
+from init_lab._version import __version__
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import InitLabError, RunDirError
 from init_lab.catalog.status import TrialStatus

@@ -1,0 +1,414 @@
+"""Interactive charts for the HTML reports: Plotly figures as JSON, drawn in the page by an embedded plotly.js.
+
+Works offline, with no network request of any kind: plotly.js is inlined once per page
+(``plotly.offline.get_plotlyjs``), the figures go into one inert ``<script type="application/json">``
+block, and a few lines of JavaScript hand each to ``Plotly.newPlot`` (MathJax is never loaded, the
+Plotly logo link is off). Every name that reaches a chart (run, initializer, activation, trial, status)
+may be hostile: Plotly draws label text as a small subset of HTML, so names are ``html.escape``d like
+the rest of the page; and the JSON text has ``<``, ``>`` and ``&`` escaped (``\\u003c`` …) so nothing
+in it can end the script element or open a comment. Plotly is imported inside the functions, so that
+importing the report (``initlab report --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from init_lab.report.tables import RunData, comparison, facets, matrix, metric_names
+
+Figures = dict[str, dict[str, Any]]  # chart id -> {"data": [...], "layout": {...}}: one page's charts
+DATA_ID = "initlab-charts"
+TEMPLATE = "plotly_white"
+CONFIG = {"responsive": True, "displaylogo": False}  # no logo: it is a link to plotly.com
+PANELS_PER_ROW = 4  # learning curves / per-layer panels: activations beyond this wrap to a new row
+# plotly's D3 palette is matplotlib's tab10: an initializer has the same colour here as in the PNGs
+PALETTE_10 = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B", "#E377C2", "#7F7F7F", "#BCBD22",
+              "#17BECF"]
+# draws every chart from the data block; a chart that fails is logged, the others still draw
+BOOTSTRAP = (
+    "(function(){var s=JSON.parse(document.getElementById('" + DATA_ID + "').textContent);"
+    "Object.keys(s.figures).forEach(function(id){var f=s.figures[id];f.layout.template=s.template;"
+    "try{Plotly.newPlot(id,f.data,f.layout,s.config);}catch(e){console.error(id,e);}});})();"
+)
+
+
+# --- page plumbing -----------------------------------------------------------------------------------
+
+
+def label(value: Any) -> str:
+    """A name as Plotly label text: HTML-escaped (Plotly renders <b>, <a href>, … in labels and hovers)."""
+    return html.escape(str(value), quote=False)
+
+
+def json_for_script(obj: Any) -> str:
+    """JSON that is safe as the text of a <script> element: ``<``, ``>`` and ``&`` (and the JavaScript line
+    separators) as \\u escapes, so a string holding ``</script>`` or ``<!--`` stays a string."""
+    text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                         ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+def figure_dict(fig) -> dict[str, Any]:
+    """A plotly Figure as plain JSON data (NaN/inf → null, numpy → lists), without its template: the page
+    holds the template once."""
+    import plotly.io as pio
+
+    data = json.loads(pio.to_json(fig, validate=False))
+    data.get("layout", {}).pop("template", None)
+    return {"data": data.get("data", []), "layout": data.get("layout", {})}
+
+
+def chart_div(chart_id: str) -> str:
+    """The element a chart is drawn into (its height comes from the figure's layout)."""
+    return f'<div id="{html.escape(chart_id)}" class="chart"></div>'
+
+
+def page_scripts(figures: Figures) -> str:
+    """The page's three scripts: plotly.js (once), the charts' JSON, the lines that draw them."""
+    import plotly.io as pio
+    from plotly.offline import get_plotlyjs
+
+    payload = {"template": pio.templates[TEMPLATE].to_plotly_json(), "config": CONFIG, "figures": figures}
+    return (f"<script>{get_plotlyjs()}</script>\n"
+            f'<script type="application/json" id="{DATA_ID}">{json_for_script(payload)}</script>\n'
+            f"<script>{BOOTSTRAP}</script>")
+
+
+def _values(values: Iterable[Any]) -> list[float | None]:
+    """Numbers for a chart: 6 significant digits (a smaller file, no visible change), gaps for NaN/inf."""
+    out: list[float | None] = []
+    for v in values:
+        v = float(v) if v is not None else math.nan
+        out.append(float(f"{v:.6g}") if math.isfinite(v) else None)
+    return out
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    """A colour per name (initializer), in order."""
+    import plotly.colors as pc
+
+    palette = PALETTE_10 if len(names) <= len(PALETTE_10) else pc.qualitative.Dark24
+    return {name: palette[k % len(palette)] for k, name in enumerate(names)}
+
+
+def _ordered(order: list[str], present: Iterable[str]) -> list[str]:
+    """The grid's order, then any other value the records hold (a hand-edited trial.json is still shown)."""
+    present = list(dict.fromkeys(str(v) for v in present))
+    return [v for v in order if v in present] + [v for v in present if v not in order]
+
+
+# --- heatmap -------------------------------------------------------------------------------------------
+
+
+def _cell_text(mean: float, std: float, bad: float) -> str:
+    """A heatmap cell's text: the mean, ± std where there are several seeds, its diverged/failed count."""
+    text = "—" if pd.isna(mean) else (f"{mean:.3f}" if abs(mean) < 100 else f"{mean:.3g}")
+    if not pd.isna(std):
+        text += f"<br>±{std:.3f}"
+    if not pd.isna(bad) and bad > 0:
+        text += f"<br>{int(bad)} div/fail"
+    return text
+
+
+def _cell_hover(init: str, act: str, row: pd.Series | None) -> str:
+    """A heatmap cell's hover: the combination, mean ± std, n, and its diverged/failed/unfinished trials."""
+    head = f"{label(init)} + {label(act)}"
+    if row is None:
+        return head + "<br>no trials"
+    value = "—" if pd.isna(row["mean"]) else f"{row['mean']:.4g}"
+    spread = "" if pd.isna(row["std"]) else f" ± {row['std']:.3g}"
+    return (f"{head}<br>mean {value}{spread}<br>n = {int(row['n'])} of {int(row['n_trials'])} trials with a value"
+            f"<br>diverged {int(row['diverged'])}, failed {int(row['failed'])}, unfinished {int(row['unfinished'])}")
+
+
+def color_range(table: pd.DataFrame) -> tuple[float, float] | None:
+    """The heatmap's colour range: the finite min and max of the cell means (so 0.916 … 0.961 still spans
+    the whole scale), widened by ±0.5 when they are equal; None when no cell has a value."""
+    values = table["mean"].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+
+
+def _heatmap_trace(run: RunData, part: pd.DataFrame, zrange: tuple[float, float], higher: bool, first: bool):
+    import plotly.graph_objects as go
+
+    mean, std = matrix(part, run, "mean"), matrix(part, run, "std")
+    bad = matrix(part, run, "diverged") + matrix(part, run, "failed")
+    rows = part.set_index(["initializer", "activation"])
+    text = [[_cell_text(mean.at[i, a], std.at[i, a], bad.at[i, a]) for a in mean.columns] for i in mean.index]
+    hover = [[_cell_hover(i, a, rows.loc[(i, a)] if (i, a) in rows.index else None) for a in mean.columns]
+             for i in mean.index]
+    return go.Heatmap(
+        z=[_values(r) for r in mean.to_numpy(dtype=float)], x=[label(a) for a in mean.columns],
+        y=[label(i) for i in mean.index], text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
+        zmin=zrange[0], zmax=zrange[1], colorscale="Viridis", reversescale=not higher, showscale=first,
+        xgap=1, ygap=1,
+    )
+
+
+def heatmap_figure(run: RunData, table: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+    """The metric's mean over seeds per initializer (rows) × activation (columns), a panel per combination
+    of the other swept axes, all on one colour scale spanning the data's finite range; each cell shows the
+    mean (± std over seeds where there are several, and its diverged/failed count), its hover the cell's
+    n and its diverged/failed/unfinished counts. None when no cell has a value."""
+    from plotly.subplots import make_subplots
+
+    zrange = color_range(table)
+    if zrange is None:
+        return None
+    label_text, higher = metric_names(run.thresholds)[metric]
+    parts = facets(run, table)
+    ncols = min(len(parts), 3)
+    nrows = math.ceil(len(parts) / ncols)
+    fig = make_subplots(nrows, ncols, subplot_titles=[label(t) for t, _ in parts] if run.swept else None,
+                        shared_yaxes=True, horizontal_spacing=0.04, vertical_spacing=0.12)  # one set of row names
+    for k, (_, part) in enumerate(parts):
+        fig.add_trace(_heatmap_trace(run, part, zrange, higher, k == 0), row=k // ncols + 1, col=k % ncols + 1)
+    fig.update_yaxes(autorange="reversed")  # grid order, top to bottom
+    fig.update_yaxes(title_text="initializer", col=1)
+    fig.update_xaxes(title_text="activation")
+    fig.update_traces(colorbar={"title": {"text": label(label_text), "side": "right"}}, selector={"type": "heatmap"})
+    seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
+    height = nrows * (60 * len(run.init_order) + 140) + 60
+    fig.update_layout(title=label(f"{label_text}{seeds} — {run.name}"), height=max(height, 320))
+    return figure_dict(fig)
+
+
+# --- learning curves -------------------------------------------------------------------------------------
+
+
+def _grid(n: int) -> tuple[int, int]:
+    """(rows, columns) for n panels, PANELS_PER_ROW to a row."""
+    ncols = max(1, min(n, PANELS_PER_ROW))
+    return math.ceil(n / ncols), ncols
+
+
+def _line(x, y, *, meta: str, colour: str, dashed: bool, markers: bool, x_name: str = "epoch", y_format: str = ".4g",
+          **extra):
+    """A line whose hover names what it is (``meta``: escaped), then the point's x and y."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=_values(x), y=_values(y), meta=meta, mode="lines+markers" if markers else "lines",
+        line={"color": colour, "width": 1.5 if dashed else 1.1, "dash": "dash" if dashed else "solid"},
+        marker={"size": 5}, hovertemplate=f"%{{meta}}<br>{x_name} %{{x:.3g}}: %{{y:{y_format}}}<extra></extra>",
+        **extra,
+    )
+
+
+def _curves(run: RunData, ids: set[str], metric: str) -> list[tuple[pd.Series, bool, str]]:
+    """[(mean curve over the trials ``ids``, dashed?, what)] for the training and the validation ``metric``:
+    training from steps.csv against progress where recorded, else the per-epoch training mean."""
+    from init_lab.report.plots import _mean_curve  # the PNGs' own averaging: both figures agree
+
+    per_epoch = run.epochs[run.epochs["trial_id"].isin(ids)].replace([np.inf, -np.inf], np.nan)
+    per_step = run.steps[run.steps["trial_id"].isin(ids)].replace([np.inf, -np.inf], np.nan)
+    if per_epoch.empty:
+        return []
+    train = _mean_curve(per_epoch, "epoch", metric) if per_step.empty else _mean_curve(per_step, "progress", metric)
+    return [(train, False, "training"), (_mean_curve(per_epoch, "epoch", f"val_{metric}"), True, "validation")]
+
+
+def _add_curves(fig, run: RunData, ids: set[str], at: tuple[int, int], meta: str, colour: str, **extra) -> None:
+    """Loss (in row ``at[0]``) and accuracy (the row below) of the trials ``ids``: training and validation.
+    ``extra`` (legend entry, group, visibility) goes to the first trace; the others follow it in the legend."""
+    per_epoch_only = run.steps.empty
+    for offset, metric in enumerate(("loss", "accuracy")):
+        for curve, dashed, what in _curves(run, ids, metric):
+            trace = _line(curve.index, curve.to_numpy(), meta=f"{meta} · {what} {metric}", colour=colour,
+                          dashed=dashed, markers=dashed or per_epoch_only, **extra)
+            fig.add_trace(trace, row=at[0] + offset, col=at[1])
+            extra = {**extra, "showlegend": False}
+
+
+def _panel_titles(names: list[str], ncols: int, rows_per_panel: int) -> list[str]:
+    """make_subplots titles go row by row: a title over each panel's first row, none over the others."""
+    titles: list[str] = []
+    for start in range(0, len(names), ncols):
+        row = names[start:start + ncols]
+        titles += [label(n) for n in row] + [""] * (ncols - len(row))
+        titles += [""] * (ncols * (rows_per_panel - 1))
+    return titles
+
+
+def curves_figure(run: RunData) -> dict[str, Any] | None:
+    """Loss (log scale) and accuracy over training from epoch 0 (the initial weights): a pair of panels per
+    activation, a colour per initializer (mean over seeds and pooled swept values; training thin and solid
+    from steps.csv where recorded, validation dashed with markers per epoch). Each trial has its own traces
+    too, hidden until its entry in the right-hand legend is clicked. None when no epoch was recorded."""
+    from plotly.subplots import make_subplots
+
+    trials = run.trials[run.trials["trial_id"].isin(set(run.epochs["trial_id"]))]
+    if trials.empty:
+        return None
+    acts = _ordered(run.act_order, trials["activation"])
+    inits = _ordered(run.init_order, trials["initializer"])
+    colours = _colours(inits)
+    nrows, ncols = _grid(len(acts))
+    titles = _panel_titles([f"activation: {a}" for a in acts], ncols, 2)
+    fig = make_subplots(2 * nrows, ncols, shared_xaxes="columns", vertical_spacing=0.05 / nrows,
+                        horizontal_spacing=0.05, subplot_titles=titles)
+    shown: set[str] = set()  # one legend entry per initializer, whichever panel draws it first
+    for k, act in enumerate(acts):
+        at = (2 * (k // ncols) + 1, k % ncols + 1)
+        for init in inits:
+            part = trials[(trials["activation"] == act) & (trials["initializer"] == init)]
+            if part.empty:
+                continue
+            _add_curves(fig, run, set(part["trial_id"]), at, label(f"{init} + {act}, mean of {len(part)} trials"),
+                        colours[init], name=label(init), legendgroup=label(init), showlegend=init not in shown)
+            shown.add(init)
+            for tid, status in zip(part["trial_id"], part["status"]):
+                name = tid if status == "completed" else f"{tid} ({status})"
+                _add_curves(fig, run, {tid}, at, label(f"trial {name}"), colours[init], name=label(name),
+                            legendgroup=label(tid), legend="legend2", visible="legendonly", opacity=0.8)
+    _style_curves(fig, run, nrows, len(inits))
+    return figure_dict(fig)
+
+
+def _style_curves(fig, run: RunData, nrows: int, n_inits: int) -> None:
+    height = 520 * nrows + 110 + 22 * math.ceil(n_inits / 6)
+    for r in range(nrows):
+        fig.update_yaxes(type="log", row=2 * r + 1)
+        fig.update_yaxes(range=[0, 1.02], row=2 * r + 2)  # a line at 1.0 stays visible
+        fig.update_xaxes(title_text="epoch (steps as fractions)" if len(run.steps) else "epoch", row=2 * r + 2)
+    fig.update_yaxes(title_text="cross-entropy loss (log)", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", row=2, col=1)
+    mean = f"mean over {run.n_seeds} seeds" if run.n_seeds > 1 else "one seed"
+    pooled = f", all values of {', '.join(run.swept)} pooled" if run.swept else ""
+    # the initializers' legend along the bottom, the trials' (often dozens: it scrolls) down the right side
+    fig.update_layout(
+        title=label(f"Learning curves — {run.name} ({mean}{pooled}); epoch 0 = initial weights"),
+        height=height, margin={"t": 110, "b": 75 + 22 * math.ceil(n_inits / 6)},
+        legend={"title": {"text": "initializer (mean; solid: training, dashed: validation):"}, "orientation": "h",
+                "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "groupclick": "togglegroup"},
+        legend2={"title": {"text": "one trial (click to show)"}, "x": 1.02, "y": 1.0, "yanchor": "top",
+                 "groupclick": "togglegroup"},
+    )
+
+
+# --- per-layer signals -------------------------------------------------------------------------------------
+
+
+def layers_figure(run: RunData) -> dict[str, Any] | None:
+    """Each hidden layer's activation std on the probe batch (log scale) as small multiples: a panel per
+    activation, a colour per initializer (mean over seeds), dashed at initialization (epoch 0) and solid
+    after the combination's last recorded epoch. None without layers.csv.
+
+    A panel per activation rather than per initializer: the lab's question is which initializer suits an
+    activation, so the initializers meet in one panel, in the colours the learning curves give them."""
+    from plotly.subplots import make_subplots
+
+    if run.layers.empty:
+        return None
+    data = run.layers.merge(run.trials[["trial_id", "initializer", "activation"]], on="trial_id")
+    data = data.replace([np.inf, -np.inf], np.nan)
+    acts = _ordered(run.act_order, data["activation"])
+    inits = _ordered(run.init_order, data["initializer"])
+    colours = _colours(inits)
+    nrows, ncols = _grid(len(acts))
+    fig = make_subplots(nrows, ncols, shared_yaxes=True, horizontal_spacing=0.03, vertical_spacing=0.12 / nrows,
+                        subplot_titles=_panel_titles([f"activation: {a}" for a in acts], ncols, 1))
+    shown: set[str] = set()
+    for k, act in enumerate(acts):
+        for init in inits:
+            part = data[(data["activation"] == act) & (data["initializer"] == init)]
+            for trace in _layer_lines(part, f"{init} + {act}", colours[init], showlegend=init not in shown,
+                                      name=label(init), legendgroup=label(init)):
+                fig.add_trace(trace, row=k // ncols + 1, col=k % ncols + 1)
+            if not part.empty:
+                shown.add(init)
+    fig.update_yaxes(type="log")
+    fig.update_yaxes(title_text="activation std (log)", col=1)
+    fig.update_xaxes(title_text="hidden layer (1 = first)", dtick=1)
+    pooled = f"; all values of {', '.join(run.swept)} pooled" if run.swept else ""
+    fig.update_layout(
+        title=label(f"Per-layer activation std on the probe batch — {run.name}; dashed: at initialization, "
+                    f"solid: after the last epoch{pooled}"),
+        height=380 * nrows + 110, legend={"title": {"text": "initializer"}, "groupclick": "togglegroup"},
+    )
+    return figure_dict(fig)
+
+
+def _layer_lines(part: pd.DataFrame, combination: str, colour: str, **extra) -> list:
+    """The combination's per-layer mean activation std after its last epoch (solid, first: the legend shows
+    it) and at epoch 0 (dashed); a std of 0 (all-zero weights) has no place on a log axis and is left out."""
+    if part.empty:
+        return []
+    last = int(part["epoch"].max())
+    lines = []
+    for epoch, dashed in [(last, False), (0, True)] if last else [(0, True)]:
+        rows = part[part["epoch"] == epoch]
+        std = rows.groupby("layer")["act_std"].mean()
+        when = "at initialization" if epoch == 0 else f"after epoch {epoch}"
+        meta = label(f"{combination} {when}, mean of {rows['trial_id'].nunique()} trials")
+        lines.append(_line(std.index + 1, std.where(std > 0), meta=meta, colour=colour, dashed=dashed, markers=True,
+                           x_name="layer", y_format=".3g", **extra))
+        extra = {**extra, "showlegend": False}
+    return lines
+
+
+# --- comparison of two runs ----------------------------------------------------------------------------------
+
+
+def shared_trials(a: RunData, b: RunData, metric: str) -> pd.DataFrame:
+    """``tables.comparison``'s rows that both runs hold, with each run's trial id (trial_a, trial_b)."""
+    table = comparison(a, b, metric)
+    keys = [c for c in table.columns if c not in ("status_a", "a", "status_b", "b", "delta", "in")]
+    both = table[table["in"] == "both"]
+    for run, column in ((a, "trial_a"), (b, "trial_b")):
+        ids = run.trials[[*keys, "trial_id"]].rename(columns={"trial_id": column})
+        both = both.merge(ids, on=keys, how="left")
+    return both.reset_index(drop=True)
+
+
+def _comparison_hover(row: pd.Series, a: RunData, b: RunData) -> str:
+    return (f"A: {label(row['trial_a'])} ({label(row['status_a'])}): {row['a']:.4g}<br>"
+            f"B: {label(row['trial_b'])} ({label(row['status_b'])}): {row['b']:.4g}<br>"
+            f"B − A = {row['delta']:+.4g}<br>A = {label(a.name)}<br>B = {label(b.name)}")
+
+
+def comparison_figure(a: RunData, b: RunData, metric: str) -> dict[str, Any] | None:
+    """The metric of each trial the two runs share, run A (x) against run B (y), a colour per initializer,
+    with the line y = x: points above it did better in B when higher is better. Hover: both trials, their
+    values and the difference. None when no shared trial has a value in both runs."""
+    import plotly.graph_objects as go
+
+    shared = shared_trials(a, b, metric)
+    drawn = shared[np.isfinite(shared["a"].astype(float)) & np.isfinite(shared["b"].astype(float))]
+    if drawn.empty:
+        return None
+    label_text, higher = metric_names(a.thresholds)[metric]
+    inits = _ordered(a.init_order, drawn["initializer"])
+    colours = _colours(inits)
+    fig = go.Figure()
+    lo, hi = float(min(drawn["a"].min(), drawn["b"].min())), float(max(drawn["a"].max(), drawn["b"].max()))
+    pad = (hi - lo) * 0.05 or 0.05
+    fig.add_trace(go.Scatter(x=[lo - pad, hi + pad], y=[lo - pad, hi + pad], mode="lines", name="y = x (same in both)",
+                             line={"color": "#888", "dash": "dot"}, hoverinfo="skip"))
+    for init in inits:
+        part = drawn[drawn["initializer"] == init]
+        fig.add_trace(go.Scatter(
+            x=_values(part["a"]), y=_values(part["b"]), mode="markers", name=label(init),
+            marker={"color": colours[init], "size": 9, "line": {"color": "white", "width": 1}},
+            hovertext=[_comparison_hover(r, a, b) for _, r in part.iterrows()], hoverinfo="text"))
+    better = "above the line: better in B" if higher else "below the line: better (lower) in B"
+    fig.update_layout(
+        title=label(f"{label_text}: {a.name} (A, x) vs {b.name} (B, y); {better}"), height=640,
+        xaxis={"title": {"text": label(f"A: {a.name}")}, "range": [lo - pad, hi + pad], "constrain": "domain"},
+        yaxis={"title": {"text": label(f"B: {b.name}")}, "range": [lo - pad, hi + pad], "scaleanchor": "x"},
+        legend={"title": {"text": "initializer"}},
+    )
+    return figure_dict(fig)
