@@ -114,3 +114,11 @@ def test_the_example_notebook_runs_headless(tmp_path):
     bars = [o["data"]["text/html"] for o in outputs if "<progress" in o.get("data", {}).get("text/html", "")]
     assert bars and 'value="4" max="4"' in bars[0] and "done" in bars[0]  # Jupyter's progress bar, at its end
     assert (tmp_path / "runs" / "latest" / "report" / "report.html").is_file()
+
+
+def test_probe_returns_frames():
+    frames = init_lab.probe(CONFIG, seeds=2, jacobian_examples=2, batch=32)
+    assert set(frames) == {"summary", "layers", "spectra"}
+    assert len(frames["summary"]) == 4 and set(frames["layers"]["seed"]) == {0, 1}
+    assert len(frames["layers"]) == 4 * 2 * 2  # combinations × seeds × hidden layers
+    assert (frames["spectra"]["singular_value"] >= 0).all()
