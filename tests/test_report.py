@@ -61,7 +61,7 @@ NEW_TRIAL_FILES = ("steps.csv", "step_layers.csv", "histograms.npz")
 def figures(monkeypatch):
     """The matplotlib figures the plot functions draw, instead of their PNG bytes."""
     drawn = []
-    monkeypatch.setattr(plots, "_png", lambda fig: drawn.append(fig) or b"png")
+    monkeypatch.setattr(plots, "_png", lambda fig, tight=True: drawn.append(fig) or b"png")
     yield drawn
     for fig in drawn:
         plots.plt.close(fig)

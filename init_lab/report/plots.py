@@ -23,9 +23,11 @@ from init_lab.report.tables import METRICS, RunData, facets, matrix, metric_name
 DPI = 110
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
+    """PNG bytes. ``tight`` crops to what is drawn (legends outside the axes included) at the price of a second
+    draw; figures laid out with fixed margins (``_fixed_margins``) skip it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -318,9 +320,18 @@ def _left_out_note(left_out: list[str]) -> str:
     return f"\nnot shown ({len(left_out)}): " + ", ".join(left_out) if left_out else ""
 
 
-def _tight_under_title(fig, title_inches: float = 0.6) -> None:
-    """tight_layout leaving a fixed band for a (two-line) suptitle: a fraction of a tall figure is too much."""
-    fig.tight_layout(rect=(0, 0, 1, 1 - title_inches / fig.get_figheight()))
+LEGEND_INCHES = 1.9  # right margin kept for a figure legend
+
+
+def _fixed_margins(fig, title_inches: float = 0.6) -> float:
+    """Fixed margins in inches for a grid of small multiples under a (two-line) suptitle, with room on the right
+    for the legend; returns the legend's x anchor. tight_layout measured 2.3 s per call on a 12 × 4 grid, and
+    bbox_inches="tight" draws the figure twice: most of a report's time, for the same result."""
+    width, height = fig.get_size_inches()
+    right = 1 - LEGEND_INCHES / width
+    fig.subplots_adjust(left=0.75 / width, right=right, top=1 - title_inches / height,
+                        bottom=0.6 / height, wspace=0.28, hspace=0.55)
+    return right + 0.15 / width
 
 
 MAX_LAYERS_DRAWN = 8  # deeper nets: this many layers, evenly spread from the first to the last
@@ -451,13 +462,13 @@ def histograms_plot(run: RunData) -> bytes | None:
             ax.tick_params(labelsize=7)
             ax.grid(True, alpha=0.3)
         axes[row][0].set_ylabel(f"{tid}\nfraction of values", fontsize=8)
+    anchor = _fixed_margins(fig)
     fig.legend(*_layer_handles(colours, shown_layers(depth)), title="hidden layer", loc="center left",
-               bbox_to_anchor=(1.0, 0.5), fontsize=8, title_fontsize=8, frameon=False)
+               bbox_to_anchor=(anchor, 0.5), fontsize=8, title_fontsize=8, frameon=False)
     fig.suptitle(f"Activation and gradient histograms on the probe batch — {run.name}; first seed of each "
                  f"initializer + activation; triangles: values past the binned range{_left_out_note(left_out)}",
                  fontsize=10)
-    _tight_under_title(fig)
-    return _png(fig)
+    return _png(fig, tight=False)
 
 
 def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
@@ -513,9 +524,8 @@ def training_signals_plot(run: RunData) -> bytes | None:
     handles += [plt.Line2D([], [], color="black", lw=1.3), plt.Rectangle((0, 0), 1, 1, color="black", alpha=0.15),
                 plt.Line2D([], [], color="black", lw=0.7, ls=":"), plt.Line2D([], [], color="grey", lw=0.8, ls="--")]
     labels += ["mean", "mean ± std", "2nd / 98th percentile", "later: epoch ends only"]
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False,
-               title="hidden layer (first → last)")
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(_fixed_margins(fig), 0.5), fontsize=8,
+               frameon=False, title="hidden layer")
     fig.suptitle(f"Activations on the probe batch during training — {run.name}; first seed of each "
                  f"initializer + activation{_left_out_note(left_out)}", fontsize=10)
-    _tight_under_title(fig)
-    return _png(fig)
+    return _png(fig, tight=False)
