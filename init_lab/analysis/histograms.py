@@ -151,8 +151,9 @@ class HistogramLog:
     def start(cls, layers: list[str], choice: Choice) -> HistogramLog:
         return cls(list(layers), activation_edges(choice), gradient_edges())
 
-    def _layer_counts(self, arrays: list[np.ndarray], edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [count(a, edges) for a in arrays]
+    def gradient_counts(self, grads: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(L, G) counts and (L,) non-finite counts of one trial's layers, on the (log-spaced) gradient bins."""
+        pairs = [count(g, self.grad_edges) for g in grads]
         return np.stack([c for c, _ in pairs]), np.array([n for _, n in pairs], dtype=np.int64)
 
     def activation_counts(self, acts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +167,7 @@ class HistogramLog:
         self.epoch.append(int(epoch))
         self.epoch_act.append(counts)
         self.epoch_act_nonfinite.append(bad)
-        counts, bad = self._layer_counts(grads, self.grad_edges)
+        counts, bad = self.gradient_counts(grads)
         self.epoch_grad.append(counts)
         self.epoch_grad_nonfinite.append(bad)
 
