@@ -1,82 +1,129 @@
-"""Benchmark: the tutorial loop (a fresh Keras model + fit per combination) against initlab's sweep.
+"""Benchmark (``make bench``): initlab against the tutorial loop, as whole processes, and what it costs.
 
-Everything runs in this one process, on the same prepared data, and every figure printed
-was measured in this run:
+Every figure is measured in this run, every ratio between two figures of this run:
 
-* seconds for each way and their ratio; achieved GFLOP/s (FLOPs counted from the layer
-  shapes: training = 6 × multiply-adds per example, evaluation = 2 ×) and the fraction of
-  this machine's float32 matmul peak (measured here with a large tf.matmul);
-* peak resident memory while each phase ran (sampled from /proc every 20 ms);
-* the mean absolute difference of per-trial test accuracy between the two ways.
+(a) the 16-trial MLP grid (784-256-256-10, 4 initializers × 4 activations, full MNIST, 1 epoch, batch 128,
+    Adam) and (c) the MNIST-CNN grid (2 × 2, 1 epoch), each three ways, as whole processes (Python start,
+    TensorFlow import, data, compile, training, every file written):
+    * the tutorial loop, a process per combination (``tutorial.py --init I --act A``, one after another:
+      a shell loop over a training script);
+    * the tutorial loop, all combinations in one process;
+    * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included).
+    Peak RSS per process (``wait4``), and the mean |Δ test accuracy| against the one-process tutorial loop.
+(b) inside initlab's packed step: achieved GFLOP/s of one epoch of the 16-trial packed training step on
+    MNIST against this machine's float32 matmul peak (a 2048² tf.matmul, best of 10). FLOPs are counted
+    from the layer shapes: training 6 × multiply-adds per example (the usual count), evaluation 2 ×;
+    and the start-up: a process that only imports TensorFlow.
+(d) peak RSS of a sweep of each shipped config (1 epoch on 2,048 training images, so that it stays short: the
+    groups and their memory are the config's, the resident dataset is smaller) next to the ``--dry-run``
+    estimate for the whole config.
+(e) ``--scale 16,64,256``: packed MLP sweeps of growing size, trials per second (for GPU machines).
 
-Grids: (a) 16 MLP trials 784-256-256-10 (4 initializers × 4 activations), full MNIST, 1 epoch,
-batch 128, Adam; (b) 4 MNIST-CNN trials (2 × 2). Full MNIST comes from $INITLAB_DATA_DIR
-(e.g. ../shared/data) or Keras' cache.
-
-    INITLAB_DATA_DIR=../shared/data python benchmarks/bench_sweep.py [--skip-cnn] [--scale 16,64,256]
-
-``--scale`` times packed MLP sweeps of growing size (trials per second), for GPU machines.
+    INITLAB_DATA_DIR=../shared/data python benchmarks/bench_sweep.py [--skip-cnn] [--skip-configs] [--scale ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import os
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from init_lab.catalog.datasets import load_dataset, prepare  # noqa: E402
-from init_lab.config.schema import config_from_text  # noqa: E402
-from init_lab.engine import backend as train  # noqa: E402  (configures TensorFlow quietly)
-from init_lab.run.sweep import run_sweep  # noqa: E402
-
-tf, keras = train.tf, train.keras
-
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
 MLP_INITS = ["glorot_uniform", "he_normal", "lecun_normal", "orthogonal"]
 MLP_ACTS = ["relu", "tanh", "sigmoid", "elu"]
 CNN_INITS = ["glorot_uniform", "he_normal"]
 CNN_ACTS = ["relu", "tanh"]
-HIDDEN = [256, 256]
+MLP_MACS = 784 * 256 + 256 * 256 + 256 * 10
+CNN_MACS = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 64 + 64 * 10
 
 
-class PeakRSS:
-    """Peak resident set size of this process while the block runs (MB)."""
-
-    def __enter__(self):
-        self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._rss())
-
-    @staticmethod
-    def _rss() -> float:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
+def run_process(cmd: list[str]) -> tuple[float, float, str]:
+    """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if proc.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.read()[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read()
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+def tutorial(data: str | None, inits: list[str], acts: list[str], cnn: bool, epochs: int,
+             per_process: bool) -> tuple[float, float, dict[str, float]]:
+    base = [sys.executable, str(HERE / "tutorial.py"), "--epochs", str(epochs)] + (["--data", data] if data else [])
+    base += ["--cnn"] if cnn else []
+    jobs = [(["--init", i], ["--act", a]) for i in inits for a in acts] if per_process else [(["--init", *inits],
+                                                                                          ["--act", *acts])]
+    seconds, peak, accs = 0.0, 0.0, {}
+    for init, act in jobs:
+        s, m, out = run_process(base + init + act)
+        seconds, peak = seconds + s, max(peak, m)
+        accs.update(json.loads(out.strip().splitlines()[-1]))
+    return seconds, peak, accs
+
+
+def sweep_config(inits, acts, epochs: int, model: str, extra: str = "") -> str:
+    return (f"name: bench\ndataset: {{name: mnist, validation_split: 0.1}}\nmodel: {model}\n"
+            f"grid: {{initializer: {json.dumps(inits)}, activation: {json.dumps(acts)}}}\n"
+            f"training: {{epochs: {epochs}, batch_size: 128, optimizer: adam, learning_rate: 0.001{extra}}}\n")
+
+
+def initlab(config_text: str, out: Path, device: str, *options: str) -> tuple[float, float, dict[str, float]]:
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = out / "config.yaml"
+    cfg.write_text(config_text)
+    seconds, peak, _ = run_process([str(BIN / "initlab"), "sweep", str(cfg), "--out", str(out), "--device", device,
+                                    "--yes", *options])
+    with open(out / "latest" / "summary.csv", newline="") as f:
+        accs = {f"{r['initializer']}/{r['activation']}": float(r["test_accuracy"]) for r in csv.DictReader(f)}
+    return seconds, peak, accs
+
+
+def table(title: str, flops: float, rows: list[tuple[str, float, float, dict[str, float]]], reference: dict) -> None:
+    print(f"\n{title}: {flops / 1e9:.0f} GFLOP of work per way (whole processes)")
+    print(f"  {'way':<44} {'seconds':>8} {'× per-process':>13} {'× one-process':>13} {'peak MB':>8} {'|Δ test acc|':>12}")
+    per_process, one_process = rows[0][1], rows[1][1]
+    for label, seconds, mem, accs in rows:
+        diff = sum(abs(accs[k] - reference[k]) for k in reference) / len(reference)
+        print(f"  {label:<44} {seconds:8.1f} {per_process / seconds:13.2f} {one_process / seconds:13.2f} "
+              f"{mem:8.0f} {100 * diff:11.2f}pt")
+
+
+def three_ways(title, inits, acts, cnn, args, out: Path, flops: float) -> None:
+    model = "{kind: mnist_cnn}" if cnn else "{kind: mlp, hidden: [256, 256]}"
+    s_e, m_e, a_e = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=True)
+    s_o, m_o, a_o = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=False)
+    s_i, m_i, a_i = initlab(sweep_config(inits, acts, args.epochs, model), out, args.device)
+    rows = [("tutorial loop, a process per combination", s_e, m_e, a_e),
+            ("tutorial loop, one process", s_o, m_o, a_o),
+            ("initlab sweep (every record)", s_i, m_i, a_i)]
+    if not cnn:
+        quiet = sweep_config(inits, acts, args.epochs, model, ", diagnostics: false")
+        s_q, m_q, a_q = initlab(quiet, out / "quiet", args.device)
+        rows.append(("initlab sweep, diagnostics: false", s_q, m_q, a_q))
+    table(title, flops, rows, a_o)
+
+
+def startup_seconds() -> float:
+    return run_process([sys.executable, "-c", "import tensorflow"])[0]
+
+
+def matmul_peak(tf, n: int = 2048, repeats: int = 10) -> float:
     """Best GFLOP/s of an n×n float32 matmul on the current device."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
+    a, b = tf.random.normal([n, n]), tf.random.normal([n, n])
     f = tf.function(lambda a, b: tf.matmul(a, b))
     f(a, b).numpy()
     best = float("inf")
@@ -87,82 +134,72 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def mlp_flops(n_train: int, n_eval: int, epochs: int, trials: int) -> float:
-    widths = [784, *HIDDEN, 10]
-    macs = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-    return trials * (6 * macs * n_train * epochs + 2 * macs * n_eval)
+def packed_step(device: str) -> None:
+    """GFLOP/s of one epoch of initlab's 16-trial packed training step on MNIST, against the matmul peak."""
+    from init_lab.catalog.models import NetKind
+    from init_lab.config.grid import expand
+    from init_lab.config.schema import config_from_text
+    from init_lab.engine import backend
+    from init_lab.engine.data import load_device_data
+    from init_lab.engine.loop import _compile, batch_orders
+    from init_lab.engine.nets import build_net
+    from init_lab.engine.optim import GroupOptimizer
+
+    tf = backend.tf
+    print(f"device: {backend.setup_device(device, deterministic=True)}; TensorFlow {tf.__version__}")
+    peak = matmul_peak(tf)
+    print(f"float32 matmul peak (2048², best of 10): {peak:.1f} GFLOP/s")
+    config = config_from_text(sweep_config(MLP_INITS, MLP_ACTS, 1, "{kind: mlp, hidden: [256, 256]}"))
+    data = load_device_data(config, "mlp")
+    print(f"data: {data.source}: {data.sizes()}")
+    specs = expand(config)
+    net = build_net(NetKind.PACKED_MLP, specs, data.input_shape, data.n_classes)
+    opt = GroupOptimizer("adam", net.per_variable([s.train.learning_rate for s in net.specs]), 0.0, net.variables)
+    train_steps, _ = _compile(net, opt, data, 128)
+    order = tf.constant(batch_orders(net, 1, data.n_train))
+    steps = math.ceil(data.n_train / 128)
+    train_steps(order, tf.constant(0), tf.constant(2))[0].numpy()  # trace and compile
+    t0 = time.perf_counter()
+    for first in range(0, steps, 9):
+        train_steps(order, tf.constant(first), tf.constant(min(9, steps - first)))[0].numpy()
+    seconds = time.perf_counter() - t0
+    gflops = 6 * MLP_MACS * data.n_train * len(specs) / seconds / 1e9
+    print(f"\n(b) packed training step, 16 trials, one epoch of {steps} steps: {seconds:.2f} s, {gflops:.0f} GFLOP/s "
+          f"= {100 * gflops / peak:.0f}% of the matmul peak")
+    print(f"    start-up: a process that only imports TensorFlow takes {startup_seconds():.1f} s")
 
 
-def cnn_flops(n_train: int, n_eval: int, epochs: int, trials: int) -> float:
-    # conv MACs = out_h·out_w·k·k·c_in·c_out; valid padding, pools of 2
-    macs = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 64 + 64 * 10
-    return trials * (6 * macs * n_train * epochs + 2 * macs * n_eval)
+def shipped_configs(out: Path, device: str) -> None:
+    """Peak RSS of a short sweep of every shipped config, next to the dry-run estimate of the whole config."""
+    from init_lab.config.grid import expand
+    from init_lab.config.schema import load_config
+    from init_lab.run.memory import MemoryPlan, format_bytes
+    from init_lab.run.plan import plan_groups
+
+    print("\n(d) shipped configs: peak RSS of a 1-epoch sweep on 2,048 training images vs the --dry-run estimate")
+    print(f"  {'config':<22} {'trials':>6} {'groups':>6} {'estimate (whole config)':>24} {'peak RSS (short run)':>21}")
+    for path in sorted((HERE.parent / "configs").glob("*.yaml")):
+        config = load_config(path, [])
+        specs = expand(config)
+        plan = MemoryPlan.for_config(config, device, specs[0].arch.family)
+        groups, _ = plan_groups(specs, memory=plan)
+        estimate = plan.data_bytes + max(plan.group_bytes(g) for g in groups)
+        _, peak, _ = run_process([str(BIN / "initlab"), "sweep", str(path), "--out", str(out / path.stem), "--yes",
+                                  "--device", device, "--set", "training.epochs=1", "--set", "dataset.train_size=2048"])
+        print(f"  {path.name:<22} {len(specs):6d} {len(groups):6d} {format_bytes(estimate):>24} {peak:18.0f} MB")
+    print("  (the estimate is the resident data plus the largest group; peak RSS is the process's, TensorFlow included)")
 
 
-def naive(prepared, inits, acts, epochs, batch, cnn=False):
-    """The tutorial way: one Keras model per combination, compile, fit, evaluate."""
-    accs = {}
-    for init in inits:
-        for act in acts:
-            keras.backend.clear_session()
-            keras.utils.set_random_seed(0)
-            if cnn:
-                layers = [
-                    keras.Input((28, 28, 1)),
-                    keras.layers.Conv2D(32, 3, activation=act, kernel_initializer=init),
-                    keras.layers.MaxPooling2D(2),
-                    keras.layers.Conv2D(64, 3, activation=act, kernel_initializer=init),
-                    keras.layers.MaxPooling2D(2),
-                    keras.layers.Conv2D(64, 3, activation=act, kernel_initializer=init),
-                    keras.layers.Flatten(),
-                    keras.layers.Dense(64, activation=act, kernel_initializer=init),
-                ]
-            else:
-                layers = [keras.Input((784,))] + [
-                    keras.layers.Dense(w, activation=act, kernel_initializer=init) for w in HIDDEN
-                ]
-            model = keras.Sequential(layers + [keras.layers.Dense(10, activation="softmax", kernel_initializer=init)])
-            model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-            model.fit(prepared.x_train, prepared.y_train, batch_size=batch, epochs=epochs,
-                      validation_data=(prepared.x_val, prepared.y_val), verbose=0)
-            accs[(init, act)] = float(model.evaluate(prepared.x_test, prepared.y_test, verbose=0)[1])
-    return accs
-
-
-def sweep_config(inits, acts, epochs, batch, model: str, train_size: int | None, diagnostics: bool = True,
-                 recording: str = "") -> str:
-    size = f", train_size: {train_size}" if train_size else ""
-    return (
-        f"name: bench\ndataset: {{name: mnist, validation_split: 0.1{size}}}\nmodel: {model}\n"
-        f"grid: {{initializer: {json.dumps(inits)}, activation: {json.dumps(acts)}}}\n"
-        f"training: {{epochs: {epochs}, batch_size: {batch}, optimizer: adam, learning_rate: 0.001, deterministic: false, "
-        f"diagnostics: {str(diagnostics).lower()}{recording}}}\n"
-    )
-
-
-def initlab(cfg_text: str, device: str, pack: bool, out: Path):
-    result = run_sweep(config_from_text(cfg_text), out=out, device=device, pack=pack)
-    return {(r["spec"]["initializer"], r["spec"]["activation"]): r["test_accuracy"] for r in result.records}
-
-
-def phase(label, fn):
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        out = fn()
-        seconds = time.perf_counter() - t0
-    print(f"  {label:<34} {seconds:8.1f} s   peak RSS {mem.peak:7.0f} MB", flush=True)
-    return out, seconds, mem.peak
-
-
-def compare(name, flops, peak, rows, accs_ref, accs):
-    base = rows[0][1]
-    print(f"\n{name}: {flops / 1e9:.0f} GFLOP of work per way")
-    print(f"  {'way':<34} {'seconds':>8} {'× naive':>8} {'GFLOP/s':>8} {'% peak':>7} {'peak MB':>8} {'|Δ test acc|':>12}")
-    for (label, seconds, mem), acc in zip(rows, accs):
-        diff = sum(abs(acc[k] - accs_ref[k]) for k in accs_ref) / len(accs_ref) if acc is not accs_ref else 0.0
-        gflops = flops / seconds / 1e9
-        print(f"  {label:<34} {seconds:8.1f} {base / seconds:8.2f} {gflops:8.1f} {100 * gflops / peak:6.0f}% "
-              f"{mem:8.0f} {100 * diff:11.2f}pt")
+def scale(sizes: str, out: Path, device: str, epochs: int) -> None:
+    print("\n(e) packed MLP sweeps of growing size (random_normal σ values × 4 activations), whole processes")
+    first = None
+    for n in [int(x) for x in sizes.split(",")]:
+        inits = [{"name": "random_normal", "stddev": round(0.01 + 0.002 * i, 4)} for i in range(max(1, n // 4))]
+        cfg = sweep_config(inits, MLP_ACTS, epochs, "{kind: mlp, hidden: [256, 256]}")
+        seconds, mem, _ = initlab(cfg, out / f"scale{n}", device)
+        first = first or seconds
+        print(f"  {len(inits) * 4:4d} trials: {seconds:7.1f} s, {len(inits) * 4 / seconds:6.2f} trials/s, "
+              f"× the first size's time {seconds / first:5.2f}, peak RSS {mem:.0f} MB")
 
 
 def main() -> None:
@@ -170,66 +207,29 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu", "auto"])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--skip-cnn", action="store_true")
-    ap.add_argument("--skip-naive", action="store_true", help="only initlab (e.g. for --scale)")
-    ap.add_argument("--cnn-train-size", type=int, default=None, help="subsample the CNN's training set")
+    ap.add_argument("--skip-mlp", action="store_true")
+    ap.add_argument("--skip-configs", action="store_true")
     ap.add_argument("--scale", default="", help="comma-separated packed grid sizes to time, e.g. 16,64,256")
     args = ap.parse_args()
-
-    device = train.setup_device(args.device, deterministic=False)  # as a tutorial user would run it
-    print(f"device: {device}; TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    raw = load_dataset("mnist", download=train.keras_download)
-    mlp_data = prepare(raw, "mlp", 0.1)
-    print(f"data: {raw.source}: {len(mlp_data.y_train)} train / {len(mlp_data.y_val)} val / {len(mlp_data.y_test)} test")
-    peak = matmul_peak()
-    print(f"float32 matmul peak (2048², best of 10): {peak:.1f} GFLOP/s\n")
+    data_dir = os.environ.get("INITLAB_DATA_DIR")
+    args.data = str(Path(data_dir) / "mnist") if data_dir and (Path(data_dir) / "mnist").is_dir() else None
     out = Path(tempfile.mkdtemp(prefix="initlab-bench-"))
-    n_train, n_eval = len(mlp_data.y_train), len(mlp_data.y_val) + len(mlp_data.y_test)
-    batch = 128
-
-    if not args.skip_naive:
-        print(f"(a) MLP 784-256-256-10, {len(MLP_INITS)}×{len(MLP_ACTS)} = 16 trials, {args.epochs} epoch(s), batch {batch}, Adam")
-        cfg = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None)
-        acc_n, s_n, m_n = phase("naive loop (Keras fit per trial)", lambda: naive(mlp_data, MLP_INITS, MLP_ACTS, args.epochs, batch))
-        acc_s, s_s, m_s = phase("initlab, one model per trial", lambda: initlab(cfg, args.device, False, out / "single"))
-        acc_p, s_p, m_p = phase("initlab, packed (default)", lambda: initlab(cfg, args.device, True, out / "packed"))
-        # what the per-step records cost: without the first epoch's per-layer statistics, then without steps.csv
-        steps_only = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None,
-                                  recording=", step_diagnostics_epochs: 0")
-        acc_t, s_t, m_t = phase("initlab, packed, steps.csv only", lambda: initlab(steps_only, args.device, True, out / "steps"))
-        epoch_only = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None,
-                                  recording=", log_every_steps: 100000, step_diagnostics_epochs: 0")
-        acc_e, s_e, m_e = phase("initlab, packed, no per-step records", lambda: initlab(epoch_only, args.device, True, out / "epoch"))
-        quiet = sweep_config(MLP_INITS, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None, False,
-                             recording=", log_every_steps: 100000")
-        acc_q, s_q, m_q = phase("initlab, packed, no diagnostics", lambda: initlab(quiet, args.device, True, out / "quiet"))
-        compare("MLP grid", mlp_flops(n_train, n_eval, args.epochs, 16), peak,
-                [("naive loop", s_n, m_n), ("initlab --no-pack", s_s, m_s), ("initlab (packed)", s_p, m_p),
-                 ("initlab (packed, steps.csv only)", s_t, m_t), ("initlab (packed, no per-step records)", s_e, m_e),
-                 ("initlab (packed, no diagnostics)", s_q, m_q)],
-                acc_n, [acc_n, acc_s, acc_p, acc_t, acc_e, acc_q])
-        print(f"  steps.csv (a row every ~1/50 epoch) costs {100 * (s_t - s_e) / s_e:+.1f}%; the first epoch's "
-              f"per-step layer statistics and histograms {100 * (s_p - s_t) / s_t:+.1f}% of the packed sweep's time")
-        print(f"  all diagnostics (layers.csv, step_layers.csv, histograms.npz) cost {100 * (s_p - s_q) / s_q:+.1f}%")
-
-    if not args.skip_cnn and not args.skip_naive:
-        cnn_data = prepare(raw, "cnn", 0.1, train_size=args.cnn_train_size)
-        n_tr = len(cnn_data.y_train)
-        print(f"\n(b) MNIST CNN, {len(CNN_INITS)}×{len(CNN_ACTS)} = 4 trials, {n_tr} training images, {args.epochs} epoch(s)")
-        cfg = sweep_config(CNN_INITS, CNN_ACTS, args.epochs, batch, "{kind: mnist_cnn}", args.cnn_train_size)
-        acc_n, s_n, m_n = phase("naive loop (Keras fit per trial)", lambda: naive(cnn_data, CNN_INITS, CNN_ACTS, args.epochs, batch, cnn=True))
-        acc_i, s_i, m_i = phase("initlab", lambda: initlab(cfg, args.device, True, out / "cnn"))
-        compare("CNN grid", cnn_flops(n_tr, len(cnn_data.y_val) + len(cnn_data.y_test), args.epochs, 4), peak,
-                [("naive loop", s_n, m_n), ("initlab", s_i, m_i)], acc_n, [acc_n, acc_i])
-
+    print(f"machine: {os.cpu_count()} CPU cores; tutorial data: {args.data or 'keras.datasets.mnist'}")
+    n_train, n_eval = 54000, 6000 + 10000
+    if not args.skip_mlp:
+        print(f"(a) MLP 784-256-256-10, 4×4 = 16 trials, {args.epochs} epoch(s), batch 128, Adam")
+        three_ways("MLP grid", MLP_INITS, MLP_ACTS, False, args, out / "mlp",
+                   16 * (6 * MLP_MACS * n_train * args.epochs + 2 * MLP_MACS * n_eval))
+    if not args.skip_cnn:
+        print(f"\n(c) MNIST CNN, 2×2 = 4 trials, {args.epochs} epoch(s), batch 128, Adam")
+        three_ways("CNN grid", CNN_INITS, CNN_ACTS, True, args, out / "cnn",
+                   4 * (6 * CNN_MACS * n_train * args.epochs + 2 * CNN_MACS * n_eval))
+    if not args.skip_configs:
+        shipped_configs(out / "configs", args.device)
     if args.scale:
-        print("\n(c) packed MLP sweeps of growing size (random_normal σ values × 4 activations)")
-        for n in [int(x) for x in args.scale.split(",")]:
-            sigmas = [round(0.01 + 0.002 * i, 4) for i in range(max(1, n // 4))]
-            inits = [{"name": "random_normal", "stddev": s} for s in sigmas]
-            cfg = sweep_config(inits, MLP_ACTS, args.epochs, batch, "{kind: mlp, hidden: [256, 256]}", None)
-            _, seconds, mem = phase(f"{len(inits) * 4} trials packed", lambda cfg=cfg, n=n: initlab(cfg, args.device, True, out / f"scale{n}"))
-            print(f"    → {len(inits) * 4 / seconds:.2f} trials/s, "
-                  f"{mlp_flops(n_train, n_eval, args.epochs, len(inits) * 4) / seconds / 1e9:.0f} GFLOP/s")
+        scale(args.scale, out / "scale", args.device, args.epochs)
+    print()
+    packed_step(args.device)  # last: it imports TensorFlow into this process
     print(f"\nrun directories of this benchmark: {out}")
 
 

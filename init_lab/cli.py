@@ -148,7 +148,7 @@ def sweep(
     if dry_run:
         if cfg is None:
             raise typer.BadParameter("--dry-run needs a CONFIG file", param_hint="CONFIG")
-        _print_plan(cfg, plan(cfg), pack)
+        _print_plan(cfg, plan(cfg), pack, device.value if device else None)
         return
     if cfg is not None and resume is None:
         _confirm_size(len(plan(cfg)), max_trials, yes)
@@ -208,24 +208,27 @@ def _confirm_size(n: int, limit: int, yes: bool) -> None:
     )
 
 
-def _print_plan(cfg, trials, pack: bool = True) -> None:
+def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> None:
+    """The trials, then the execution groups the sweep would train, with their memory estimates."""
     from init_lab.config.grid import sanitize
-    from init_lab.console import plan_table
+    from init_lab.console import groups_table, plan_table
+    from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
 
     out.print(plan_header(cfg, trials), highlight=False, markup=False)
     out.print(plan_table(trials))
-    groups = [g.specs for g in plan_groups(trials, pack)[0]]
-    packed = [g for g in groups if len(g) > 1]
-    if packed:
-        sizes = ", ".join(f"{len(g)} ({g[0].arch.label}, seed {g[0].seed}, {g[0].train.optimizer} "
-                          f"lr {g[0].train.learning_rate:g}, batch {g[0].train.batch_size})" for g in packed)
-        singles = len(groups) - len(packed)
-        out.print(f"execution: {len(packed)} packed group(s) of {sizes}"
-                  + (f"; {singles} trial(s) one model each" if singles else ""), highlight=False, markup=False)
-    else:
-        out.print("execution: one model per trial" + (" (--no-pack)" if not pack else " (nothing to pack)"),
-                  highlight=False, markup=False)
+    memory = MemoryPlan.for_config(cfg, device or cfg.device, trials[0].arch.family)
+    groups, notices = plan_groups(trials, pack, memory=memory)
+    out.print(groups_table(groups, memory, limit=100))
+    packed = sum(len(g.specs) > 1 for g in groups)
+    cut = [g for g in plan_groups(trials, pack)[0] if g not in groups]  # the groups the budget cut
+    how = f"{packed} packed group(s), {len(groups) - packed} single model(s)" if packed else (
+        "one model per trial" + (" (--no-pack)" if not pack else " (nothing to pack)" if not cut else ""))
+    if cut:
+        how += f"; the memory budget cut {len(cut)} group(s) of {', '.join(str(len(g.specs)) for g in cut)} trials"
+    out.print(f"execution: {how}", highlight=False, markup=False)
+    for line in notices:
+        out.print(Text.assemble(("note: ", "yellow"), line), soft_wrap=True, highlight=False)
     out.print(f"{len(trials)} trials; run directory name: <timestamp>_{sanitize(cfg.name, 60)}", highlight=False)
 
 

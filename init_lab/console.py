@@ -25,9 +25,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from init_lab.catalog.models import NetKind
 from init_lab.config.grid import TrialSpec
+from init_lab.engine.events import Group
 from init_lab.report.render import DIGITS
 from init_lab.report.render import fmt as _fmt
+from init_lab.run.memory import MemoryPlan, format_bytes
 from init_lab.run.recorder import Observer
 from init_lab.run.sweep import SweepResult
 
@@ -230,6 +233,40 @@ def plan_table(trials: list[TrialSpec], limit: int | None = None) -> Table:
         )
     if limit is not None and len(trials) > limit:
         table.add_row("…", f"{len(trials) - limit} more", *[""] * (5 + len(swept)))
+    return table
+
+
+def _index_ranges(indices: list[int], width: int = 40) -> str:
+    """[0, 1, 2, 3, 8] → '0–3, 8', cut to about ``width`` characters."""
+    runs: list[list[int]] = []
+    for i in sorted(indices):
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    text = ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+    return text if len(text) <= width else text[: width - 1].rsplit(",", 1)[0] + ", …"
+
+
+def groups_table(groups: list[Group], memory: MemoryPlan, limit: int | None = None) -> Table:
+    """The execution groups of a plan: members (trial numbers), settings, estimated memory against the budget."""
+    table = Table(title=f"{len(groups)} execution group(s)", show_lines=False, caption_justify="left")
+    for col in ["group", "trials", "members (#)", "model", "batch", "optimizer", "est. memory"]:
+        table.add_column(col, overflow="fold", justify="right" if col in ("trials", "batch", "est. memory") else "left")
+    over = {g.id for g in groups if not memory.fits(g)}
+    for g in groups if limit is None else groups[:limit]:
+        spec, too_large = g.specs[0], g.id in over
+        table.add_row(
+            g.id, str(len(g.specs)), _index_ranges([s.index for s in g.specs]),
+            spec.arch.label + (" packed" if g.net == NetKind.PACKED_MLP else ""), str(spec.train.batch_size),
+            spec.train.optimizer, format_bytes(memory.group_bytes(g)) + (" over budget" if too_large else ""),
+            style="bold red" if too_large else None,
+        )
+    if limit is not None and len(groups) > limit:
+        table.add_row("…", f"{len(groups) - limit} more", *[""] * 5)
+    table.caption = (f"memory budget {format_bytes(memory.budget)} ({memory.source}); shared data "
+                     f"{format_bytes(memory.data_bytes)}; a group may use {format_bytes(max(memory.group_budget, 0))}"
+                     + (f"; {len(over)} over budget alone (they run anyway)" if over else ""))
     return table
 
 

@@ -175,7 +175,7 @@ def test_sweep_end_and_report_rank_the_same_way_with_honest_times(tmp_path):
     assert len(at_end) == 8 and at_end == rows(reported.output)[-8:]  # the report prints its pivot first
     board = leaderboard(load_run(out / "latest"))
     assert at_end == [(i, a, str(s)) for i, a, s in board[["initializer", "activation", "seed"]].values]
-    assert (board["packed_with"] == 4).all()  # smoke: the 2 × 2 trials of a seed train as one group
+    assert (board["packed_with"] == 8).all()  # smoke: the 2 × 2 trials of both seeds train as one group
     assert (board["group_seconds"] == board["group_seconds"].round(1)).all()
     record = json.loads(next((out / "latest" / "trials").glob("*/trial.json")).read_text())
     assert record["wall_seconds"] == pytest.approx(record["group_seconds"] / record["packed_with"])

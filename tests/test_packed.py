@@ -33,13 +33,15 @@ def tables(run_dir):
     return out
 
 
-def test_groups_follow_shape_settings_and_seed():
-    cfg = config_from_text(GRID, overrides=["grid.seed=[0, 1]", "grid.activation=[relu, prelu]"])
+def test_groups_follow_shape_and_settings_not_seed_or_learning_rate():
+    cfg = config_from_text(GRID, overrides=["grid.seed=[0, 1]", "grid.activation=[relu, prelu]",
+                                            "grid.learning_rate=[0.003, 0.01]"])
     groups = [g.specs for g in plan_groups(expand(cfg))[0]]
-    sizes = sorted(len(g) for g in groups)
-    assert sizes == [6, 6]  # relu and prelu (learned slopes packed as (T, 1, h) variables) pack per seed
-    assert all(len({s.seed for s in g}) == 1 for g in groups)
-    assert [len(g.specs) for g in plan_groups(expand(cfg), pack=False)[0]] == [1] * 12
+    assert [len(g) for g in groups] == [24]  # seeds and learning rates pack: each trial its own batches and rate
+    assert {s.seed for s in groups[0]} == {0, 1} and {s.train.learning_rate for s in groups[0]} == {0.003, 0.01}
+    apart = config_from_text(GRID, overrides=["grid.batch_size=[32, 64]", "grid.depth=[1, 2]"])
+    assert sorted(len(g.specs) for g in plan_groups(expand(apart))[0]) == [24] * 4  # shapes and batch sizes do not
+    assert [len(g.specs) for g in plan_groups(expand(cfg), pack=False)[0]] == [1] * 24
 
 
 def test_same_initial_weights_as_one_model_per_trial():
@@ -125,3 +127,36 @@ def test_learned_slopes_pack_without_touching_their_neighbours(tmp_path):
     (reference,) = tables(keras_prelu.run_dir).values()
     for rp, rk in zip(tm[mixed.records[3]["trial_id"]], reference, strict=True):
         assert rp["loss"] == pytest.approx(rk["loss"], rel=1e-4)
+
+
+SEEDS_RATES = GRID.replace("initializer: [he_normal, {name: random_normal, stddev: 1.0}, orthogonal]",
+                           "initializer: [he_normal, orthogonal]\n  seed: [0, 1]\n  learning_rate: [0.003, 0.02]")
+
+
+def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
+    """One group holds every seed and learning rate; each trial equals its Keras model trained alone
+    (per-epoch losses within 1e-4 relative) and its own group of one, bit for bit."""
+    cfg = config_from_text(SEEDS_RATES, overrides=["grid.activation=[relu, tanh, elu]"])
+    packed = run_sweep(cfg, out=tmp_path / "packed")
+    assert {r["packed_with"] for r in packed.records} == {24}
+    single = run_sweep(cfg, out=tmp_path / "single", pack=False)
+    tp, ts = tables(packed.run_dir), tables(single.run_dir)
+    for trial in tp:
+        for rp, rs in zip(tp[trial], ts[trial], strict=True):
+            assert rp["learning_rate"] == rs["learning_rate"]
+            for key in ("loss", "val_loss"):
+                assert rp[key] == pytest.approx(rs[key], rel=1e-4), (trial, rp["epoch"], key)
+    # different seeds and rates really train differently (not one trial copied 8 times)
+    losses = {tuple(r["loss"] for r in rows) for trial, rows in tp.items() if "he_normal-relu" in trial}
+    assert len(losses) == 4
+    for trial, overrides in [("he_normal-relu-lr0.02-s1", ["grid.activation=[relu]"]),
+                             ("orthogonal-elu-lr0.003-s0", ["grid.activation=[elu]"])]:
+        init = trial.split("-")[0]
+        lr, seed = trial.split("-lr")[1].split("-s")
+        alone = run_sweep(config_from_text(GRID, overrides=overrides + [f"grid.initializer=[{init}]",
+                                                                         f"training.learning_rate={lr}",
+                                                                         f"grid.seed=[{seed}]"]),
+                          out=tmp_path / trial)
+        (rows,) = tables(alone.run_dir).values()
+        (packed_rows,) = [v for k, v in tp.items() if k.endswith(trial)]
+        assert rows == packed_rows, trial  # bit for bit: the group does not matter

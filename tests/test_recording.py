@@ -10,6 +10,7 @@ import pytest
 
 from init_lab.analysis.diagnostics import PERCENTILES, STEP_COLUMNS, STEP_LAYER_COLUMNS
 from init_lab.analysis.histograms import HistogramLog, count, gradient_edges, read
+from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.registry import Choice
 from init_lab.config.schema import config_from_text
@@ -76,10 +77,10 @@ def test_step_layer_statistics_cover_the_first_epoch(run):
         p = [float(r[f"p{q}"]) for q in PERCENTILES]
         assert p == sorted(p) and -1 <= p[0] and p[-1] <= 1  # tanh's range
         assert 0 <= float(r["saturated_frac"]) <= 1 and r["dead_frac"] == "nan"
-    layers = read_csv(d / "layers.csv")  # step 0 and epoch 0 measure the same weights on the same batch
+    # step 0 and epoch 0 measure the same weights, steps on the probe batch's first 32 examples of 120
+    layers = read_csv(d / "layers.csv")
     for a, b in zip([r for r in rows if r["step"] == "0"], [r for r in layers if r["epoch"] == "0"]):
-        assert float(a["act_mean"]) == pytest.approx(float(b["act_mean"]), rel=1e-5, abs=1e-7)
-        assert float(a["act_std"]) == pytest.approx(float(b["act_std"]), rel=1e-5)
+        assert float(a["act_std"]) == pytest.approx(float(b["act_std"]), rel=0.2)
 
 
 def test_histograms_count_every_probe_value(run):
@@ -89,7 +90,8 @@ def test_histograms_count_every_probe_value(run):
         assert h["epoch"].tolist() == [0, 1, 2, 3] and h["step"].tolist() == [0, *WINDOWS]
         for key in ("epoch_act", "epoch_grad", "step_act"):  # 120 probe examples × 16 units per layer
             totals = h[key].sum(axis=-1) + h[key + "_nonfinite"]
-            assert (totals == PROBE * 16).all(), key
+            examples = defaults.STEP_PROBE_SIZE if key == "step_act" else PROBE  # steps: the batch's first 32
+            assert (totals == examples * 16).all(), key
         assert h["epoch_act"].shape[-1] == len(h["act_edges"]) + 1
         assert h["epoch_grad"].shape[-1] == len(h["grad_edges"]) + 1
     zeros_relu = read(trial(run, "002") / "histograms.npz")

@@ -3,8 +3,8 @@
 Measured on the fixed probe batch, per hidden layer: the activations φ(z) and the gradients ∂ℓ/∂z of each
 example's own cross-entropy ℓ with respect to the layer's pre-activation z (the per-example loss, so the
 scale does not depend on the probe batch size). Activations at initialization, at every epoch end and at
-the logged steps of the first epochs (``training.step_diagnostics_epochs``); gradients at initialization
-and at every epoch end.
+the logged steps of the first epochs (``training.step_diagnostics_epochs``; those on the probe batch's
+first ``defaults.STEP_PROBE_SIZE`` examples); gradients at initialization and at every epoch end.
 
 Bins are fixed, so histograms of one activation compare across trials, epochs and runs:
 

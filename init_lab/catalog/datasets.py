@@ -34,6 +34,17 @@ DATASETS: dict[str, str] = {
     "synthetic": "generated 28×28 class-prototype images with noise, 10 classes (tiny tests)",
 }
 
+# (training, test) examples of each dataset as shipped (synthetic: its defaults), and their image shape: what the
+# memory estimate plans with before anything is loaded (files given by dataset.path may hold other sizes)
+NOMINAL_SIZES: dict[str, tuple[int, int]] = {
+    "mnist": (60_000, 10_000),
+    "fashion_mnist": (60_000, 10_000),
+    "mnist_sample": (10_000, 2_000),
+    "synthetic": (defaults.SYNTHETIC_TRAIN, defaults.SYNTHETIC_TEST),
+}
+IMAGE_SHAPE = (28, 28)
+N_CLASSES = 10
+
 IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -52,7 +63,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
-    n_classes: int = 10
+    n_classes: int = N_CLASSES
 
 
 @dataclass

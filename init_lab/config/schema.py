@@ -59,6 +59,41 @@ ActivationChoice = Annotated[Choice, BeforeValidator(ACTIVATIONS.resolve)]
 OptimizerName = Annotated[str, BeforeValidator(_name_in("optimizer", OPTIMIZERS))]
 
 
+SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+              "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_SIZE_RE = re.compile(r"^(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*([A-Za-z]*)$")
+
+
+def parse_memory(value: Any) -> int | None:
+    """A memory budget in bytes from ``resources.memory``: a number of bytes, a size such as "2GB", "1.5 GiB"
+    or "512MiB" (KB/MB/GB/TB are powers of 1000, KiB/MiB/GiB/TiB of 1024; case does not matter), or None
+    for "auto". The one parser of the option: the schema validates with it, the sweep budgets with it.
+    Raises ValueError with the allowed forms (and the nearest unit) on anything else."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    allowed = "a size such as 2GB, 1.5GiB or 512MiB, a number of bytes, or auto"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number, unit = float(value), "B"
+    elif isinstance(value, str) and (match := _SIZE_RE.match(value.strip())):
+        number, unit = float(match.group(1) + (match.group(2) or "")), match.group(3) or "B"
+    else:
+        hint = did_you_mean(value, ["auto"]) if isinstance(value, str) else ""
+        raise ValueError(f"expected {allowed}; got {value!r}.{hint}")
+    scale = next((v for k, v in SIZE_UNITS.items() if k.lower() == unit.lower()), None)
+    if scale is None:
+        raise ValueError(f"unknown size unit '{unit}' in {value!r}.{did_you_mean(unit, SIZE_UNITS)} "
+                         f"Allowed: {', '.join(SIZE_UNITS)} (expected {allowed}).")
+    if not number * scale >= 1 or number * scale == float("inf"):
+        raise ValueError(f"must be at least 1 byte and finite ({allowed}); got {value!r}.")
+    return int(number * scale)
+
+
+def _memory_setting(value: Any) -> int | str:
+    """Validate ``resources.memory``, keeping it as written ("2GB" stays "2GB" in the resolved config)."""
+    parse_memory(value)
+    return value if isinstance(value, str) else int(value)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, arbitrary_types_allowed=True)
 
@@ -143,8 +178,10 @@ class TrainingConfig(_Section):
 
 
 class ResourcesConfig(_Section):
-    """What one Ray task (a trial or a packed group) asks the cluster for (--executor ray)."""
+    """What an execution group may use: its memory budget (any executor; README: Memory), and what one
+    Ray task asks the cluster for (--executor ray). None of it changes what a trial computes."""
 
+    memory: Annotated[int | str, BeforeValidator(_memory_setting)] = defaults.MEMORY  # bytes, "2GB", or auto
     cpus: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.0
     gpus: Annotated[float, BeforeValidator(_number), Field(ge=0)] = 0.0
 

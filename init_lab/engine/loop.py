@@ -6,9 +6,10 @@ runs in this process and inside a Ray task. Its steps, in order:
 1. build the group's networks (``nets``) and optimizer (``optim``); either restore every member's
    saved state (resume / extend), or run LSUV where asked and record epoch 0: the initial weights'
    loss and accuracy (training subset, validation set) and diagnostics;
-2. each epoch: the batch order is ``batch_order(seed, epoch)`` — a function of seed and epoch only,
-   so every combination with the same seed sees the same batches (paired comparisons) and a resumed
-   group continues exactly; steps run in windows of k inside one tf.function (``Recording.every``),
+2. each epoch: each trial's batch order is ``batch_order(seed, epoch)`` — a function of its seed and
+   the epoch only, so every combination with the same seed sees the same batches (paired comparisons),
+   trials of different seeds share a group (each gathers its own batch), and a resumed group
+   continues exactly; steps run in windows of k inside one tf.function (``Recording.every``),
    each window a row of steps.csv and, in the first epochs, per-layer activation statistics;
 3. evaluate on the fixed validation set, record diagnostics and histograms on the fixed probe batch;
 4. divergence rule: a non-finite training or validation loss ends that trial as diverged (it keeps
@@ -56,7 +57,8 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
     started = time.perf_counter()
     net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
     settings = net.specs[0].train
-    opt = GroupOptimizer(settings.optimizer, settings.learning_rate, settings.momentum, net.variables)
+    rates = net.per_variable([s.train.learning_rate for s in net.specs])  # per trial: they pack across rates
+    opt = GroupOptimizer(settings.optimizer, rates, settings.momentum, net.variables)
     train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
     states = _restore(net, opt, group) if group.start else None
     if states is None:
@@ -86,7 +88,7 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
                 continue
             row = {"epoch": epoch, "loss": float(loss_sum[t] / n), "accuracy": float(correct[t] / n),
                    "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": seconds,
-                   "learning_rate": settings.learning_rate}
+                   "learning_rate": spec.train.learning_rate}
             state.epochs.append(row)
             if spec.id in signals:
                 _record_signals(state, spec, epoch, signals[spec.id])
@@ -126,7 +128,6 @@ def _fresh(net: GroupNet, data: DeviceData) -> dict[str, TrialState]:
 
 def _record_start(net: GroupNet, data: DeviceData, evaluate, states: dict[str, TrialState]) -> None:
     """Epoch 0 of epochs.csv, step 0 of steps.csv and of step_layers.csv: the initial weights, before any step."""
-    settings = net.specs[0].train
     subset = min(data.n_train, defaults.INIT_TRAIN_EXAMPLES)
     loss, acc = (v.numpy() for v in evaluate(data.x_train[:subset], data.y_train[:subset]))
     val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
@@ -134,7 +135,7 @@ def _record_start(net: GroupNet, data: DeviceData, evaluate, states: dict[str, T
         state = states[spec.id]
         state.epochs.append({"epoch": 0, "loss": float(loss[t]), "accuracy": float(acc[t]),
                              "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": 0.0,
-                             "learning_rate": settings.learning_rate})
+                             "learning_rate": spec.train.learning_rate})
         state.steps.append({"step": 0, "epoch": 0, "progress": 0.0, "loss": float(loss[t]), "accuracy": float(acc[t])})
     if data.recording.step_diagnostics_epochs:
         _record_step_signals(net, data, states, np.ones(net.T, dtype=bool), 0, 0, 0.0)
@@ -149,9 +150,10 @@ def _record_signals(state: TrialState, spec, epoch: int, signals: LayerSignals) 
 
 def _record_step_signals(net: GroupNet, data: DeviceData, states: dict[str, TrialState], live: np.ndarray,
                          step: int, epoch: int, progress: float) -> None:
-    """Per-layer activation statistics and histograms of the live trials at a logged step (forward only),
-    each layer measured for the trials of one activation at once."""
-    names, pres, acts = net.activations(data.x_probe)
+    """Per-layer activation statistics and histograms of the live trials at a logged step (forward only, on
+    the probe batch's first ``STEP_PROBE_SIZE`` examples), each layer measured for the trials of one
+    activation at once."""
+    names, pres, acts = net.activations(data.x_probe[: defaults.STEP_PROBE_SIZE])
     where = {"step": step, "epoch": epoch, "progress": progress}
     per_layer: dict[str, list] = {spec.id: [] for spec in net.specs}
     for members in _by_activation(net.specs):
@@ -224,7 +226,7 @@ def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, ep
     every = data.recording.every(steps)
     report = max(1, math.ceil(steps / PROGRESS_CHUNKS))
     step_signals = epoch <= data.recording.step_diagnostics_epochs
-    order = tf.constant(batch_order(net.specs[0].seed, epoch, n))
+    order = tf.constant(batch_orders(net, epoch, n))
     loss_sum, correct, done = np.zeros(T), np.zeros(T), 0
     for first in range(0, steps, every):
         count = min(every, steps - first)
@@ -250,6 +252,13 @@ def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, ep
     return loss_sum, correct
 
 
+def batch_orders(net: GroupNet, epoch: int, n: int) -> np.ndarray:
+    """(n slices, examples): each trial's own order (the ghost, if any, takes the first trial's)."""
+    seeds = [s.seed for s in net.specs]
+    orders = {seed: batch_order(seed, epoch, n) for seed in set(seeds)}
+    return np.stack([orders[seed] for seed in seeds + seeds[:1] * (net.n - net.T)])
+
+
 def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
     """tf.functions: a run of training steps over a batch order, and an evaluation pass; per-trial results."""
     x, y, n, T = data.x_train, data.y_train, data.n_train, net.T
@@ -258,20 +267,20 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
     @tf.function(jit_compile=net.jit)
     def step(xb, yb):
         with tf.GradientTape() as tape:
-            losses, hits = net.losses(xb, yb, training=True)
+            losses, hits = net.losses(xb, yb, training=True, per_trial=True)
             total = tf.reduce_sum(losses)  # each trial's gradient is its own
         opt.apply(tape.gradient(total, net.variables))
         return losses, hits
 
-    @tf.function(input_signature=[tf.TensorSpec([n], tf.int32), scalar, scalar])
+    @tf.function(input_signature=[tf.TensorSpec([net.n, n], tf.int32), scalar, scalar])
     def train_steps(order, first, count):
         loss_sum = tf.zeros([T])
         correct = tf.zeros([T], tf.int32)
         for i in tf.range(first, first + count):
             start = i * bs
-            idx = order[start: tf.minimum(start + bs, n)]
+            idx = order[:, start: tf.minimum(start + bs, n)]  # (n, batch): each trial's own examples
             losses, hits = step(tf.gather(x, idx), tf.gather(y, idx))
-            loss_sum += losses * tf.cast(tf.shape(idx)[0], tf.float32)
+            loss_sum += losses * tf.cast(tf.shape(idx)[1], tf.float32)
             correct += hits
         return loss_sum, correct
 

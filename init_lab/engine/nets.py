@@ -3,8 +3,10 @@
 Two classes plug into the one training loop (``loop``):
 
 * :class:`PackedMLP` — T same-shaped MLP trials as one computation: activations are trial-major
-  (T, batch, h), every layer one batched matmul with kernels (T, h_in, h_out) over the shared input
-  batch, activations applied per contiguous slice of trials (ordered by activation). Reductions over
+  (T, batch, h), every layer one batched matmul with kernels (T, h_in, h_out), activations applied per
+  contiguous slice of trials (ordered by activation). In training each trial has its own batch (its
+  own seed's order, gathered per trial: ``per_trial=True``), so trials of different seeds pack; the
+  evaluation passes share one input batch, broadcast over the trials. Reductions over
   the batch are batched matmuls with a ones vector (``_batch_sums``): TensorFlow's reduce_sum rounds
   differently for different numbers of trials, a batched matmul does not, so a trial's numbers are
   bit-identical whatever group it trains in (a resumed, regrouped sweep reproduces an uninterrupted
@@ -45,6 +47,7 @@ class GroupNet:
     specs: list[TrialSpec]  # in the model's trial order
     variables: list[Any]
     owners: list[int | None]  # per variable: STACKED, or the index of the trial owning it
+    n: int  # slices of a stacked variable: T, plus a ghost where a lone trial needs one (PackedMLP)
     param_count: int  # per trial
     jit: bool = False  # XLA-compile the training step
 
@@ -52,12 +55,20 @@ class GroupNet:
     def T(self) -> int:
         return len(self.specs)
 
-    def logits(self, x: Any, training: bool = False) -> Any:  # (T, batch, classes)
+    def logits(self, x: Any, training: bool = False, per_trial: bool = False) -> Any:  # (T, batch, classes)
+        """Logits of a batch shared by every trial (batch, …), or with ``per_trial`` one batch per slice (n, batch, …)."""
         raise NotImplementedError
 
-    def losses(self, x: Any, y: Any, training: bool = False) -> tuple[Any, Any]:
-        """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch."""
-        return per_trial_loss(self.logits(x, training), y)
+    def losses(self, x: Any, y: Any, training: bool = False, per_trial: bool = False) -> tuple[Any, Any]:
+        """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch (labels (batch,) or (n, batch))."""
+        return per_trial_loss(self.logits(x, training, per_trial), y)
+
+    def per_variable(self, values: list[float]) -> list[Any]:
+        """One per-trial scalar (a learning rate…) laid out like ``variables``: (n, 1, …) over a stacked
+        variable (the ghost, if any, takes the first trial's), a scalar for a variable one trial owns."""
+        padded = np.array(list(values) + [values[0]] * (self.n - self.T), dtype=np.float32)
+        return [tf.constant(padded.reshape([self.n] + [1] * (len(v.shape) - 1))) if o is STACKED
+                else tf.constant(padded[o]) for v, o in zip(self.variables, self.owners)]
 
     def probe(self, x: Any, y: Any) -> dict[str, LayerSignals]:
         """Per trial: every hidden layer's signals on the batch, forward and backward."""
@@ -108,8 +119,9 @@ def activation(choice: Choice, learned: dict[str, Any] | None = None):
 
 
 def per_trial_loss(logits: Any, labels: Any) -> tuple[Any, Any]:
-    """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch; batch sums as matmuls."""
-    y = tf.broadcast_to(labels[None, :], tf.shape(logits)[:2])
+    """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch; batch sums as matmuls.
+    ``labels``: (batch,) shared by every trial, or (T, batch) one batch per trial."""
+    y = labels if labels.shape.rank == 2 else tf.broadcast_to(labels[None, :], tf.shape(logits)[:2])
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32), axis=1)
     mean = _batch_sums(ce[:, :, None])[:, 0, 0] / tf.cast(tf.shape(ce)[1], ce.dtype)
@@ -206,10 +218,11 @@ class PackedMLP(GroupNet):
             parts.append(activation(choice, learned)(z[s:e]))
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
-    def forward(self, x):
-        """(batch, in) → pre-activations and activations of every hidden layer, and logits (T, batch, ·)."""
+    def forward(self, x, per_trial: bool = False):
+        """(batch, in), or per trial (n, batch, in) → pre-activations and activations of every hidden layer,
+        and logits (n, batch, ·)."""
         pres, acts = [], []
-        h = tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
+        h = x if per_trial else tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
         for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
             z = _add_bias(tf.matmul(h, w), b)
             if layer == len(self.ws) - 1:
@@ -218,11 +231,11 @@ class PackedMLP(GroupNet):
             pres.append(z)
             acts.append(h)
 
-    def logits(self, x, training: bool = False):
-        return self.forward(x)[2]  # (n, batch, classes): the ghost included
+    def logits(self, x, training: bool = False, per_trial: bool = False):
+        return self.forward(x, per_trial)[2]  # (n, batch, classes): the ghost included
 
-    def losses(self, x, y, training: bool = False):
-        losses, hits = per_trial_loss(self.logits(x), y)  # over all n slices: the same shapes as any group
+    def losses(self, x, y, training: bool = False, per_trial: bool = False):
+        losses, hits = per_trial_loss(self.logits(x, per_trial=per_trial), y)  # all n slices: the same shapes as any group
         return losses[: self.T], hits[: self.T]
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
@@ -360,6 +373,7 @@ class KerasNets(GroupNet):
     def __init__(self, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int):
         keras.backend.clear_session(free_memory=False)
         self.specs = list(specs)
+        self.n = len(self.specs)
         self.models = [build_keras_model(s.arch, input_shape, n_classes, s.initializer, s.activation, s.seed)
                        for s in self.specs]
         self.variables = [v for m in self.models for v in m.trainable_variables]
@@ -367,8 +381,8 @@ class KerasNets(GroupNet):
         self.param_count = int(self.models[0].count_params())
         self._probes = [self._probe_fn(m) for m in self.models]
 
-    def logits(self, x, training: bool = False):
-        return tf.stack([m(x, training=training) for m in self.models])
+    def logits(self, x, training: bool = False, per_trial: bool = False):
+        return tf.stack([m(x[t] if per_trial else x, training=training) for t, m in enumerate(self.models)])
 
     @staticmethod
     def _pairs(model) -> list[tuple[Any, Any]]:

@@ -10,50 +10,118 @@ sweep hands every event to its recorder, the only writer of the run directory. T
   instance, or ``checkpoints.storage``), a task writes its group's checkpoint each epoch and a
   retried task continues from it; otherwise a retried task restarts its group.
 
+Both train a group through :func:`train_group`: a packed group that runs out of memory is cut in
+halves and retried from its members' last epoch-end states (the plan's estimate can be wrong), one
+that fails otherwise trains its trials one at a time, so only the trial at fault is recorded failed.
+
 Adding an executor (Dask, say) is one class with ``run`` (and ``close`` if it holds resources).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import fields, replace
 from typing import Any
 
 from init_lab.catalog.errors import InitLabError
 from init_lab.catalog.status import TrialStatus
-from init_lab.engine.events import EpochEnded, Event, Group, GroupFinished, Notice, TrialResult
+from init_lab.config.grid import TrialSpec
+from init_lab.engine.events import EpochEnded, Event, Group, GroupFinished, Notice, Progress, TrialResult, TrialState
 
 RAY_CONNECT_TIMEOUT = 10.0  # seconds to reach a Ray address before giving up with a message
 
 
 def train_group(group: Group, data: Any) -> Iterator[Event]:
-    """The engine's loop for one group; a failing packed group is retried one trial at a time, and a
-    failing single trial ends as failed (other trials go on)."""
+    """The engine's loop for one group. A packed group that runs out of memory is cut in two halves, each
+    retried from its members' last saved states (recursively); one that fails otherwise is retried one
+    trial at a time; a single trial that fails ends as failed (other trials go on)."""
     from init_lab.engine.loop import run_group
 
-    last = dict(group.start or {})  # each trial's newest state: where a fallback continues from
+    last = dict(group.start or {})  # each trial's state at its newest epoch end: where a retry continues from
     try:
+        _fault_oom(group)
         for event in run_group(group, data):
             if isinstance(event, EpochEnded):
-                last.update(event.states)
+                last.update({tid: _settled(state) for tid, state in event.states.items()})
             yield event
+            _fault_oom(group, event)
+        return
     except Exception as exc:  # a trial's own failure (bad shape, out of memory…) must not stop the sweep
-        if len(group.specs) > 1:
-            yield Notice(group.id, f"packed group of {len(group.specs)} failed ({type(exc).__name__}: {exc}); "
-                                   "training its trials one at a time")
-            for spec in group.specs:
-                state = last.get(spec.id)
-                if state is not None and state.status == TrialStatus.DIVERGED:
-                    continue  # finished already (recorded at the epoch it diverged)
-                start = {spec.id: state} if state is not None else None
-                yield from train_group(Group(f"{group.id}-{spec.index}", group.net, [spec], start), data)
-        else:
-            spec = group.specs[0]
-            result = TrialResult(TrialStatus.FAILED, last.get(spec.id), error=f"{type(exc).__name__}: {exc}")
-            yield GroupFinished(group.id, {spec.id: result})
+        error, oom = f"{type(exc).__name__}: {exc}", is_out_of_memory(exc)
+    # retried out here, once the failed attempt's frames (and the tensors they hold) are released
+    if oom:
+        gc.collect()
+    yield from _retry(group, data, last, error, oom)
+
+
+def _retry(group: Group, data: Any, last: dict[str, TrialState], error: str, oom: bool) -> Iterator[Event]:
+    """After a group failed: its live members again, in halves (out of memory) or one by one, from ``last``."""
+    if len(group.specs) == 1:
+        spec = group.specs[0]
+        alone = "; out of memory with this trial alone: a smaller batch size or model is needed" if oom else ""
+        yield GroupFinished(group.id, {spec.id: TrialResult(TrialStatus.FAILED, last.get(spec.id), error=error + alone)})
+        return
+    live = [s for s in group.specs if s.id not in last or last[s.id].status != TrialStatus.DIVERGED]
+    if not live:
+        return  # every member diverged: each was recorded at its epoch already
+    parts = _halves(live) if oom else [[s] for s in live]
+    epoch = max((last[s.id].epoch for s in live if s.id in last), default=0)
+    again = "from epoch 1" if not epoch else f"from their states after epoch {epoch}"
+    how = f"in groups of {' and '.join(str(len(p)) for p in parts)}" if oom else "one at a time"
+    brief = error.splitlines()[0][:200]  # TensorFlow's out-of-memory messages run to pages
+    yield Notice(group.id, f"packed group of {len(group.specs)} {'ran out of memory' if oom else 'failed'} ({brief}); "
+                           f"training its {len(live)} live trial(s) {how}, {again}")
+    for k, members in enumerate(parts, 1):
+        start = {s.id: last[s.id] for s in members} if all(s.id in last for s in members) else None
+        suffix = f"h{k}" if oom else str(members[0].index)
+        yield from train_group(Group(f"{group.id}-{suffix}", group.net, members, start), data)
+
+
+def _halves(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
+    """Two consecutive halves (the first the larger by one, if odd)."""
+    middle = (len(specs) + 1) // 2
+    return [part for part in (specs[:middle], specs[middle:]) if part]
+
+
+def _settled(state: TrialState) -> TrialState:
+    """The state as it is at its epoch end: the loop goes on appending the next epoch's rows to the live
+    object, and a retry must not start with half an epoch recorded. Lists are copied, rows and arrays shared."""
+    h = state.histograms
+    if h is not None:
+        h = replace(h, **{f.name: list(getattr(h, f.name)) for f in fields(h) if isinstance(getattr(h, f.name), list)})
+    return replace(state, epochs=list(state.epochs), layers=list(state.layers), steps=list(state.steps),
+                   step_layers=list(state.step_layers), histograms=h)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Python's MemoryError, or TensorFlow's ResourceExhaustedError (named, not imported: no TensorFlow here),
+    or another TensorFlow error whose message says the allocator ran out (XLA reports some that way)."""
+    if isinstance(exc, MemoryError):
+        return True
+    tensorflow = [c for c in type(exc).__mro__ if c.__module__.startswith("tensorflow")]
+    if any(c.__name__ == "ResourceExhaustedError" for c in tensorflow):
+        return True
+    return bool(tensorflow) and any(m in str(exc) for m in ("RESOURCE_EXHAUSTED", "OOM when allocating", "Out of memory"))
+
+
+def _fault_oom(group: Group, event: Event | None = None) -> None:
+    """Fault injection for tests: ``INITLAB_FAULT_OOM_ABOVE=N`` — a group of more than N trials runs out of
+    memory as it starts; ``N:E`` — at its first progress report inside epoch E instead (mid-epoch)."""
+    spec = os.environ.get("INITLAB_FAULT_OOM_ABOVE")
+    if not spec:
+        return
+    above, _, epoch = spec.partition(":")
+    if len(group.specs) <= int(above):
+        return
+    starting = event is None and not epoch
+    mid_epoch = isinstance(event, Progress) and epoch and event.epoch == int(epoch) and event.step < event.steps
+    if starting or mid_epoch:
+        raise MemoryError(f"injected: a group of {len(group.specs)} trials (INITLAB_FAULT_OOM_ABOVE={spec})")
 
 
 class Executor(ABC):

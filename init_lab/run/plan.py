@@ -1,9 +1,12 @@
 """Execution groups: which trials train together, and from which saved state.
 
 Trials pack into one group when one model class can train them as one computation: same network
-shape, same training settings and seed (so the same batches), same model class — and, on a resume,
-the same saved epoch. A trial's numbers do not depend on its group, so groups may differ from run
-to run (a resume regroups whatever is left) without changing any result.
+shape, same batch size, optimizer and momentum, same model class — and, on a resume, the same saved
+epoch. Seed and learning rate may differ: each trial draws its own batches (a gather per trial from
+its own permutation) and steps with its own learning rate. A trial's numbers do not depend on its
+group, so groups may differ from run to run (a resume regroups whatever is left) without changing
+any result — which is also what lets a group too large for the memory budget be cut into smaller
+ones (``memory.split_to_budget``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import Group
 from init_lab.run.checkpoints import CheckpointStore, fingerprint
+from init_lab.run.memory import MemoryPlan, format_bytes, split_to_budget
 
 
 def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
@@ -38,8 +42,9 @@ def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
 def _key(spec: TrialSpec, net: NetKind, epoch: int) -> tuple:
     if net != NetKind.PACKED_MLP:
         return ("single", spec.index)
-    settings = asdict(spec.train) | {"epochs": None}
-    return (net, spec.arch.hidden, tuple(sorted(settings.items())), spec.seed, epoch)
+    # per-trial in a packed group: seed (its own batch order) and learning rate; epochs are the sweep's
+    settings = asdict(spec.train) | {"epochs": None, "learning_rate": None}
+    return (net, spec.arch.hidden, tuple(sorted(settings.items())), epoch)
 
 
 def _group_id(specs: list[TrialSpec], epoch: int) -> str:
@@ -49,11 +54,13 @@ def _group_id(specs: list[TrialSpec], epoch: int) -> str:
 
 def plan_groups(
     specs: list[TrialSpec], pack: bool = True, checkpoints: CheckpointStore | None = None,
-    fingerprints: dict[str, str] | None = None,
+    fingerprints: dict[str, str] | None = None, memory: MemoryPlan | None = None,
 ) -> tuple[list[Group], list[str]]:
-    """Trials in execution groups (in grid order of their first member), with saved states attached.
+    """Trials in execution groups (in grid order of their first member), with saved states attached;
+    with a ``memory`` plan, groups larger than its budget are cut to fit.
 
-    Returns the groups and one line per trial whose saved state could not be used.
+    Returns the groups and one line per trial whose saved state could not be used, or that alone
+    needs more than the budget (it runs anyway).
     """
     notices: list[str] = []
     keyed: dict[tuple, list[TrialSpec]] = {}
@@ -73,7 +80,21 @@ def plan_groups(
             notices.append(f"{len(members)} trial(s) from {members[0].id}: saved state unreadable; restarting")
             epoch = 0
         groups.append(Group(_group_id(members, epoch), net, members, start))
+    if memory is not None:
+        groups = split_to_budget(groups, memory.group_budget, memory.group_bytes)
+        notices += _too_large([g for g in groups if not memory.fits(g)], memory)
     return groups, notices
+
+
+def _too_large(singles: list[Group], memory: MemoryPlan) -> list[str]:
+    """One line for the trials that alone need more than the budget leaves them (they run anyway)."""
+    if not singles:
+        return []
+    largest = max(memory.group_bytes(g) for g in singles)
+    who = singles[0].specs[0].id if len(singles) == 1 else f"{len(singles)} trials (first {singles[0].specs[0].id})"
+    return [f"{who}: alone about {format_bytes(largest)}, more than the memory budget of "
+            f"{format_bytes(memory.budget)} leaves beside the data ({format_bytes(memory.data_bytes)}); running anyway "
+            "(out of memory, a trial fails: a smaller batch or model, or a larger resources.memory, helps)"]
 
 
 def resume_from_latest(group: Group, checkpoints: CheckpointStore, fingerprints: dict[str, str]) -> Group:

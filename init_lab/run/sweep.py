@@ -3,10 +3,10 @@
 Order of work (Hydra's rule: inputs are saved beside outputs before work starts): create the run
 directory, write the resolved ``config.yaml``, the manifest and a ``summary.csv`` listing every
 trial as pending, point ``runs/latest`` at it; then plan execution groups (continuing each trial
-from its newest checkpoint where one fits), run them through the executor and hand every event
-to the recorder. A trial that raises is recorded as failed and the sweep goes on; a problem that
-dooms every later trial (missing data, unwritable disk) stops the sweep with one message, keeping
-what is done — at most the epoch in progress is lost.
+from its newest checkpoint where one fits, cut to the memory budget: ``memory``), run them through
+the executor and hand every event to the recorder. A trial that raises is recorded as failed and
+the sweep goes on; a problem that dooms every later trial (missing data, unwritable disk) stops the
+sweep with one message, keeping what is done — at most the epoch in progress is lost.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig, config_from_text, config_to_yaml
 from init_lab.run.checkpoints import CheckpointStore
 from init_lab.run.executors import Executor, LocalExecutor, RayExecutor, check_ray_address, require_ray
+from init_lab.run.memory import MemoryPlan
 from init_lab.run.plan import plan_groups, trial_fingerprint
 from init_lab.run.recorder import Observer, Recorder
 from init_lab.run.records import now_iso, pending_record, summary_columns, summary_row
@@ -208,8 +209,9 @@ class Sweep:
         checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
         device = ("gpu" if self.config.resources.gpus > 0 else "cpu") if self.opts.executor == "ray" else self.device
         fps = {s.id: trial_fingerprint(self.config, s, device) for s in todo}
-        groups, notices = plan_groups(todo, self.opts.pack, checkpoints, fps)
-        self._start_manifest(groups, checkpoint_dir)
+        memory = MemoryPlan.for_config(self.config, device, self.trials[0].arch.family)
+        groups, notices = plan_groups(todo, self.opts.pack, checkpoints, fps, memory)  # cut to the memory budget
+        self._start_manifest(groups, checkpoint_dir, memory)
         observer = self.opts.observer
 
         def save_summary() -> None:
@@ -258,7 +260,7 @@ class Sweep:
         observer.sweep_end(result)
         return result
 
-    def _start_manifest(self, groups: list, checkpoint_dir: Path | None) -> None:
+    def _start_manifest(self, groups: list, checkpoint_dir: Path | None, memory: MemoryPlan) -> None:
         old = self.store.read_manifest()
         self.manifest = {
             "initlab_version": __version__,
@@ -277,6 +279,7 @@ class Sweep:
                 "packed": self.opts.pack, "executor": self.opts.executor, "groups": [len(g.specs) for g in groups],
                 "resumed_groups": {g.id: g.start_epoch for g in groups if g.start},
                 "checkpoints": str(checkpoint_dir) if checkpoint_dir else None,
+                "memory": memory.record(groups),
             },
         }
         if "dataset" in old:
