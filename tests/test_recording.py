@@ -13,7 +13,7 @@ from init_lab.analysis.histograms import HistogramLog, count, gradient_edges, re
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.registry import Choice
-from init_lab.config.schema import config_from_text
+from init_lab.config.schema import config_from_text, config_to_yaml
 from init_lab.run.sweep import run_sweep
 
 from .conftest import TINY
@@ -132,7 +132,9 @@ def test_step_settings_are_validated():
         config_from_text(TINY.replace("epochs: 2", "epochs: 2, log_every_steps: 0"))
     with pytest.raises(ConfigError, match="needs diagnostics: true"):
         config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false, step_diagnostics_epochs: 2"))
-    config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false"))  # the default is not an error
+    quiet = config_from_text(TINY.replace("epochs: 2", "epochs: 2, diagnostics: false"))  # the default is no error
+    assert quiet.training.step_diagnostics_epochs == 0
+    assert config_from_text(config_to_yaml(quiet)) == quiet  # the run's resolved config.yaml reads back
 
 
 def test_step_percentiles_and_histograms_match_numpy():

@@ -176,6 +176,13 @@ class TrainingConfig(_Section):
                              "(or set step_diagnostics_epochs: 0).")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_step_diagnostics_by_default_without_diagnostics(cls, data: Any) -> Any:
+        """diagnostics: false leaves step_diagnostics_epochs at 0, so the resolved config.yaml reads back."""
+        off = isinstance(data, dict) and str(data.get("diagnostics")).lower() in ("false", "0", "no", "off")
+        return {**data, "step_diagnostics_epochs": 0} if off and "step_diagnostics_epochs" not in data else data
+
 
 class ResourcesConfig(_Section):
     """What an execution group may use: its memory budget (any executor; README: Memory), and what one
