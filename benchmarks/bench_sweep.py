@@ -17,7 +17,8 @@ Every figure is measured in this run, every ratio between two figures of this ru
 (d) peak RSS of a sweep of each shipped config (1 epoch on 2,048 training images, so that it stays short: the
     groups and their memory are the config's, the resident dataset is smaller) next to the ``--dry-run``
     estimate for the whole config.
-(e) ``--scale 16,64,256``: packed MLP sweeps of growing size, trials per second (for GPU machines).
+(e) ``--scale 16,64,256``: packed MLP sweeps of growing size, trials per second (for GPU machines);
+(f) where a CNN training step's time goes and what packing CNN trials would buy (``bench_cnn_step.py``).
 
     INITLAB_DATA_DIR=../shared/data python benchmarks/bench_sweep.py [--skip-cnn] [--skip-configs] [--scale ...]
 """
@@ -183,11 +184,11 @@ def shipped_configs(out: Path, device: str) -> None:
         specs = expand(config)
         plan = MemoryPlan.for_config(config, device, specs[0].arch.family)
         groups, _ = plan_groups(specs, memory=plan)
-        estimate = plan.data_bytes + max(plan.group_bytes(g) for g in groups)
+        estimate = plan.fixed_bytes + max(plan.group_bytes(g) for g in groups)
         _, peak, _ = run_process([str(BIN / "initlab"), "sweep", str(path), "--out", str(out / path.stem), "--yes",
                                   "--device", device, "--set", "training.epochs=1", "--set", "dataset.train_size=2048"])
         print(f"  {path.name:<22} {len(specs):6d} {len(groups):6d} {format_bytes(estimate):>24} {peak:18.0f} MB")
-    print("  (the estimate is the resident data plus the largest group; peak RSS is the process's, TensorFlow included)")
+    print("  (the estimate: data, its NumPy copy, TensorFlow's runtime and the largest group; peak RSS: the process's)")
 
 
 def scale(sizes: str, out: Path, device: str, epochs: int) -> None:
@@ -228,6 +229,9 @@ def main() -> None:
         shipped_configs(out / "configs", args.device)
     if args.scale:
         scale(args.scale, out / "scale", args.device, args.epochs)
+    if not args.skip_cnn:
+        print("\n(f) " + run_process([sys.executable, str(HERE / "bench_cnn_step.py"), "--device",
+                                      "gpu" if args.device == "gpu" else "cpu"])[2].strip())
     print()
     packed_step(args.device)  # last: it imports TensorFlow into this process
     print(f"\nrun directories of this benchmark: {out}")

@@ -264,8 +264,9 @@ def groups_table(groups: list[Group], memory: MemoryPlan, limit: int | None = No
         )
     if limit is not None and len(groups) > limit:
         table.add_row("…", f"{len(groups) - limit} more", *[""] * 5)
-    table.caption = (f"memory budget {format_bytes(memory.budget)} ({memory.source}); shared data "
-                     f"{format_bytes(memory.data_bytes)}; a group may use {format_bytes(max(memory.group_budget, 0))}"
+    shared = f"data {format_bytes(memory.data_bytes)}" + (", its NumPy copy and TensorFlow's runtime" if memory.host else "")
+    table.caption = (f"memory budget {format_bytes(memory.budget)} ({memory.source}); shared by every group: {shared}"
+                     f" = {format_bytes(memory.fixed_bytes)}; a group may use {format_bytes(max(memory.group_budget, 0))}"
                      + (f"; {len(over)} over budget alone (they run anyway)" if over else ""))
     return table
 

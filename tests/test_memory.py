@@ -41,7 +41,7 @@ def plan_for(budget: int, text: str = EIGHT) -> MemoryPlan:
 def fitting(n: int, text: str = EIGHT) -> int:
     """A budget that fits groups of n trials of ``text`` and no more."""
     plan = plan_for(0, text)
-    return plan.data_bytes + estimate_group_bytes(specs_of(text)[:n], plan.data)
+    return plan.fixed_bytes + estimate_group_bytes(specs_of(text)[:n], plan.data)
 
 
 class Notices(Observer):
@@ -232,7 +232,7 @@ def test_a_sweep_split_to_its_budget_computes_the_same_numbers(tmp_path, baselin
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["execution"]["groups"] == [3, 3, 2]
     assert manifest["execution"]["memory"]["budget_bytes"] == fitting(3)
-    assert max(manifest["execution"]["memory"]["group_bytes"]) <= fitting(3) - manifest["execution"]["memory"]["data_bytes"]
+    assert max(manifest["execution"]["memory"]["group_bytes"]) <= fitting(3) - manifest["execution"]["memory"]["fixed_bytes"]
     assert run_tables(result.run_dir) == baseline
 
 

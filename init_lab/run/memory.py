@@ -268,20 +268,28 @@ class MemoryPlan:
     data: DataShape
     diagnostics: bool = True
     source: str = ""  # how the budget was chosen
+    host: bool = True  # the budget is host RAM (CPU), not device memory (GPU)
 
     @classmethod
     def for_config(cls, config: SweepConfig, device: str, family: str) -> MemoryPlan:
         budget, source = budget_and_source(device, config.resources.memory)
-        return cls(budget, DataShape.from_config(config, family), config.training.diagnostics, source)
+        return cls(budget, DataShape.from_config(config, family), config.training.diagnostics, source,
+                   host=not device.startswith("gpu"))
 
     @property
     def data_bytes(self) -> int:
         return estimate_data_bytes(self.data)
 
     @property
+    def fixed_bytes(self) -> int:
+        """What every group shares, resident for the whole sweep: the data's tensors and, in host RAM, also
+        the prepared NumPy arrays they were made from and TensorFlow's own runtime (``TF_RUNTIME_BYTES``)."""
+        return self.data_bytes + (self.data_bytes + defaults.TF_RUNTIME_BYTES if self.host else 0)
+
+    @property
     def group_budget(self) -> int:
-        """What one group may use: the budget less the shared data."""
-        return self.budget - self.data_bytes
+        """What one group may use: the budget less what is shared."""
+        return self.budget - self.fixed_bytes
 
     def group_bytes(self, group: Group) -> int:
         return estimate_group_bytes(group.specs, self.data, self.diagnostics, group.net)
@@ -292,7 +300,7 @@ class MemoryPlan:
     def record(self, groups: list[Group]) -> dict[str, Any]:
         """For the manifest: the budget, its source, the data's and each group's estimate."""
         return {"budget_bytes": self.budget, "budget": self.source, "data_bytes": self.data_bytes,
-                "group_bytes": [self.group_bytes(g) for g in groups]}
+                "fixed_bytes": self.fixed_bytes, "group_bytes": [self.group_bytes(g) for g in groups]}
 
 
 def _chunks(group: Group, k: int) -> list[Group]:

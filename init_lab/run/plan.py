@@ -93,7 +93,7 @@ def _too_large(singles: list[Group], memory: MemoryPlan) -> list[str]:
     largest = max(memory.group_bytes(g) for g in singles)
     who = singles[0].specs[0].id if len(singles) == 1 else f"{len(singles)} trials (first {singles[0].specs[0].id})"
     return [f"{who}: alone about {format_bytes(largest)}, more than the memory budget of "
-            f"{format_bytes(memory.budget)} leaves beside the data ({format_bytes(memory.data_bytes)}); running anyway "
+            f"{format_bytes(memory.budget)} leaves beside the data and runtime ({format_bytes(memory.fixed_bytes)}); running anyway "
             "(out of memory, a trial fails: a smaller batch or model, or a larger resources.memory, helps)"]
 
 
