@@ -5,7 +5,7 @@ all 4 trials, best of 3 runs of 20 steps after warm-up; random inputs: CPU kerne
 on the values):
 
 1. initlab's way: 4 Keras models, one tf.function step each (no XLA);
-2. the same with XLA (``jit_compile=True``, what Keras' ``fit`` picks by default);
+2. the same with XLA (``jit_compile=True``);
 3. packed by im2col: the first convolution as one wide convolution over the shared input (32·T filters),
    the later ones as patches (``extract_patches``) times a batched matmul per trial, pooling over the
    trials folded into the batch, dense layers as batched matmuls;
@@ -80,7 +80,7 @@ def main() -> None:
     separate = [step_fn(m.trainable_variables, lambda m=m: ce(m(x, training=True))) for m in models]
     xla = [step_fn(m.trainable_variables, lambda m=m: ce(m(x, training=True)), jit=True) for m in models]
     ways = {"1. 4 models, tf.function each (initlab)": lambda: [s() for s in separate][-1],
-            "2. 4 models, XLA each (Keras fit's default)": lambda: [s() for s in xla][-1]}
+            "2. 4 models, XLA each (jit_compile=True)": lambda: [s() for s in xla][-1]}
 
     # 3. im2col: kernels per trial as (T, k·k·c_in, c_out)
     init = keras.initializers.GlorotUniform(0)
