@@ -143,7 +143,7 @@ def test_a_bad_budget_in_a_config_names_the_field_and_its_line():
         config_from_text(TINY, overrides=["resources.memory=atuo"])
     assert config_from_text(TINY, overrides=["resources.memory=2GB"]).resolved()["resources"]["memory"] == "2GB"
     with pytest.raises(ConfigError, match="resources.memory: .*got 'x'"):
-        memory.memory_budget("cpu", "x")  # the API's own check names the option too
+        memory.budget_and_source("cpu", "x")  # the API's own check names the option too
 
 
 def test_changing_the_budget_on_resume_is_allowed(tmp_path):
@@ -154,7 +154,7 @@ def test_changing_the_budget_on_resume_is_allowed(tmp_path):
 def test_auto_budget_on_cpu_is_a_share_of_available_ram(monkeypatch):
     budget, source = memory.budget_and_source("cpu (2 cores)", "auto")
     assert 0 < budget <= memory.host_available_bytes() and "host RAM" in source
-    assert memory.memory_budget("cpu", "3GiB") == 3 * 2**30
+    assert memory.budget_and_source("cpu", "3GiB") == (3 * 2**30, "resources.memory")
     monkeypatch.setattr(memory, "_meminfo", lambda field: None)  # no /proc/meminfo: the physical total
     assert memory.host_available_bytes() > 0
 
@@ -177,7 +177,7 @@ def test_auto_budget_on_gpu_from_nvidia_smi_or_the_fallback(monkeypatch, tmp_pat
 def test_the_budget_module_does_not_import_tensorflow():
     import subprocess
 
-    code = "import sys, init_lab.run.memory as m; m.memory_budget('auto', 'auto'); print('tensorflow' in sys.modules)"
+    code = "import sys, init_lab.run.memory as m; m.budget_and_source('auto', 'auto'); print('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 

@@ -242,12 +242,12 @@ def _missing_message(name: str, looked: list[str], from_path: bool) -> str:
 def make_synthetic(n_train: int, n_test: int, seed: int = 1234) -> Dataset:
     """Ten noisy class prototypes on a 28×28 canvas: learnable, deterministic, instant."""
     rng = np.random.default_rng(seed)
-    prototypes = rng.random((10, 28, 28)) < 0.25
+    prototypes = rng.random((N_CLASSES, *IMAGE_SHAPE)) < 0.25
 
     def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = np.arange(n, dtype=np.int32) % 10
+        y = np.arange(n, dtype=np.int32) % N_CLASSES
         rng.shuffle(y)
-        noise = rng.random((n, 28, 28)) < 0.15
+        noise = rng.random((n, *IMAGE_SHAPE)) < 0.15
         x = (prototypes[y] ^ noise).astype(np.uint8) * 255
         return x, y
 

@@ -25,9 +25,10 @@ N training examples::
                 + min(N, INIT_TRAIN_EXAMPLES) × D )   epoch 0's training subset
 
 T counts the ghost copy a lone packed trial gets under XLA (``nets.PackedMLP``). PReLU slopes (a few
-hundred numbers), TensorFlow's own workspace and XLA's buffers are not counted: ``MEMORY_FRACTION``
-leaves room for them. The shared data (:func:`estimate_data_bytes`) is resident for the whole
-sweep, so a group gets the budget minus the data. Checked against peak RSS on CPU (bundled MNIST
+hundred numbers), TensorFlow's op workspace and XLA's buffers are not counted: ``MEMORY_FRACTION``
+leaves room for them. What every group shares (``MemoryPlan.fixed_bytes``: the data of
+:func:`estimate_data_bytes` and, against host RAM, its NumPy copy and ``TF_RUNTIME_BYTES``) is resident
+for the whole sweep, so a group gets the budget minus that. Checked against peak RSS on CPU (bundled MNIST
 sample, 784-256-256-10, Adam, batch 128, groups of 8 and 32 in separate processes): 26.7 MiB a trial
 estimated (21.6 without diagnostics), 26.6 MiB measured (19.3); TensorFlow and XLA's compilation
 took a fixed ~0.15 GiB more.
@@ -240,12 +241,6 @@ def budget_and_source(device: str, setting: Any) -> tuple[int, str]:
         fallback = defaults.GPU_MEMORY_FALLBACK
         return int(fallback * fraction), f"auto: {share} of {format_bytes(fallback)} (nvidia-smi cannot tell the GPU's)"
     return int(host_available_bytes() * fraction), f"auto: {share} of available host RAM"
-
-
-def memory_budget(device: str, setting: Any) -> int:
-    """The memory budget in bytes: ``resources.memory`` if set, else MEMORY_FRACTION of the available
-    host RAM (CPU) or of the free device memory (GPU)."""
-    return budget_and_source(device, setting)[0]
 
 
 def format_bytes(n: float) -> str:
