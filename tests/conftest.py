@@ -1,39 +1,49 @@
-"""Shared fixtures: hermetic environment, tiny configs, one smoke run per session."""
+"""Fixtures: a hermetic environment for every test, config files, and a session cache of reference runs.
+Helpers (the tiny config, CLI runners, table readers, the recording observer) are in helpers.py."""
 
 from __future__ import annotations
 
-import csv
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
+from hypothesis import settings
+
+from .helpers import TINY
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The CLI's consoles read the width once, at import: fixed before any test imports it, so tables wrap the same
+# on every machine and in every terminal a developer runs the suite from.
+os.environ["COLUMNS"] = "160"
 
-REPO = Path(__file__).resolve().parents[1]
+# Hypothesis draws the same examples on every run (CI included): a failure reproduces. HYPOTHESIS_PROFILE=explore
+# draws new ones, to search further.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
-TINY = """
-name: tiny
-dataset: {name: synthetic, synthetic_train: 600, synthetic_test: 200, validation_split: 0.2}
-model: {kind: mlp, hidden: [16, 16]}
-grid:
-  initializer: [he_normal, zeros]
-  activation: [relu, tanh]
-training: {epochs: 2, batch_size: 50, optimizer: adam, learning_rate: 0.01}
-device: cpu
-"""
+HOST_RAM = 16 * 2**30  # what every test's auto memory budget is a share of, whatever this machine has free
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch, tmp_path):
-    """No test sees the developer's data dir, and Keras' cache points at an empty folder."""
+    """No test sees the developer's data dir, fault switches or XLA setting; Keras' cache is an empty folder;
+    the auto memory budget is the same on every machine (group sizes do not follow today's free RAM)."""
+    from init_lab.run import memory
+
     monkeypatch.delenv("INITLAB_DATA_DIR", raising=False)
+    monkeypatch.delenv("INITLAB_XLA", raising=False)
+    for name in [n for n in os.environ if n.startswith("INITLAB_FAULT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(memory, "host_available_bytes", lambda: HOST_RAM)
+    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: None)
 
 
 @pytest.fixture
-def write_config(tmp_path):
+def write_config(tmp_path) -> Callable[..., Path]:
     def write(text: str = TINY, name: str = "cfg.yaml") -> Path:
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
@@ -42,18 +52,21 @@ def write_config(tmp_path):
     return write
 
 
-def run_tables(run_dir: Path) -> dict[str, list[dict[str, str]]]:
-    """Every trial's epochs.csv (timing column dropped), layers.csv, steps.csv, step_layers.csv and
-    histograms.npz, exactly as written: what must be bit-identical across runs, resumes and groupings."""
-    out = {}
-    for d in sorted((Path(run_dir) / "trials").iterdir()):
-        with open(d / "epochs.csv", newline="") as f:
-            out[d.name] = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-        for table in ("layers", "steps", "step_layers"):
-            if (d / f"{table}.csv").is_file():
-                with open(d / f"{table}.csv", newline="") as f:
-                    out[f"{d.name}/{table}"] = list(csv.DictReader(f))
-        if (d / "histograms.npz").is_file():
-            with np.load(d / "histograms.npz") as z:
-                out[d.name + "/histograms"] = [{k: z[k].tolist() for k in sorted(z.files)}]
-    return out
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory) -> Callable[..., Path]:
+    """``reference_run(text, overrides, pack=True)``: the run directory of that sweep, trained once per test
+    session and shared by every test that asks for the same one. Read it; copy it (helpers.copy_run) to
+    change anything."""
+    cache: dict[tuple, Path] = {}
+
+    def get(text: str = TINY, overrides: tuple[str, ...] | list[str] = (), pack: bool = True) -> Path:
+        from init_lab.config.schema import config_from_text
+        from init_lab.run.sweep import run_sweep
+
+        key = (text, tuple(overrides), pack)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("reference")
+            cache[key] = run_sweep(config_from_text(text, overrides=list(overrides)), out=out, pack=pack).run_dir
+        return cache[key]
+
+    return get

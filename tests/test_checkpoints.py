@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,20 +11,11 @@ from init_lab.config.schema import config_from_text
 from init_lab.run.store import resolve_run_dir
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .conftest import TINY, run_tables
+from .helpers import TINY, EventLog, cli, run_tables
 
-CLI = [sys.executable, "-m", "init_lab.cli"]
 PACKED = TINY.replace("epochs: 2", "epochs: 3")  # one packed group of 4 trials
 SINGLE = TINY.replace("activation: [relu, tanh]", "activation: [prelu]").replace("initializer: [he_normal, zeros]",
                                                                                    "initializer: [he_normal]")
-
-
-tables = run_tables
-
-
-def cli(*args, env=None):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 @pytest.mark.parametrize("text,pack", [(PACKED, True), (SINGLE.replace("epochs: 2", "epochs: 3"), False)],
@@ -48,7 +36,7 @@ def test_sigkill_right_after_a_checkpoint_resumes_at_the_next_epoch(tmp_path, wr
     manifest = json.loads((run / "manifest.json").read_text())
     assert set(manifest["execution"]["resumed_groups"].values()) == {2}
     assert manifest["status"] == "completed"
-    assert tables(run) == tables(reference.run_dir)
+    assert run_tables(run) == run_tables(reference.run_dir)
 
 
 @pytest.mark.parametrize("text,pack", [(TINY, True), (SINGLE, False)], ids=["packed-group", "prelu-single"])
@@ -58,7 +46,7 @@ def test_extending_a_finished_sweep_equals_a_fresh_longer_run(tmp_path, text, pa
     fresh = run_sweep(config_from_text(text, overrides=["training.epochs=4"]), out=tmp_path / "fresh", pack=pack)
     assert extended.count("completed") == fresh.count("completed") == len(fresh.records)
     assert all(r["epochs_run"] == 4 for r in extended.records)
-    assert tables(short.run_dir) == tables(fresh.run_dir)
+    assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
     assert [r["test_accuracy"] for r in extended.records] == [r["test_accuracy"] for r in fresh.records]
     assert "epochs: 4" in (short.run_dir / "config.yaml").read_text()  # the run now says what it holds
     manifest = json.loads((short.run_dir / "manifest.json").read_text())
@@ -80,37 +68,25 @@ def test_changes_that_alter_the_computation_are_refused_on_resume(tmp_path):
 
 
 def test_a_corrupt_checkpoint_restarts_its_trials_with_a_note(tmp_path):
-    class Notes:
-        def __init__(self):
-            self.lines = []
-
-        def __getattr__(self, name):
-            return lambda *a, **k: None
-
-        def notice(self, message):
-            self.lines.append(message)
-
     short = run_sweep(config_from_text(TINY), out=tmp_path / "short")
     (checkpoint,) = (short.run_dir / "checkpoints").glob("*.npz")
     checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # torn
-    notes = Notes()
+    notes = EventLog()
     extended = resume_sweep(short.run_dir, overrides=["training.epochs=3"], observer=notes)
-    assert any("unreadable" in line for line in notes.lines), notes.lines
+    assert any("unreadable" in line for line in notes.notices), notes.notices
     assert extended.count("completed") == 4
     fresh = run_sweep(config_from_text(TINY, overrides=["training.epochs=3"]), out=tmp_path / "fresh")
-    assert tables(short.run_dir) == tables(fresh.run_dir)
+    assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
 
 
 def test_a_state_of_another_model_class_is_not_restored(tmp_path):
     """A packed run extended with --no-pack: the saved packed states do not fit Keras models; restart, say why."""
     short = run_sweep(config_from_text(TINY), out=tmp_path / "short", pack=True)
-    lines = []
-    observer = type("O", (), {"__getattr__": lambda self, n: (lambda *a, **k: None),
-                              "notice": lambda self, m: lines.append(m)})()
+    observer = EventLog()
     resume_sweep(short.run_dir, overrides=["training.epochs=3"], pack=False, observer=observer)
-    assert any("model class" in line for line in lines)
+    assert any("model class" in line for line in observer.notices)
     fresh = run_sweep(config_from_text(TINY, overrides=["training.epochs=3"]), out=tmp_path / "fresh", pack=False)
-    assert tables(short.run_dir) == tables(fresh.run_dir)
+    assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
 
 
 def test_final_states_can_be_dropped_and_extending_then_retrains(tmp_path):
@@ -119,4 +95,4 @@ def test_final_states_can_be_dropped_and_extending_then_retrains(tmp_path):
     assert not list((short.run_dir / "checkpoints").glob("*.npz"))
     resume_sweep(short.run_dir, overrides=["training.epochs=3"])
     fresh = run_sweep(config_from_text(text, overrides=["training.epochs=3"]), out=tmp_path / "fresh")
-    assert tables(short.run_dir) == tables(fresh.run_dir)
+    assert run_tables(short.run_dir) == run_tables(fresh.run_dir)

@@ -56,8 +56,8 @@ def test_critical_weight_variances(name, params, critical):
 def test_chi1_is_one_at_every_found_critical_variance(name):
     f = act(name)
     found = mf.critical_sigma_w2(f)
-    if found is not None:
-        assert mf.fixed_point(f, found).chi_1 == pytest.approx(1.0, abs=1e-4)
+    assert found is not None, f"{name} has an edge of chaos from q0 = 1: the search must find it"
+    assert mf.fixed_point(f, found).chi_1 == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("name", ["gelu", "swish"])

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from init_lab.catalog import defaults
-from init_lab.catalog.errors import ConfigError
+from init_lab.catalog.errors import ConfigError, RunDirError
 from init_lab.catalog.models import Architecture, NetKind
 from init_lab.cli import app
 from init_lab.config.grid import expand
@@ -20,10 +20,9 @@ from init_lab.run import memory
 from init_lab.run.executors import is_out_of_memory
 from init_lab.run.memory import DataShape, MemoryPlan, estimate_group_bytes, layer_sizes, split_to_budget
 from init_lab.run.plan import plan_groups
-from init_lab.run.recorder import Observer
-from init_lab.run.sweep import check_resume_change, run_sweep
+from init_lab.run.sweep import check_resume_change, resume_sweep, run_sweep
 
-from .conftest import TINY, run_tables
+from .helpers import TINY, EventLog, assert_clean_exit, copy_run, invoke, read_csv, run_tables
 
 EIGHT = TINY.replace("activation: [relu, tanh]", "activation: [relu, tanh]\n  seed: [0, 1]")  # one packed group of 8
 MNIST = DataShape((784,), 10, 54_000, 6_000, 10_000)
@@ -44,12 +43,8 @@ def fitting(n: int, text: str = EIGHT) -> int:
     return plan.fixed_bytes + estimate_group_bytes(specs_of(text)[:n], plan.data)
 
 
-class Notices(Observer):
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def notice(self, message: str) -> None:
-        self.lines.append(message)
+# this machine's own probes, captured before conftest's hermetic fixture fixes them for every test
+REAL_HOST_AVAILABLE, REAL_GPU_FREE = memory.host_available_bytes, memory.gpu_free_bytes
 
 
 # --- the estimate ----------------------------------------------------------------------------------
@@ -146,12 +141,19 @@ def test_a_bad_budget_in_a_config_names_the_field_and_its_line():
         memory.budget_and_source("cpu", "x")  # the API's own check names the option too
 
 
-def test_changing_the_budget_on_resume_is_allowed(tmp_path):
+def test_changing_the_budget_on_resume_is_allowed(tmp_path, reference_run):
     saved = config_from_text(TINY)
-    check_resume_change(tmp_path, saved, config_from_text(TINY, overrides=["resources.memory=1GB"]))
+    check_resume_change(tmp_path, saved, config_from_text(TINY, overrides=["resources.memory=1GB"]))  # no error
+    with pytest.raises(RunDirError, match="training.learning_rate"):  # while a change of what trials compute is
+        check_resume_change(tmp_path, saved, config_from_text(TINY, overrides=["training.learning_rate=0.5"]))
+    run = copy_run(reference_run(), tmp_path / "run")
+    resumed = resume_sweep(run, overrides=["resources.memory=1GB"])
+    assert resumed.count("completed") == 4 and len(resumed.skipped) == 4  # nothing retrained
+    assert "memory: 1GB" in (run / "config.yaml").read_text()
 
 
 def test_auto_budget_on_cpu_is_a_share_of_available_ram(monkeypatch):
+    monkeypatch.setattr(memory, "host_available_bytes", REAL_HOST_AVAILABLE)
     budget, source = memory.budget_and_source("cpu (2 cores)", "auto")
     assert 0 < budget <= memory.host_available_bytes() and "host RAM" in source
     assert memory.budget_and_source("cpu", "3GiB") == (3 * 2**30, "resources.memory")
@@ -160,6 +162,7 @@ def test_auto_budget_on_cpu_is_a_share_of_available_ram(monkeypatch):
 
 
 def test_auto_budget_on_gpu_from_nvidia_smi_or_the_fallback(monkeypatch, tmp_path):
+    monkeypatch.setattr(memory, "gpu_free_bytes", REAL_GPU_FREE)
     monkeypatch.setattr(memory.shutil, "which", lambda name: None)
     assert memory.budget_and_source("gpu (Fake; 1 visible)", "auto") == (
         int(defaults.GPU_MEMORY_FALLBACK * defaults.MEMORY_FRACTION),
@@ -217,11 +220,11 @@ def test_a_trial_too_large_alone_still_runs_and_is_flagged():
 # --- real sweeps: split, or out of memory, the numbers stay -------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    result = run_sweep(config_from_text(EIGHT), out=tmp_path_factory.mktemp("baseline"))
-    assert [r["packed_with"] for r in result.records] == [8] * 8
-    return run_tables(result.run_dir)
+@pytest.fixture
+def baseline(reference_run):
+    run = reference_run(EIGHT)
+    assert [r["packed_with"] for r in read_csv(run / "summary.csv")] == ["8"] * 8
+    return run_tables(run)
 
 
 def test_a_sweep_split_to_its_budget_computes_the_same_numbers(tmp_path, baseline):
@@ -245,11 +248,11 @@ def test_out_of_memory_splits_and_retries_with_the_same_numbers(tmp_path, monkey
     cfg = config_from_text(EIGHT, overrides=["training.step_diagnostics_epochs=2"] if mid_epoch else [])
     normal = run_tables(run_sweep(cfg, out=tmp_path / "normal").run_dir) if mid_epoch else baseline
     monkeypatch.setenv("INITLAB_FAULT_OOM_ABOVE", fault)
-    observer = Notices()
+    observer = EventLog()
     result = run_sweep(cfg, out=tmp_path / "oom", observer=observer)
     assert result.count("completed") == 8
     assert [r["packed_with"] for r in result.records] == [size] * 8
-    oom = [line for line in observer.lines if "ran out of memory (MemoryError: injected" in line]
+    oom = [line for line in observer.notices if "ran out of memory (MemoryError: injected" in line]
     assert len(oom) == retries and "in groups of 4 and 4" in oom[0]
     assert all(("from their states after epoch 1" if mid_epoch else "from epoch 1") in line for line in oom)
     assert run_tables(result.run_dir) == normal
@@ -302,10 +305,9 @@ def test_dry_run_shows_groups_their_estimates_and_the_budget(write_config):
 
 
 def test_a_bad_budget_on_the_command_line_is_a_clean_error(write_config):
-    result = CliRunner().invoke(app, ["sweep", str(write_config(EIGHT)), "--dry-run", "--set", "resources.memory=2 gigs"])
-    assert result.exit_code == 1
+    result = invoke("sweep", write_config(EIGHT), "--dry-run", "--set", "resources.memory=2 gigs")
+    assert_clean_exit(result, 1)
     assert "resources.memory: unknown size unit 'gigs'" in result.stderr
-    assert "Traceback" not in result.output + result.stderr
 
 
 def test_the_budget_helper_fits_exactly_its_group_size():

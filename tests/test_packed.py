@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 
@@ -12,6 +10,8 @@ from init_lab.config.schema import config_from_text
 from init_lab.engine.nets import PackedMLP
 from init_lab.run.plan import plan_groups
 from init_lab.run.sweep import run_sweep
+
+from .helpers import epoch_values, read_csv, run_tables
 
 GRID = """
 name: packed
@@ -23,14 +23,6 @@ grid:
 training: {epochs: 3, batch_size: 64, optimizer: adam, learning_rate: 0.003}
 device: cpu
 """
-
-
-def tables(run_dir):
-    out = {}
-    for d in sorted((run_dir / "trials").iterdir()):
-        with open(d / "epochs.csv", newline="") as f:
-            out[d.name] = [{k: float(v) for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
-    return out
 
 
 def test_groups_follow_shape_and_settings_not_seed_or_learning_rate():
@@ -57,12 +49,11 @@ def test_same_initial_weights_as_one_model_per_trial():
             np.testing.assert_array_equal(packed.ws[layer].numpy()[t], kernels[layer])
 
 
-def test_packed_epochs_equal_one_model_runs(tmp_path):
-    cfg = config_from_text(GRID)
-    packed = run_sweep(cfg, out=tmp_path / "packed", pack=True)
-    single = run_sweep(cfg, out=tmp_path / "single", pack=False)
-    assert packed.count("completed") == single.count("completed") == 24
-    tp, ts = tables(packed.run_dir), tables(single.run_dir)
+def test_packed_epochs_equal_one_model_runs(reference_run):
+    packed, single = reference_run(GRID), reference_run(GRID, pack=False)
+    records = {run: read_csv(run / "summary.csv") for run in (packed, single)}
+    assert [r["status"] for r in records[packed]] == [r["status"] for r in records[single]] == ["completed"] * 24
+    tp, ts = epoch_values(packed), epoch_values(single)
     assert tp.keys() == ts.keys()
     for trial in tp:
         for rp, rs in zip(tp[trial], ts[trial], strict=True):
@@ -73,8 +64,8 @@ def test_packed_epochs_equal_one_model_runs(tmp_path):
                 assert rp[key] == pytest.approx(rs[key], rel=rel, abs=1e-6), (trial, rp["epoch"], key)
             for key in ("accuracy", "val_accuracy"):
                 assert rp[key] == pytest.approx(rs[key], abs=0.005), (trial, rp["epoch"], key)
-    acc_p = np.array([r["test_accuracy"] for r in packed.records])
-    acc_s = np.array([r["test_accuracy"] for r in single.records])
+    acc_p = np.array([float(r["test_accuracy"]) for r in records[packed]])
+    acc_s = np.array([float(r["test_accuracy"]) for r in records[single]])
     assert np.abs(acc_p - acc_s).mean() < 0.002
 
 
@@ -88,22 +79,24 @@ def test_a_diverging_trial_does_not_change_the_others(tmp_path):
     b = run_sweep(wild, out=tmp_path / "wild")
     assert b.records[2]["status"] == "diverged" and a.records[2]["status"] != "diverged"
     assert b.records[0]["packed_with"] == 3
-    ta, tb = tables(a.run_dir), tables(b.run_dir)
+    ta, tb = run_tables(a.run_dir), run_tables(b.run_dir)
     for trial in ("000_he_normal-relu-s0", "001_glorot_uniform-relu-s0"):
-        assert ta[trial] == tb[trial]  # bit for bit
+        for table in ("", "/layers", "/steps", "/step_layers", "/histograms"):
+            assert ta[trial + table] == tb[trial + table], trial + table  # bit for bit
     assert [r["test_accuracy"] for r in a.records[:2]] == [r["test_accuracy"] for r in b.records[:2]]
 
 
-def test_a_trial_gets_the_same_bits_whatever_group_it_trains_in(tmp_path):
+def test_a_trial_gets_the_same_bits_whatever_group_it_trains_in(tmp_path, reference_run):
     """Resume regroups the unfinished trials: their numbers must not depend on the group."""
-    whole = run_sweep(config_from_text(GRID), out=tmp_path / "whole")
+    whole = reference_run(GRID)
     part = run_sweep(config_from_text(GRID, overrides=["grid.initializer=[he_normal]",
                                                        "grid.activation=[relu, tanh, elu]"]), out=tmp_path / "part")
-    tw, tp = tables(whole.run_dir), tables(part.run_dir)
-    assert whole.records[0]["packed_with"] == 24 and part.records[0]["packed_with"] == 3
-    assert tp["000_he_normal-relu-s0"] == tw["000_he_normal-relu-s0"]
-    assert tp["001_he_normal-tanh-s0"] == tw["001_he_normal-tanh-s0"]
-    assert tp["002_he_normal-elu-s0"] == tw["003_he_normal-elu-s0"]
+    tw, tp = run_tables(whole), run_tables(part.run_dir)
+    assert read_csv(whole / "summary.csv")[0]["packed_with"] == "24" and part.records[0]["packed_with"] == 3
+    for mine, theirs in [("000_he_normal-relu-s0", "000_he_normal-relu-s0"), ("001_he_normal-tanh-s0",
+                         "001_he_normal-tanh-s0"), ("002_he_normal-elu-s0", "003_he_normal-elu-s0")]:
+        for table in ("", "/layers", "/steps", "/step_layers", "/histograms"):
+            assert tp[mine + table] == tw[theirs + table], mine + table
 
 
 MIXED = GRID.replace("activation: [relu, tanh, {name: leaky_relu, alpha: 0.2}, elu, gelu, selu, sigmoid, swish]",
@@ -116,15 +109,15 @@ def test_learned_slopes_pack_without_touching_their_neighbours(tmp_path):
     cfg = config_from_text(MIXED, overrides=["grid.initializer=[he_normal]"])
     mixed = run_sweep(cfg, out=tmp_path / "mixed")
     assert mixed.records[0]["packed_with"] == 4 and mixed.count("completed") == 4
-    tm = tables(mixed.run_dir)
+    tm = epoch_values(mixed.run_dir)
     for i, act in enumerate(["relu", "{name: leaky_relu, alpha: 0.2}", "{name: elu, alpha: 0.5}", "prelu"]):
         alone = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", f"grid.activation=[{act}]"]),
                           out=tmp_path / f"alone{i}")
-        (trial,) = tables(alone.run_dir).values()
+        (trial,) = epoch_values(alone.run_dir).values()
         assert trial == tm[mixed.records[i]["trial_id"]], act
     keras_prelu = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", "grid.activation=[prelu]"]),
                             out=tmp_path / "keras", pack=False)
-    (reference,) = tables(keras_prelu.run_dir).values()
+    (reference,) = epoch_values(keras_prelu.run_dir).values()
     for rp, rk in zip(tm[mixed.records[3]["trial_id"]], reference, strict=True):
         assert rp["loss"] == pytest.approx(rk["loss"], rel=1e-4)
 
@@ -140,7 +133,7 @@ def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
     packed = run_sweep(cfg, out=tmp_path / "packed")
     assert {r["packed_with"] for r in packed.records} == {24}
     single = run_sweep(cfg, out=tmp_path / "single", pack=False)
-    tp, ts = tables(packed.run_dir), tables(single.run_dir)
+    tp, ts = epoch_values(packed.run_dir), epoch_values(single.run_dir)
     for trial in tp:
         for rp, rs in zip(tp[trial], ts[trial], strict=True):
             assert rp["learning_rate"] == rs["learning_rate"]
@@ -157,6 +150,6 @@ def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
                                                                          f"training.learning_rate={lr}",
                                                                          f"grid.seed=[{seed}]"]),
                           out=tmp_path / trial)
-        (rows,) = tables(alone.run_dir).values()
+        (rows,) = epoch_values(alone.run_dir).values()
         (packed_rows,) = [v for k, v in tp.items() if k.endswith(trial)]
         assert rows == packed_rows, trial  # bit for bit: the group does not matter

@@ -12,31 +12,24 @@ import pytest
 from init_lab.config.schema import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .conftest import TINY
-
-
-def tables(run_dir):
-    out = {}
-    for d in sorted((run_dir / "trials").iterdir()):
-        with open(d / "epochs.csv", newline="") as f:
-            out[d.name] = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
-    return out
+from .helpers import TINY, run_tables
 
 
 def test_same_config_and_seed_give_identical_tables(tmp_path):
     cfg = config_from_text(TINY)
     a = run_sweep(cfg, out=tmp_path / "a")
     b = run_sweep(cfg, out=tmp_path / "b")
-    ta, tb = tables(a.run_dir), tables(b.run_dir)
-    assert len(ta) == 4 and ta == tb  # byte-identical numbers, every epoch, every trial
+    ta, tb = run_tables(a.run_dir), run_tables(b.run_dir)
+    assert len(ta) == 4 * 5 and ta == tb  # 4 trials × 5 tables, byte-identical: every epoch, layer, step, histogram
     assert [r["test_accuracy"] for r in a.records] == [r["test_accuracy"] for r in b.records]
 
 
 def test_different_seeds_give_different_results(tmp_path):
     cfg = config_from_text(TINY, overrides=["grid.seed=[0, 1]", "grid.initializer=[he_normal]", "grid.activation=[relu]"])
     result = run_sweep(cfg, out=tmp_path)
-    t = list(tables(result.run_dir).values())
-    assert t[0] != t[1]
+    t = run_tables(result.run_dir)
+    assert t["000_he_normal-relu-s0"] != t["001_he_normal-relu-s1"]
+    assert t["000_he_normal-relu-s0/layers"] != t["001_he_normal-relu-s1/layers"]
 
 
 def test_batch_order_depends_on_seed_and_epoch_only():
@@ -87,7 +80,7 @@ def test_resume_keeps_finished_trials_and_reruns_the_rest(tmp_path):
     assert sorted(resumed.skipped) == ["000_he_normal-relu-s0", "002_zeros-relu-s0"]
     assert resumed.count("completed") == 4
     assert json.loads((trial_dir / "000_he_normal-relu-s0" / "trial.json").read_text()) == keep
-    assert tables(first.run_dir)["001_he_normal-tanh-s0"] == tables(run_sweep(cfg, out=tmp_path / "x").run_dir)["001_he_normal-tanh-s0"]
+    assert run_tables(first.run_dir)["001_he_normal-tanh-s0"] == run_tables(run_sweep(cfg, out=tmp_path / "x").run_dir)["001_he_normal-tanh-s0"]
 
 
 def test_resume_refuses_a_different_config(tmp_path):
