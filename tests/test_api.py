@@ -11,10 +11,12 @@ import yaml
 from typer.testing import CliRunner
 
 import init_lab
+from init_lab.api import _config
 from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
+from init_lab.config.schema import config_from_dict
 
-from .conftest import REPO, TINY
+from .helpers import REPO, TINY
 
 CONFIG = yaml.safe_load(TINY)
 
@@ -22,14 +24,6 @@ CONFIG = yaml.safe_load(TINY)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return init_lab.sweep(CONFIG, out=tmp_path_factory.mktemp("api"), progress=False)
-
-
-def test_import_is_light():
-    import subprocess
-    import sys
-
-    code = "import sys, init_lab; print('tensorflow' in sys.modules, 'pandas' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == ["False", "False"]
 
 
 def test_sweep_from_a_dict_and_frames_equal_the_files(run):
@@ -122,3 +116,41 @@ def test_probe_returns_frames():
     assert len(frames["summary"]) == 4 and set(frames["layers"]["seed"]) == {0, 1}
     assert len(frames["layers"]) == 4 * 2 * 2  # combinations × seeds × hidden layers
     assert (frames["spectra"]["singular_value"] >= 0).all()
+
+
+# --- every documented form of `config`, with and without overrides ---------------------------------
+
+
+@pytest.fixture(params=["dict", "path", "config"])
+def config_like(request, tmp_path):
+    """The tiny config in each form the API documents: a dict as the YAML would be, a YAML path, a config."""
+    if request.param == "dict":
+        return CONFIG
+    if request.param == "path":
+        path = tmp_path / "tiny.yaml"
+        path.write_text(TINY)
+        return path
+    return config_from_dict(CONFIG)
+
+
+@pytest.mark.parametrize("overrides", [None, ["training.epochs=1", "grid.initializer=[{name: random_normal, stddev: 0.1}]"]])
+def test_every_form_of_config_resolves_to_the_same_config(config_like, overrides):
+    """A validated config with overrides (the README's form) used to fail: its grid entries were dumped as
+    {name, params} and read back as a parameter called 'params'."""
+    expected = config_from_dict(CONFIG, overrides=overrides)
+    got = _config(config_like, overrides)
+    assert got.model_copy(update={"name": "x"}).resolved() == expected.model_copy(update={"name": "x"}).resolved()
+    if overrides:
+        assert got.training.epochs == 1 and got.grid.initializer[0].kwargs == {"stddev": 0.1}
+
+
+def test_sweep_and_probe_take_a_config_object_with_overrides(tmp_path):
+    """The case that raised "initializer 'he_normal' has no parameter 'params'" on a15a15c, end to end."""
+    cfg = config_from_dict(CONFIG)
+    overrides = ["training.epochs=1", "grid.activation=[{name: leaky_relu, alpha: 0.2}]"]
+    run = init_lab.sweep(cfg, out=tmp_path, overrides=overrides, progress=False)
+    assert run.status == "completed" and len(run.summary) == 2
+    assert run.config["training"]["epochs"] == 1
+    assert run.config["grid"]["activation"] == [{"name": "leaky_relu", "alpha": 0.2}]
+    frames = init_lab.probe(cfg, overrides=["grid.initializer=[he_normal]"], seeds=1, jacobian_examples=2, batch=16)
+    assert len(frames["summary"]) == 2  # he_normal × (relu, tanh)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -123,12 +121,6 @@ def test_theory_adapter_reasons_and_variants():
     assert prelu.ratio("pre_std") == pytest.approx(math.sqrt(1.0625) ** 9, rel=1e-6)  # PReLU at init: a = 0.25
     median = 2.0 * math.exp(-0.25)  # a log-normal ratio whose square has mean 4
     assert theory.band(2.0, 0.5) == pytest.approx((median * math.exp(-1), median * math.exp(1)))
-
-
-def test_the_theory_engine_imports_no_tensorflow():
-    code = "import sys, init_lab.analysis.theory, init_lab.analysis.meanfield; print('tensorflow' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
 
 
 def test_theory_tables_follow_the_bias_variance_and_input_moment():

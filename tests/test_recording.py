@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import csv
+import json
 import math
 
 import numpy as np
@@ -16,17 +16,12 @@ from init_lab.catalog.registry import Choice
 from init_lab.config.schema import config_from_text, config_to_yaml
 from init_lab.run.sweep import run_sweep
 
-from .conftest import TINY
+from .helpers import TINY, read_csv
 
 # 480 training examples, batch 50: 10 steps per epoch; a steps.csv row every 3 steps → windows of 3, 3, 3, 1
 RECORDED = TINY.replace("epochs: 2", "epochs: 3, log_every_steps: 3")
 STEPS_PER_EPOCH, WINDOWS = 10, [3, 6, 9, 10]
 PROBE = 120  # the probe batch: the first 256 validation examples, of 120
-
-
-def read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +153,20 @@ def test_step_percentiles_and_histograms_match_numpy():
         assert (bad == 0).all()
     fine, _ = fine_counts(np.array([[np.nan, -5.0, 0.0, 1.0]]), np.array([0.0, 0.5, 1.0]))
     assert coarse(fine).tolist() == [[1, 1, 1, 0]]  # under, [0, .5), [.5, 1], over: the NaN counted apart
+
+
+def test_epochs_to_each_threshold_is_the_first_epoch_that_reached_it(run):
+    """trial.json's epochs_to_threshold and summary.csv's epochs_to_<t> columns, from epochs.csv by hand."""
+    thresholds = defaults.ACCURACY_THRESHOLDS  # the run's own (training.thresholds left out)
+    summary = {r["trial_id"]: r for r in read_csv(run / "summary.csv")}
+    reached_some = missed_some = False
+    for tid, row in summary.items():
+        epochs = read_csv(run / "trials" / tid / "epochs.csv")
+        record = json.loads((run / "trials" / tid / "trial.json").read_text())
+        for t in thresholds:
+            first = next((int(e["epoch"]) for e in epochs if float(e["val_accuracy"]) >= t), None)
+            assert record["epochs_to_threshold"][f"epochs_to_{t:g}"] == first, (tid, t)
+            assert row[f"epochs_to_{t:g}"] == ("" if first is None else str(first)), (tid, t)
+            reached_some |= first is not None
+            missed_some |= first is None
+    assert reached_some and missed_some  # both cases occur in this run

@@ -20,7 +20,7 @@ from init_lab.run import store
 from init_lab.run.store import create_run_dir, resolve_run_dir, update_latest
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .helpers import CLI, TINY, EventLog, assert_clean_exit, invoke, read_csv, run_tables
+from .helpers import CLI, TINY, EventLog, assert_clean_exit, cli, invoke, read_csv, run_tables
 
 
 def _checkpoints(run_root):
@@ -86,7 +86,9 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp
     assert run_tables(run) == run_tables(reference), f"after {kills} kills the tables differ from an uninterrupted run"
 
 
-def test_ctrl_c_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, write_config):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, write_config, sig):
+    """Ctrl-C, or a scheduler's SIGTERM (the CLI's handler turns it into the same clean stop)."""
     cfg_path = write_config(TINY.replace("epochs: 2", "epochs: 40"))
     out = tmp_path / "runs"
     proc = subprocess.Popen(CLI + ["sweep", str(cfg_path), "--out", str(out)], stdout=subprocess.PIPE,
@@ -97,14 +99,46 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, wri
         if epochs and len(epochs[0].read_text().splitlines()) > 2:
             break
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr  # a real process: a traceback would show
+    # a real process: an escaped exception would print its traceback here
+    assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     run = resolve_run_dir(out / "latest")
-    assert json.loads((run / "manifest.json").read_text())["status"] == "interrupted"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
     for d in (run / "trials").iterdir():
-        json.loads((d / "trial.json").read_text())  # every file complete and parseable
+        record = json.loads((d / "trial.json").read_text())  # every file complete and parseable
+        assert record["status"] in ("running", "pending")  # stopped mid-training: none finished, none failed
+    resumed = cli("sweep", "--resume", run, "--set", "training.epochs=3")
+    assert resumed.returncode == 1 and "training.epochs" in resumed.stderr  # 40 planned: fewer is refused
+
+
+def test_retry_failed_through_the_command_line(tmp_path, write_config, monkeypatch):
+    """A failed trial stays failed on a plain --resume, and trains again with --resume --retry-failed."""
+    from init_lab.engine import loop
+
+    real = loop.build_net
+
+    def fails_for_trial_2(kind, specs, *args):
+        if any(s.index == 2 for s in specs):
+            raise ValueError("boom")
+        return real(kind, specs, *args)
+
+    monkeypatch.setattr(loop, "build_net", fails_for_trial_2)
+    out = tmp_path / "runs"
+    first = invoke("sweep", write_config(), "--out", out, "--no-pack")
+    assert first.exception is None or isinstance(first.exception, SystemExit), repr(first.exception)
+    assert "1 failed" in first.output
+    monkeypatch.setattr(loop, "build_net", real)
+    kept = invoke("sweep", "--resume", "latest", "--out", out, "--no-pack")
+    assert_clean_exit(kept, first.exit_code)  # a plain resume keeps the failure: the same exit status
+    run = resolve_run_dir(out / "latest")
+    assert [r["status"] for r in read_csv(run / "summary.csv")] == ["completed", "completed", "failed", "completed"]
+    retried = invoke("sweep", "--resume", "latest", "--out", out, "--no-pack", "--retry-failed")
+    assert_clean_exit(retried, 0)
+    assert [r["status"] for r in read_csv(run / "summary.csv")] == ["completed"] * 4
+    assert "4 completed" in retried.output
 
 
 @pytest.mark.parametrize("case", ["one-model", "packed-error", "packed-out-of-memory"])
