@@ -16,7 +16,7 @@ from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
 from init_lab.config.schema import config_from_dict
 
-from .helpers import REPO, TINY
+from .helpers import REPO, TINY, copy_run
 
 CONFIG = yaml.safe_load(TINY)
 
@@ -58,8 +58,7 @@ def test_leaderboard_pivot_compare_and_report(run, tmp_path):
     assert list(board["rank"]) == [1, 2, 3, 4]
     assert board["test_accuracy"].is_monotonic_decreasing
     assert set(run.pivot()["initializer"]) == {"he_normal", "zeros"}
-    other = tmp_path / "copy"
-    shutil.copytree(run.path, other)
+    other = copy_run(run.path, tmp_path / "copy")
     delta = init_lab.compare(run, other)
     assert (delta["in"] == "both").all() and (delta["delta"] == 0).all()
     written = run.report(plots=False)
@@ -87,8 +86,7 @@ def test_bad_config_raises_the_cli_message(tmp_path):
 
 
 def test_load_run_on_a_partial_run(run, tmp_path):
-    partial = tmp_path / "partial"
-    shutil.copytree(run.path, partial)
+    partial = copy_run(run.path, tmp_path / "partial")
     shutil.rmtree(partial / "trials" / "003_zeros-tanh-s0")
     loaded = init_lab.load_run(partial)
     assert loaded.summary.set_index("trial_id").loc["003_zeros-tanh-s0", "status"] == "pending"

@@ -12,7 +12,7 @@ from init_lab.analysis.diagnostics import LAYER_COLUMNS, LayerSignals, layer_row
 from init_lab.config.schema import config_from_text
 from init_lab.run.sweep import run_sweep
 
-from .conftest import TINY
+from .helpers import TINY, read_csv
 
 
 def test_layer_rows_by_hand():
@@ -106,8 +106,7 @@ def test_model_probe_matches_a_numpy_backprop():
 
 
 def layers_of(run_dir, trial_id):
-    with open(run_dir / "trials" / trial_id / "layers.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    return read_csv(run_dir / "trials" / trial_id / "layers.csv")
 
 
 def test_sweeps_record_layers_csv_and_summaries(tmp_path):
@@ -292,8 +291,7 @@ def test_runs_recorded_before_negative_frac_still_report(tmp_path):
     assert 0 <= result.records[1]["diagnostics"]["peak_negative_frac"] <= 1
     assert diagnostics_plot(load_run(result.run_dir)) is not None
     for trial in (result.run_dir / "trials").iterdir():  # as an older initlab wrote them
-        with open(trial / "layers.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
+        rows = read_csv(trial / "layers.csv")
         columns = [c for c in rows[0] if c != "negative_frac"]
         with open(trial / "layers.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, columns, extrasaction="ignore")

@@ -133,3 +133,13 @@ def test_theory_tables_follow_the_bias_variance_and_input_moment():
     assert plain.loc[0, "q_star"] == 0.0 and biased.loc[0, "q_star"] > 0.05  # σ_b² lifts the fixed point off 0
     assert layers.loc[0, "q"] == pytest.approx(1.0 * 0.11 + 0.05, rel=1e-3)  # q₁ = σ_w²·E[x²] + σ_b² (σ_w² = 1)
     assert theory.input_moment("mnist")[0] == pytest.approx(0.112) and theory.input_moment("mnist", True)[0] == 1.0
+
+
+def test_a_bias_variance_with_relu_has_its_edge_at_two_and_tanh_near_1_76():
+    """σ_b² > 0: ReLU's q* = σ_b²/(1 − σ_w²/2) exists below σ_w² = 2 (χ₁ = σ_w²/2), explodes above; the length
+    map's root scan once bracketed a root that a rounding-level sign change had already passed, and crashed
+    `initlab theory --sigma-b2 0.05`. tanh at σ_b² = 0.05: ≈ 1.76 (Schoenholz et al. 2017, Fig. 2)."""
+    assert mf.critical_sigma_w2(act("relu"), 0.05) == pytest.approx(2.0, rel=1e-6)
+    assert mf.critical_sigma_w2(act("tanh"), 0.05) == pytest.approx(1.76, abs=0.01)
+    q_star = mf.iterate_length(act("relu"), 1.5, 0.05, 1.0)
+    assert q_star == pytest.approx(0.05 / (1 - 1.5 / 2), rel=1e-9)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 
@@ -12,7 +11,7 @@ import pytest
 from init_lab.config.schema import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
-from .helpers import TINY, run_tables
+from .helpers import TINY, read_csv, run_tables
 
 
 def test_same_config_and_seed_give_identical_tables(tmp_path):
@@ -58,8 +57,7 @@ def test_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert bad["status"] == "diverged"
     assert bad["test_accuracy"] is None and bad["epochs_run"] >= 1
     assert good["status"] == "completed" and good["epochs_run"] == 3 and good["test_accuracy"] > 0.5
-    with open(result.run_dir / "trials" / bad["trial_id"] / "epochs.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(result.run_dir / "trials" / bad["trial_id"] / "epochs.csv")
     assert len(rows) == bad["epochs_run"] + 1 and bad["epochs_run"] < 3  # epoch 0 (the init) first
     assert not math.isfinite(float(rows[-1]["loss"]))
     trial = json.loads((result.run_dir / "trials" / bad["trial_id"] / "trial.json").read_text())

@@ -187,6 +187,7 @@ def iterate_length(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float
         g0 = gap(q0 * (1 + 1e-3) if q0 > 0 else 1e-300)  # unstable: the iterates leave it; follow them
     factor = 2.0 if g0 > 0 else 0.5
     lo = q0 if q0 > 0 else 1e-300  # from q0 = 0 with L(0) > 0 the scan starts just above 0
+    anchor, g_anchor = lo, g0  # the last point whose gap's sign is beyond rounding: one end of the bracket
     while True:
         hi = lo * factor
         if hi > Q_MAX:
@@ -194,8 +195,10 @@ def iterate_length(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float
         if factor < 1 and hi < 1e-30 * max(q0, 1.0):
             return 0.0 if gap(0.0) <= 0.0 else _root(gap, 0.0, lo)
         g = gap(hi)
-        if (g > 0) != (g0 > 0) and abs(g) > 1e-12 * hi:  # a sign change beyond rounding
-            return _root(gap, *sorted((lo, hi)))
+        if abs(g) > 1e-12 * hi:  # a sign beyond rounding (a near-linear unit's gap is noise near q = 0)
+            if (g > 0) != (g_anchor > 0):
+                return _root(gap, *sorted((anchor, hi)))
+            anchor, g_anchor = hi, g
         lo = hi
 
 
