@@ -28,10 +28,14 @@ $(TEST_STAMP): $(STAMP)
 run: install
 	$(BIN)/initlab sweep configs/quickstart.yaml
 
-# lint (ruff), the architecture's import contracts (import-linter), then the test suite
+# lint (ruff), the architecture's import contracts (import-linter), a smoke sweep (about 10 s, into a temporary
+# directory) whose exit status is the verdict — 1 if any trial failed, so CI fails when nothing trained — then
+# the test suite
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	smoke=$$(mktemp -d); $(BIN)/initlab sweep configs/smoke.yaml --out "$$smoke"; status=$$?; rm -rf "$$smoke"; \
+		exit $$status
 	$(BIN)/python -m pytest -q
 
 # full MNIST from a local IDX directory (offline); online, Keras downloads and caches it

@@ -23,7 +23,9 @@ import pandas as pd
 import yaml
 
 from init_lab.catalog import defaults
+from init_lab.catalog.status import FINISHED, TrialStatus
 from init_lab.config.schema import SweepConfig, config_from_dict, load_config
+from init_lab.config.shipped import resolve_config
 from init_lab.report import tables
 from init_lab.run.recorder import Observer
 
@@ -55,6 +57,25 @@ class Run:
         return str(self.manifest.get("status", "unknown"))
 
     @property
+    def ok(self) -> bool:
+        """Every trial completed or diverged (a divergence is a result): what ``initlab sweep``'s exit code 0
+        says. False when any failed (:attr:`failures`) or has not finished."""
+        return bool(self.summary["status"].isin(FINISHED).all())
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The failed trials (an error, not a result: out of memory, a bug, data) with their errors and axes."""
+        failed = self.summary[self.summary["status"] == TrialStatus.FAILED.value].reindex(
+            columns=["trial_id", *[a for a in AXES if a in self.summary.columns], "error"])
+        return failed.reset_index(drop=True)
+
+    @property
+    def damaged(self) -> list[str]:
+        """What is damaged in the run directory, a line per trial or file (``load_run`` reads the rest; a resume
+        trains the damaged trials again). Empty for a sound run."""
+        return self._data.damage.lines()
+
+    @property
     def name(self) -> str:
         return self.path.name
 
@@ -75,18 +96,41 @@ class Run:
         return _with_axes(frame, self.summary)
 
     def leaderboard(self, metric: str = "best_val_accuracy") -> pd.DataFrame:
-        """Trials ranked by ``metric`` — the ranking of ``initlab report`` and of the sweep's end."""
-        return tables.leaderboard(self._data, metric)
+        """Trials ranked by ``metric`` — the ranking of ``initlab report`` and of the sweep's end —, with
+        ``vs_best``: the trial's cell against its group's best initializer (best, tied with best, behind best)."""
+        from init_lab.report import verdicts
+
+        return verdicts.marked_leaderboard(self._data, verdicts.analyse(self._data, metric))
 
     def pivot(self, metric: str = "best_val_accuracy") -> pd.DataFrame:
         """Initializer × activation (× swept axes): mean, std and n of ``metric`` over seeds."""
         return tables.pivot(self._data, metric)
 
-    def report(self, metric: str = "best_val_accuracy", plots: bool = True) -> list[Path]:
+    def cells(self, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
+              baseline: str | None = None) -> pd.DataFrame:
+        """report/cells.csv: per cell (every axis but the seed), n, mean, std, the 95 % CI of the mean (t; BCa
+        bootstrap from 6 seeds), and its standing against its group's best (``best``, ``tied_with_best``,
+        ``vs_best``, ``p_holm_vs_best``, ``diff_to_best``); groups are the cells that differ in ``axis`` only."""
+        from init_lab.report import verdicts
+
+        return verdicts.analyse(self._data, metric, axis, baseline).cells
+
+    def comparisons(self, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
+                    baseline: str | None = None) -> pd.DataFrame:
+        """report/comparisons.csv: each cell against its group's best (or ``baseline``, a value of ``axis``),
+        paired by seed: n, mean_diff = a − b, its 95 % CI, the paired-t p-value, the Holm-adjusted p over all of
+        them, P(a better than b), the min detectable difference (80 % power); then the group's other axes."""
+        from init_lab.report import verdicts
+
+        return verdicts.analyse(self._data, metric, axis, baseline).comparisons_table
+
+    def report(self, metric: str = "best_val_accuracy", plots: bool = True, axis: str = defaults.COMPARE_AXIS,
+               baseline: str | None = None) -> list[Path]:
         """Write the report files of ``initlab report`` into RUN/report/; returns their paths."""
         from init_lab.report.render import write_report
+        from init_lab.report.verdicts import analyse
 
-        return write_report(self._data, metric, plots=plots)
+        return write_report(self._data, metric, plots=plots, verdicts=analyse(self._data, metric, axis, baseline))
 
     def _repr_html_(self) -> str:  # a notebook shows a run as its status and leaderboard
         from init_lab.report.render import html_table, status_line
@@ -120,18 +164,28 @@ def load_run(path: str | Path = "latest", runs: str | Path = defaults.RUNS_DIR) 
 
 
 def sweep(config: ConfigLike, *, out: str | Path = defaults.RUNS_DIR, overrides: list[str] | None = None,
-          progress: bool | str = "auto", **options: Any) -> Run:
+          progress: bool | str = "auto", raise_on_failure: bool = False, **options: Any) -> Run:
     """Run a sweep and return it as a :class:`Run`.
 
-    ``config``: a dict (as the YAML would be), a YAML path, or a validated config. ``overrides``: the CLI's
-    ``--set`` strings (``["training.epochs=1"]``). ``progress``: "auto" (a rich display in a terminal, a
+    ``config``: a dict (as the YAML would be), a YAML path or a shipped config's name (``"quickstart"``), or
+    a validated config. ``overrides``: the CLI's ``--set`` strings (``["training.epochs=1"]``).
+    ``progress``: "auto" (a rich display in a terminal, a
     progress bar in Jupyter, lines elsewhere), True, or False (silent). Other options as ``initlab sweep``:
-    ``name``, ``device`` ("auto", "cpu", "gpu"), ``pack`` (bool), ``executor`` ("local", "ray"), ``address``.
+    ``name``, ``device`` ("auto", "cpu", "gpu"), ``pack`` (bool), ``executor`` ("local", "ray"), ``address``,
+    ``yes`` (run a sweep whose memory or time estimate is too large for this machine: otherwise refused).
+
+    Trials that fail (an error: out of memory, a bug) are recorded and the sweep goes on; the returned run
+    says so (:attr:`Run.ok`, :attr:`Run.failures`). ``raise_on_failure=True`` raises
+    :class:`init_lab.catalog.errors.TrialsFailedError` instead (its ``run_dir`` is complete), as the CLI
+    exits 1. Diverged trials are results, not failures.
     """
     from init_lab.run.sweep import run_sweep
 
     cfg = _config(config, overrides)
     result = run_sweep(cfg, out=out, observer=_observer(progress), **options)
+    failed = result.failure_error()
+    if raise_on_failure and failed is not None:
+        raise failed
     return load_run(result.run_dir)
 
 
@@ -156,11 +210,22 @@ def compare(run_a: Run | str | Path, run_b: Run | str | Path, metric: str = "bes
     return tables.comparison(a, b, metric)
 
 
+def compare_paired(run_a: Run | str | Path, run_b: Run | str | Path, metric: str = "best_val_accuracy") -> pd.DataFrame:
+    """A − B paired trial by trial (the trials :func:`compare` lines up), per cell and over all shared trials:
+    comparisons.csv's columns (n, mean_diff, its 95 % CI, p, Holm's p, P(A better), min detectable), as
+    ``initlab report A B`` writes to comparisons_<B>.csv."""
+    from init_lab.report.verdicts import analyse_runs
+
+    a, b = (r._data if isinstance(r, Run) else tables.load_run(r) for r in (run_a, run_b))
+    return analyse_runs(a, b, metric).comparisons_table
+
+
 def _config(config: ConfigLike, overrides: list[str] | None) -> SweepConfig:
     if isinstance(config, SweepConfig):
-        return config if not overrides else config_from_dict(config.model_dump(mode="json"), "<config>", overrides)
+        # resolved() is the form config.yaml holds and reads back (grid entries as names or {name, param: …})
+        return config if not overrides else config_from_dict(config.resolved(), "<config>", overrides)
     if isinstance(config, (str, Path)):
-        return load_config(config, overrides)
+        return load_config(resolve_config(config).path, overrides)  # a path, or a shipped config's name
     return config_from_dict(config, "<dict>", overrides)
 
 

@@ -1,8 +1,10 @@
 """The `initlab` command line (Typer). Thin commands: parse, call the library, print.
 
 Domain errors become a message on stderr and exit code 1; usage errors exit 2
-(Typer/Click); Ctrl-C exits 130 with a note on how to resume. Nothing imports
-this module; TensorFlow is only imported by commands that train.
+(Typer/Click); Ctrl-C exits 130 with a note on how to resume. A CONFIG argument
+is a file or the name of a shipped config (``initlab configs``). Only
+``init_lab/__main__.py`` (``python -m init_lab``) imports this module; TensorFlow
+is only imported by commands that train.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class UsageProblem(InitLabError):
 app = typer.Typer(
     name="initlab",
     help="A laboratory for weight-initialization × activation-function experiments on real data.",
+    epilog="Examples:\n  initlab sweep quickstart\n  initlab report latest\n"
+           "  initlab init my-sweep && initlab sweep my-sweep.yaml",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
@@ -109,12 +113,32 @@ SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", help="Override a config field, e.g. --set training.epochs=1 (repeatable)."),
 ]
+CONFIG_HELP = "a YAML file, or the name of a shipped config (initlab configs)"
 
 
-@app.command()
+def _examples(*lines: str) -> str:
+    """A command's help epilog: real command lines, one a line (rich help keeps single line breaks)."""
+    return "Examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _config_file(config: str) -> Path:
+    """CONFIG's file: a path as given (a path always wins), else the shipped config of that name, said on stderr."""
+    from init_lab.config.shipped import resolve_config
+
+    found = resolve_config(config)
+    if found.shipped:
+        note = f"using the shipped config '{found.name}': {found.path}"
+        if Path(f"{found.name}.yaml").is_file():
+            note += f" (for ./{found.name}.yaml, give the file name)"
+        err.print(note, highlight=False, markup=False, soft_wrap=True)
+    return found.path
+
+
+@app.command(epilog=_examples("initlab sweep quickstart --set training.epochs=1", "initlab sweep --resume latest"))
 @_clean_errors
 def sweep(
-    config: Annotated[Optional[Path], typer.Argument(help="Sweep config (YAML). Optional with --resume.")] = None,
+    config: Annotated[Optional[str], typer.Argument(help=f"Sweep config: {CONFIG_HELP}. Optional with --resume.",
+                                                    show_default=False)] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = Path(defaults.RUNS_DIR),
     name: Annotated[Optional[str], typer.Option("--name", help="Run name (default: the config's name).")] = None,
     device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu (default: the config's).")] = None,
@@ -125,7 +149,8 @@ def sweep(
                                     "--set training.epochs=N: RUN_DIR or 'latest'.")
     ] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: rerun failed trials too.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep without asking.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Run a large sweep without asking: more trials than "
+                                      "--max-trials, or a memory or time estimate too large for this machine.")] = False,
     pack: Annotated[
         bool, typer.Option("--pack/--no-pack", help="Train compatible MLP trials together (default) or one model each.")
     ] = True,
@@ -144,7 +169,7 @@ def sweep(
 
     if config is None and resume is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR", param_hint="CONFIG")
-    cfg = load_config(config, set_ or []) if config is not None else None
+    cfg = load_config(_config_file(config), set_ or []) if config is not None else None
     if dry_run:
         if cfg is None:
             raise typer.BadParameter("--dry-run needs a CONFIG file", param_hint="CONFIG")
@@ -154,7 +179,7 @@ def sweep(
         _confirm_size(len(plan(cfg)), max_trials, yes)
     observer = make_observer(out)
     options = dict(device=device.value if device else None, observer=observer, command=sys.argv, pack=pack,
-                   executor=executor.value, address=address)
+                   executor=executor.value, address=address, yes=yes, confirm=_confirm_too_large)
     previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's SIGTERM stops as cleanly as Ctrl-C
     try:
         if resume is not None:
@@ -180,15 +205,31 @@ def sweep(
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
     out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
     out.print(Text.assemble("run directory: ", (str(result.run_dir), "bold")), soft_wrap=True)
+    failed = result.failure_error()
+    if failed is not None:  # a failed trial is an error, not a result: exit 1, so CI notices (a divergence is 0)
+        raise failed
+
+
+def _confirm_too_large(message: str) -> bool:
+    """Preflight found the sweep too large (memory, time): ask on a terminal; elsewhere refuse (--yes runs it)."""
+    if sys.stdin is None or not sys.stdin.isatty():
+        return False
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
+    if typer.confirm("Run it anyway?", default=False):
+        return True
+    raise typer.Exit(1)  # declined: the message is on the screen already, nothing was written
 
 
 def _print_final_leaderboard(run_dir: Path) -> None:
-    """The sweep-end leaderboard: the report's, ranked by the same function (``tables.rank``)."""
+    """The sweep-end leaderboard: the report's, ranked by the same function (``tables.rank``), with its tie marks."""
     from init_lab.console import report_leaderboard_table
-    from init_lab.report.tables import leaderboard, load_run, metric_names
+    from init_lab.report.tables import load_run, metric_names
+    from init_lab.report.verdicts import analyse, marked_leaderboard
 
     metric = "best_val_accuracy"
-    out.print(report_leaderboard_table(leaderboard(load_run(run_dir), metric), metric, metric_names([])[metric][0]))
+    run = load_run(run_dir)
+    board = marked_leaderboard(run, analyse(run, metric))
+    out.print(report_leaderboard_table(board, metric, metric_names([])[metric][0]))
 
 
 def _terminate(signum, frame) -> None:
@@ -212,8 +253,10 @@ def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> No
     """The trials, then the execution groups the sweep would train, with their memory estimates."""
     from init_lab.config.grid import sanitize
     from init_lab.console import groups_table, plan_table
+    from init_lab.run.duration import estimate_seconds, format_duration
     from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
+    from init_lab.run.preflight import size_concerns
 
     out.print(plan_header(cfg, trials), highlight=False, markup=False)
     out.print(plan_table(trials))
@@ -229,19 +272,32 @@ def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> No
     out.print(f"execution: {how}", highlight=False, markup=False)
     for line in notices:
         out.print(Text.assemble(("note: ", "yellow"), line), soft_wrap=True, highlight=False)
+    work = [(s, s.train.epochs) for s in trials]
+    seconds = estimate_seconds(work, memory.data, device or cfg.device)
+    out.print(f"training time: at least {format_duration(seconds)} here (init_lab/run/duration.py)", highlight=False)
+    for line in size_concerns(work, memory, device or cfg.device, pack):
+        out.print(Text.assemble(("note: ", "yellow"), line, " — the sweep asks first (or needs --yes)"),
+                  soft_wrap=True, highlight=False)
     out.print(f"{len(trials)} trials; run directory name: <timestamp>_{sanitize(cfg.name, 60)}", highlight=False)
 
 
 def plan_header(cfg, trials) -> str:
     t, d = cfg.training, cfg.dataset
     return (
-        f"config '{cfg.name}': dataset {d.name} (validation split {d.validation_split}), model "
+        f"config '{cfg.name}': dataset {d.name} ({'×'.join(map(str, d.image_shape))}, {d.classes} classes, "
+        f"validation split {d.validation_split}), model "
         f"{trials[0].arch.label}, {t.epochs} epochs, batch {t.batch_size}, {t.optimizer} lr {t.learning_rate:g}, "
         f"device {cfg.device}"
     )
 
 
-@app.command()
+class ReportTable(str, Enum):
+    leaderboard = "leaderboard"
+    cells = "cells"
+    comparisons = "comparisons"
+
+
+@app.command(epilog=_examples("initlab report latest", "initlab report latest --format markdown --metric test_accuracy"))
 @_clean_errors
 def report(
     run_dirs: Annotated[list[str], typer.Argument(help="RUN_DIR or 'latest'; give two to compare them.")],
@@ -254,9 +310,20 @@ def report(
     tensorboard: Annotated[
         Optional[Path], typer.Option("--tensorboard", help="Also write TensorBoard event files (scalars, HParams) here.")
     ] = None,
+    compare_axis: Annotated[str, typer.Option(
+        "--compare-axis", help="Verdicts compare the cells that differ in this axis only: initializer, activation, "
+        "depth, width, optimizer, learning_rate, batch_size.")] = defaults.COMPARE_AXIS,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", help="Compare each cell with this value of the compared axis (default: its group's best).")]
+        = None,
+    table_: Annotated[ReportTable, typer.Option(
+        "--table", help="Which table --format csv/json/markdown prints: the leaderboard (with two runs, the shared "
+        "trials), the cells (n, mean, std, CI, ties) or the paired comparisons.")] = ReportTable.leaderboard,
 ) -> None:
-    """Leaderboard, initializer × activation heatmap, learning curves: in the terminal and as files."""
+    """Leaderboard, initializer × activation heatmap with confidence intervals, paired verdicts over seeds, learning
+    curves: in the terminal and as files."""
     from init_lab.report.tables import check_metric, load_run
+    from init_lab.report.verdicts import analyse, analyse_runs
 
     if len(run_dirs) > 2:
         raise typer.BadParameter("give one RUN_DIR, or two to compare", param_hint="RUN_DIRS")
@@ -264,15 +331,21 @@ def report(
     run = runs[0]
     label, _ = check_metric(metric, run.thresholds)
     if len(runs) == 2:
-        _print_comparison(runs[0], runs[1], metric, label, fmt)
+        if table_ == ReportTable.cells:
+            raise typer.BadParameter("--table cells needs one RUN_DIR (two runs give comparisons)", param_hint="--table")
+        paired = analyse_runs(runs[0], runs[1], metric)
+        _print_comparison(runs[0], runs[1], metric, label, fmt, paired, table_)
         if not no_files:
             from init_lab.report.render import write_comparison
 
-            path = write_comparison(runs[0], runs[1], metric)
-            (out if fmt == Format.table else err).print(f"comparison chart: {path}", highlight=False, markup=False,
-                                                        soft_wrap=True)
+            page, stats_file = write_comparison(runs[0], runs[1], metric)
+            for what, path in (("comparison chart", page), ("paired statistics", stats_file)):
+                (out if fmt == Format.table else err).print(f"{what}: {path}", highlight=False, markup=False,
+                                                            soft_wrap=True)
         return
-    _print_report(run, metric, label, fmt, top)
+    verdicts = analyse(run, metric, compare_axis, baseline)
+    _print_report(run, verdicts, label, fmt, top, table_)
+    _print_damage(run)
     if tensorboard is not None:
         from init_lab.report.tbexport import export
 
@@ -282,57 +355,83 @@ def report(
     if not no_files:
         from init_lab.report.render import write_report
 
-        written = write_report(run, metric)
+        written = write_report(run, metric, verdicts=verdicts)
         where = written[0].parent
         msg = f"report files in {where}: " + ", ".join(p.name for p in written)
         (out if fmt == Format.table else err).print(msg, highlight=False, markup=False, soft_wrap=True)
 
 
-def _print_report(run, metric: str, label: str, fmt: Format, top: int | None) -> None:
-    from init_lab.console import pivot_tables, report_leaderboard_table
-    from init_lab.report.render import html_report, leaderboard_json, md_table, status_line
-    from init_lab.report.tables import leaderboard, pivot
+def _print_damage(run) -> None:
+    """Damaged files of the run, named on stderr (the report shows the rest as it is)."""
+    for line in run.damage.lines():
+        err.print(Text.assemble(("damaged: ", "bold yellow"), line), soft_wrap=True, highlight=False)
+    if run.damage.trials:
+        err.print(f"initlab sweep --resume {run.root} trains the damaged trials again; the others are kept.",
+                  soft_wrap=True, highlight=False, markup=False)
 
-    board = leaderboard(run, metric)
-    shown = board if top is None else board.head(top)
+
+def _write_table(frame, fmt: Format) -> None:
+    """One table to stdout as CSV, strict JSON records, or Markdown."""
+    from init_lab.report.render import leaderboard_json, md_table
+
+    if fmt == Format.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt == Format.json:
+        sys.stdout.write(leaderboard_json(frame) + "\n")
+    else:
+        sys.stdout.write(md_table(frame) + "\n")
+
+
+def _print_caveats(verdicts) -> None:
+    """What the verdicts must say even when only a table goes to stdout (e.g. 'one seed: no test'), on stderr."""
+    for note in verdicts.caveats:
+        err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_report(run, verdicts, label: str, fmt: Format, top: int | None, table_: ReportTable) -> None:
+    from init_lab.console import pivot_tables, report_leaderboard_table, verdicts_lines
+    from init_lab.report.render import html_report, status_line
+    from init_lab.report.verdicts import marked_leaderboard
+
+    board = marked_leaderboard(run, verdicts)
     if fmt == Format.table:
         out.print(f"{run.name}: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
-        for table in pivot_tables(run, pivot(run, metric), metric):
+        for table in pivot_tables(run, verdicts):
             out.print(table)
-        out.print(report_leaderboard_table(board, metric, label, top))
-    elif fmt == Format.csv:
-        sys.stdout.write(shown.to_csv(index=False))
-    elif fmt == Format.json:
-        sys.stdout.write(leaderboard_json(shown) + "\n")
-    elif fmt == Format.markdown:
-        sys.stdout.write(md_table(shown) + "\n")
+        for line in verdicts_lines(verdicts):
+            out.print(line, highlight=False, soft_wrap=True)
+        out.print(report_leaderboard_table(board, verdicts.metric, label, top))
+    elif fmt == Format.html:
+        sys.stdout.write(html_report(run, verdicts.metric, {}, verdicts=verdicts) + "\n")
     else:
-        sys.stdout.write(html_report(run, metric, {}) + "\n")
+        frames = {ReportTable.leaderboard: board if top is None else board.head(top),
+                  ReportTable.cells: verdicts.cells, ReportTable.comparisons: verdicts.comparisons_table}
+        _write_table(frames[table_], fmt)
+        _print_caveats(verdicts)
     if fmt != Format.table and run.missing:
         err.print(f"note: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
 
 
-def _print_comparison(a, b, metric: str, label: str, fmt: Format) -> None:
-    from init_lab.report.render import leaderboard_json, md_table
+def _print_comparison(a, b, metric: str, label: str, fmt: Format, paired, table_: ReportTable) -> None:
     from init_lab.report.tables import comparison
 
     table = comparison(a, b, metric)
-    if fmt == Format.csv:
-        sys.stdout.write(table.to_csv(index=False))
-    elif fmt == Format.json:
-        sys.stdout.write(leaderboard_json(table) + "\n")
-    elif fmt in (Format.markdown, Format.html):
-        sys.stdout.write(md_table(table) + "\n")
-    else:
-        from init_lab.console import comparison_table
+    if fmt == Format.table:
+        from init_lab.console import comparison_table, verdicts_lines
 
         out.print(comparison_table(table, a.name, b.name, label))
+        for line in verdicts_lines(paired):
+            out.print(line, highlight=False, soft_wrap=True)
+        return
+    _write_table(paired.comparisons_table if table_ == ReportTable.comparisons else table,
+                 Format.markdown if fmt == Format.html else fmt)
+    _print_caveats(paired)
 
 
-@app.command()
+@app.command(epilog=_examples("initlab probe probe_deep", "initlab probe quickstart --seeds 2 --batch 128"))
 @_clean_errors
 def probe(
-    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its grid is probed over seeds.")],
+    config: Annotated[str, typer.Argument(help=f"Sweep config ({CONFIG_HELP}): its grid is probed over seeds.")],
     set_: SetOption = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the probe's directory goes.")] = Path(defaults.RUNS_DIR),
     batch: Annotated[int, typer.Option("--batch", min=2, help="Probe batch size.")] = defaults.PROBE_SIZE,
@@ -351,7 +450,7 @@ def probe(
     from init_lab.report.plots import jacobian_plot, probe_plot
     from init_lab.run.probe import run_probe
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(_config_file(config), set_ or [])
     if jacobian_examples > batch:
         raise typer.BadParameter(f"--jacobian-examples {jacobian_examples} exceeds the probe batch ({batch}).")
     setup_device(device.value if device else cfg.device, cfg.training.deterministic)
@@ -381,10 +480,11 @@ def _write_side_dir(out_dir: Path, name: str, files: dict[str, str | bytes]) -> 
     out.print(f"files: {', '.join(str(f) for f in written)}", highlight=False, markup=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(epilog=_examples("initlab theory probe_deep", "initlab theory quickstart --input-moment 1"))
 @_clean_errors
 def theory(
-    config: Annotated[Path, typer.Argument(help="Sweep config (YAML): its initializers, activations and shapes.")],
+    config: Annotated[str, typer.Argument(help=f"Sweep config ({CONFIG_HELP}): its initializers, activations "
+                                          "and shapes.")],
     set_: SetOption = None,
     input_moment: Annotated[Optional[float], typer.Option(
         "--input-moment", min=0.0, help="Mean of x² per input feature that the first layer sees (default: the "
@@ -400,7 +500,7 @@ def theory(
     from init_lab.console import theory_table
     from init_lab.report.plots import theory_plot
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(_config_file(config), set_ or [])
     moment, source = (input_moment, "--input-moment") if input_moment is not None else \
         default_moment(cfg.dataset.name, cfg.dataset.standardize)
     rows, layers = stack_tables(cfg, moment, sigma_b2)
@@ -414,22 +514,61 @@ def theory(
     _write_side_dir(out_dir, f"{cfg.name}-theory", files)
 
 
-@app.command()
+@app.command(epilog=_examples("initlab validate quickstart", "initlab validate mnist --set 'grid.seed=[0, 1, 2]'"))
 @_clean_errors
 def validate(
-    config: Annotated[Path, typer.Argument(help="Sweep config (YAML).")],
+    config: Annotated[str, typer.Argument(help=f"Sweep config: {CONFIG_HELP}.")],
     set_: SetOption = None,
 ) -> None:
     """Check a config and print the expanded plan, without running anything."""
     from init_lab.config.schema import load_config
     from init_lab.run.sweep import plan
 
-    cfg = load_config(config, set_ or [])
+    cfg = load_config(_config_file(config), set_ or [])
     _print_plan(cfg, plan(cfg))
     out.print("[green]config is valid.[/]")
 
 
-@app.command("list")
+@app.command("configs", epilog=_examples("initlab configs"))
+@_clean_errors
+def configs_() -> None:
+    """The sweep configs shipped with initlab: give a name wherever a CONFIG goes."""
+    from init_lab.config.shipped import description, shipped_configs, shipped_dir
+
+    table = Table(title="shipped configs")
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    for name, path in shipped_configs().items():
+        table.add_row(name, description(path) or "—")
+    table.caption = f"in {shipped_dir()}; copy one to edit with: initlab init NAME --from CONFIG"
+    out.print(table)
+
+
+@app.command("init", epilog=_examples("initlab init", "initlab init deep-relu --from he2015"))
+@_clean_errors
+def init(
+    name: Annotated[str, typer.Argument(help="The new config's name: writes NAME.yaml in the current directory.")]
+        = defaults.STARTER_NAME,
+    source: Annotated[str, typer.Option("--from", help=f"Start from this config: {CONFIG_HELP}.")]
+        = defaults.STARTER_FROM,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite NAME.yaml if it exists.")] = False,
+) -> None:
+    """Write a commented starter config into the current directory, valid as written, to edit and run."""
+    from init_lab.config.shipped import resolve_config
+    from init_lab.config.starter import check_target, starter_file, starter_text
+    from init_lab.run.store import atomic_write_text
+
+    stem, target = starter_file(name, Path.cwd())
+    check_target(target, force)
+    found = resolve_config(source)
+    label = f"the shipped config '{found.name}'" if found.shipped else str(found.path)
+    atomic_write_text(target, starter_text(stem, found.path, label, target.name))
+    out.print(Text.assemble("wrote ", (target.name, "bold"), f" (from {label}). Next: ",
+                            (f"initlab validate {target.name}", "bold"), ", then ",
+                            (f"initlab sweep {target.name}", "bold")), soft_wrap=True)
+
+
+@app.command("list", epilog=_examples("initlab list initializers", "initlab list activations"))
 @_clean_errors
 def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> None:
     """Show the available initializers, activations, models, datasets or optimizers, with formulas and defaults."""
@@ -453,10 +592,17 @@ def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> Non
             table.caption = "fan_in/fan_out: Dense (in, out); Conv2D k_h·k_w·c_in / k_h·k_w·c_out. Biases start at 0."
         else:
             table.caption = "Hidden layers only; the output layer is softmax. Parameterise in a grid: {name: leaky_relu, alpha: 0.2}"
+    elif what == Listing.datasets:
+        for column in ("name", "description", "image", "classes", "train / test", "sources (in order)"):
+            table.add_column(column, style="bold" if column == "name" else None)
+        for d in DATASETS.values():
+            table.add_row(d.name, d.description, d.shape_label, str(d.classes), f"{d.sizes[0]:,} / {d.sizes[1]:,}",
+                          Text(d.sources))  # plain text: "initlab[digits]" is no markup
+        table.caption = ("Pixels are scaled to [0, 1]; dataset.standardize: per pixel (grey), per channel (colour). "
+                         "train_size / test_size keep a stratified subset. Synthetic: its defaults shown.")
     else:
         items = {
             Listing.models: {k: m.description for k, m in MODEL_KINDS.items()},
-            Listing.datasets: DATASETS,
             Listing.optimizers: OPTIMIZERS,
         }[what]
         table.add_column("name", style="bold")

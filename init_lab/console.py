@@ -281,44 +281,56 @@ def _heat_style(t: float) -> str:
     return f"black on rgb({r},{min(g, 220)},90)"
 
 
-def pivot_tables(run, table, metric: str) -> list[Table]:
-    """The initializer × activation pivot(s) as rich tables coloured like a heatmap."""
-    from init_lab.report.render import cell
-    from init_lab.report.tables import facets, matrix, metric_names
+def pivot_tables(run, verdicts) -> list[Table]:
+    """The initializer × activation pivot(s) of ``verdicts.cells`` as rich tables coloured like the heatmaps (the
+    gap to the group's best, ``verdicts.shading``; cells at chance or without a value dim, apart)."""
+    from init_lab.report.render import CELLS_TEXT, cell
+    from init_lab.report.tables import facets, matrix
+    from init_lab.report.verdicts import shading
 
-    label, higher = metric_names(run.thresholds)[metric]
-    values = table["mean"].to_numpy(dtype=float)
-    finite = values[[math.isfinite(v) for v in values]]
-    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    table = verdicts.cells
+    position = shading(table, verdicts.higher).position
     seeds = f", mean ± std over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
     out = []
     for title, part in facets(run, table):
         texts = matrix(part.assign(text=part.apply(cell, axis=1)), run, "text")
-        means = matrix(part, run, "mean")
-        t = Table(title=f"{label}{seeds}" + (f" — {title}" if title else ""), show_lines=True)
+        shade = matrix(part.assign(position=position.loc[part.index]), run, "position")
+        t = Table(title=f"{verdicts.label}{seeds}" + (f" — {title}" if title else ""), show_lines=True,
+                  caption=Text(CELLS_TEXT), caption_justify="left")
         t.add_column("initializer \\ activation", style="bold")
         for a in texts.columns:
             t.add_column(a, justify="center")
         for init in texts.index:
             row = []
             for a in texts.columns:
-                v = means.at[init, a]
+                v = shade.at[init, a]
                 text = texts.at[init, a] if isinstance(texts.at[init, a], str) else "—"
-                if v is None or not math.isfinite(v):
-                    row.append(Text(text, style="dim"))
-                else:
-                    frac = (v - lo) / ((hi - lo) or 1)
-                    row.append(Text(text, style=_heat_style(frac if higher else 1 - frac)))
+                row.append(Text(text, style="dim" if v is None or not math.isfinite(v) else _heat_style(v)))
             t.add_row(Text(init), *row)
         out.append(t)
     return out
+
+
+VERDICT_STYLE = {"best": "bold green", "tied with best": "green", "behind best": "", "ahead of best": "yellow"}
+
+
+def verdicts_lines(verdicts) -> list[Text]:
+    """The verdicts section for the terminal: a heading, what was done (once), the comparisons in words."""
+    from init_lab.report.render import verdict_lines
+
+    lines = [Text(f"verdicts over seeds ({verdicts.label})", style="bold")]
+    lines += [Text(note, style="dim") for note in verdicts.notes]
+    for line in verdict_lines(verdicts):
+        style = "green" if "not distinguishable" in line else "bold" if "distinguishable" in line else "dim"
+        lines.append(Text("  " + line, style=style))
+    return lines
 
 
 SHORT_HEADERS = {
     "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
     "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
     "wall_seconds": "time share (s)", "learning_rate": "lr", "batch_size": "batch", "initial_loss": "init loss",
-    "group_seconds": "time (s)", "packed_with": "trained with",
+    "group_seconds": "time (s)", "packed_with": "trained with", "vs_best": "vs best",
 }
 
 
@@ -326,16 +338,18 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     """The report's leaderboard (a pandas frame) as a compact rich table."""
     t = Table(title=f"leaderboard by {label}")
     wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
-              "seed", "status", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
+              "seed", "status", "vs_best", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
               "group_seconds", "packed_with"]
     cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
     for c in cols:
-        t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status") else "right",
+        t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status", "vs_best")
+                     else "right",
                      style="bold" if c == metric else None)
     rows = board if limit is None else board.head(limit)
     for _, r in rows.iterrows():
         t.add_row(*[
             Text(str(r[c]), style=STATUS_STYLE.get(str(r[c]), "")) if c == "status"
+            else Text(str(r[c]), style=VERDICT_STYLE.get(str(r[c]), "")) if c == "vs_best"
             else Text("—" if _isnan(r[c]) else _fmt(r[c], DIGITS.get(c, 4)))
             for c in cols
         ])

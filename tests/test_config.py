@@ -8,7 +8,7 @@ from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.registry import Choice
 from init_lab.config.schema import apply_overrides, config_from_text, load_config, parse_override
 
-from .conftest import REPO
+from .helpers import REPO
 
 GOOD = """\
 name: t

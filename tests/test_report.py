@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 import struct
-import subprocess
 import sys
 
 import numpy as np
@@ -16,33 +17,26 @@ from typer.testing import CliRunner
 
 from init_lab.analysis import histograms
 from init_lab.cli import app
-from init_lab.config.schema import config_from_text
 from init_lab.report import plots
 from init_lab.report.tables import comparison, leaderboard, load_run, pivot
 from init_lab.report.tbexport import histogram_fields
-from init_lab.run.sweep import run_sweep
 
-from .conftest import TINY
+from .helpers import HOSTILE, TINY, block_imports, copy_run
 
 runner = CliRunner()
-HOSTILE = "<script>alert(1)</script>"
+
+
+RUN_A = ["grid.seed=[0, 1]"]  # the same run A as test_report_html's: trained once per session
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two real runs of the same 2×2×2-seed grid, differing only in learning rate."""
+def runs(reference_run, tmp_path_factory):
+    """Two real runs of the same 2×2×2-seed grid, differing only in learning rate (this module's copies: its
+    tests write reports into them)."""
     base = tmp_path_factory.mktemp("runs")
-    cfg = config_from_text(TINY, overrides=["grid.seed=[0, 1]"])
-    a = run_sweep(cfg, out=base / "a").run_dir
-    b = run_sweep(config_from_text(TINY, overrides=["grid.seed=[0, 1]", "training.learning_rate=0.003"]),
-                  out=base / "b").run_dir
-    return a, b
-
-
-def copy_run(src, tmp_path):
-    dst = tmp_path / src.name
-    shutil.copytree(src, dst)
-    return dst
+    a = reference_run(TINY, RUN_A)
+    b = reference_run(TINY, RUN_A + ["training.learning_rate=0.003"])
+    return copy_run(a, base / "a" / a.name), copy_run(b, base / "b" / b.name)
 
 
 def records(run_dir):
@@ -103,13 +97,14 @@ def test_pivot_matches_an_independent_computation(runs):
 
 
 def test_every_output_file_is_produced_and_parseable(runs, tmp_path):
-    run_dir = copy_run(runs[0], tmp_path)
+    run_dir = copy_run(runs[0], tmp_path / runs[0].name)
     result = runner.invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 0, result.output
     assert "he_normal" in result.output and "mean ± std over 2 seeds" in result.output
     report = run_dir / "report"
     assert {p.name for p in report.iterdir()} == {
-        "report.md", "report.html", "leaderboard.csv", "pivot.csv", "heatmap.png", "learning_curves.png",
+        "report.md", "report.html", "leaderboard.csv", "pivot.csv", "cells.csv", "comparisons.csv", "heatmap.png",
+        "learning_curves.png",
         "diagnostics.png", "training_signals.png", "histograms.png",
     }
     assert len(pd.read_csv(report / "leaderboard.csv")) == 8
@@ -154,7 +149,7 @@ def test_metric_choice_and_unknown_metric(runs):
 
 
 def test_hostile_strings_are_escaped(runs, tmp_path):
-    run_dir = copy_run(runs[0], tmp_path)
+    run_dir = copy_run(runs[0], tmp_path / runs[0].name)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["dataset"]["source"] = HOSTILE
     manifest["environment"]["device"] = HOSTILE
@@ -172,7 +167,7 @@ def test_hostile_strings_are_escaped(runs, tmp_path):
 
 
 def test_partial_run_reports_what_is_finished_and_says_what_is_missing(runs, tmp_path):
-    run_dir = copy_run(runs[0], tmp_path)
+    run_dir = copy_run(runs[0], tmp_path / runs[0].name)
     trials = sorted((run_dir / "trials").iterdir())
     shutil.rmtree(trials[-1])  # never started
     rec = json.loads((trials[-2] / "trial.json").read_text())
@@ -205,17 +200,6 @@ def test_comparison_lines_up_shared_trials(runs):
     assert result.exit_code == 0 and "8 shared trials" in result.output
 
 
-def test_report_never_imports_tensorflow(runs, tmp_path):
-    run_dir = copy_run(runs[0], tmp_path)
-    code = (
-        "import sys; from typer.testing import CliRunner; from init_lab.cli import app; "
-        f"r = CliRunner().invoke(app, ['report', {str(run_dir)!r}]); assert r.exit_code == 0, r.output; "
-        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; assert not bad, bad; print('clean')"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0 and "clean" in out.stdout, out.stderr
-
-
 def test_tensorboard_export(runs, tmp_path):
     pytest.importorskip("tensorboard")
     import types
@@ -235,16 +219,7 @@ def test_tensorboard_export(runs, tmp_path):
 
 
 def test_tensorboard_missing_is_a_clear_message(runs, tmp_path, monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_tensorboard(name, *args, **kwargs):
-        if name.startswith("tensorboard"):
-            raise ImportError("no tensorboard")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    block_imports(monkeypatch, "tensorboard")
     result = runner.invoke(app, ["report", str(runs[0]), "--tensorboard", str(tmp_path / "tb"), "--no-files"])
     assert result.exit_code == 1 and "pip install 'initlab[tensorboard]'" in result.stderr
 
@@ -320,7 +295,7 @@ def test_training_signals_figure(runs, figures):
 
 
 def test_run_without_step_files_or_histograms_still_reports(runs, tmp_path):
-    run_dir = copy_run(runs[0], tmp_path)
+    run_dir = copy_run(runs[0], tmp_path / runs[0].name)
     trials = sorted((run_dir / "trials").iterdir())
     for trial in trials:
         for name in NEW_TRIAL_FILES:
@@ -377,3 +352,82 @@ def test_histogram_fields_follow_tensorboard_buckets():
     value = summary_pb2.Summary.Value(tag="h", histo=summary_pb2.HistogramProto(**fields))
     buckets = tensor_util.make_ndarray(data_compat.migrate_value(value).tensor)
     np.testing.assert_allclose(buckets, [[-1, 0, 1], [0, 1, 2], [1, 2, 0], [2, 3, 3]])
+
+
+# --- runs the other tests do not train: diverged trials, swept axes ----------------------------------------------
+
+DIVERGING = ["grid.initializer=[he_normal, {name: random_normal, stddev: 1.0e+6}]", "grid.activation=[relu]",
+             "training.optimizer=sgd", "training.learning_rate=0.5"]
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN and ±Infinity (Python's json accepts them; JSON does not)."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_run_with_diverged_trials_reports_in_every_format(reference_run, tmp_path):
+    """NaN and inf losses (a diverged trial's epochs) never reach a JSON document, nor break CSV, Markdown,
+    HTML or the terminal; the diverged trial is named as such."""
+    run_dir = copy_run(reference_run(TINY, DIVERGING), tmp_path / "run")
+    statuses = {r["trial_id"]: r["status"] for r in records(run_dir).to_dict("records")}
+    assert sorted(statuses.values()) == ["completed", "diverged"]
+    diverged = next(t for t, s in statuses.items() if s == "diverged")
+    epochs = pd.read_csv(run_dir / "trials" / diverged / "epochs.csv")
+    assert not np.isfinite(epochs["loss"]).all()  # the run really holds non-finite numbers
+    for fmt in ("table", "markdown", "csv", "json", "html"):
+        result = runner.invoke(app, ["report", str(run_dir), "--format", fmt, "--no-files"])
+        assert result.exit_code == 0 and result.exception is None, (fmt, result.output)
+        assert "diverged" in result.stdout, fmt
+        if fmt == "json":
+            rows = strict_json(result.stdout)
+            assert {r["trial_id"]: r["status"] for r in rows} == statuses
+        if fmt == "csv":
+            assert set(pd.read_csv(io.StringIO(result.stdout))["status"]) == {"completed", "diverged"}
+    written = runner.invoke(app, ["report", str(run_dir)])
+    assert written.exit_code == 0 and written.exception is None, written.output
+    page = (run_dir / "report" / "report.html").read_text()
+    (data,) = re.findall(r'<script type="application/json" id="initlab-charts">(.*?)</script>', page, re.S)
+    strict_json(data)  # the interactive charts' data: Plotly reads it with JSON.parse
+    for path in (run_dir / "report").glob("*.json"):
+        strict_json(path.read_text())
+    assert "diverged" in (run_dir / "report" / "report.md").read_text()
+
+
+SWEPT = ["grid.initializer=[he_normal]", "grid.activation=[relu]", "grid.learning_rate=[0.01, 0.003]",
+         "grid.depth=[1, 2]", "training.epochs=1"]
+
+
+def test_swept_axes_are_columns_of_the_report_and_tensorboard_hparams(reference_run, tmp_path):
+    run_dir = copy_run(reference_run(TINY, SWEPT), tmp_path / "run")
+    board = leaderboard(load_run(run_dir))
+    assert len(board) == 4
+    assert sorted(zip(board["depth"], board["learning_rate"])) == [(1, 0.003), (1, 0.01), (2, 0.003), (2, 0.01)]
+    table = pivot(load_run(run_dir))
+    assert {"depth", "learning_rate"} <= set(table.columns) and len(table) == 4  # a row per swept cell
+    result = runner.invoke(app, ["report", str(run_dir), "--format", "csv", "--no-files"])
+    assert result.exit_code == 0, result.output
+    printed = pd.read_csv(io.StringIO(result.stdout))
+    assert {"depth", "learning_rate"} <= set(printed.columns)
+    written = runner.invoke(app, ["report", str(run_dir)])
+    assert written.exit_code == 0, written.output
+    markdown = (run_dir / "report" / "report.md").read_text()
+    for depth in (1, 2):  # a heatmap per swept cell (Markdown escapes "_" and ".")
+        assert f"### depth={depth}, learning\\_rate=0\\.003" in markdown and f"depth={depth}, learning\\_rate=0\\.01" in markdown
+
+    logdir = tmp_path / "tb"
+    assert runner.invoke(app, ["report", str(run_dir), "--tensorboard", str(logdir), "--no-files"]).exit_code == 0
+    pytest.importorskip("tensorboard")
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    def hparams_of(trial_dir):
+        acc = tensorboard_accumulator(trial_dir)
+        content = acc.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+        return plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+
+    for row in board.itertuples():
+        hp = hparams_of(logdir / row.trial_id)
+        assert hp["depth"].number_value == row.depth and hp["learning_rate"].number_value == pytest.approx(row.learning_rate)
+        assert hp["initializer"].string_value == "he_normal"

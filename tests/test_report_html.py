@@ -9,42 +9,34 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from init_lab.cli import app
-from init_lab.config.schema import config_from_text
 from init_lab.report import interactive
 from init_lab.report.render import html_report
-from init_lab.report.tables import load_run, pivot
-from init_lab.run.sweep import run_sweep
+from init_lab.report.tables import load_run
+from init_lab.report.verdicts import analyse, shading
 
-from .conftest import TINY
+from .helpers import HOSTILE_DIR, TINY, copy_run
+from .helpers import HOSTILE_NAME as HOSTILE
 
 runner = CliRunner()
-HOSTILE = "he_normal</script><script>alert(1)</script><!--"
-HOSTILE_DIR = "run<script>alert(1)<!--x"  # a directory name cannot hold '/', so no '</script>' here
 CHART_IDS = {"chart-heatmap", "chart-curves", "chart-layers"}
 DATA_BLOCK = re.compile(r'<script type="application/json" id="initlab-charts">(.*?)</script>', re.S)
 LIBRARY = re.compile(r"<script>(.*?)</script>", re.S)  # the first plain script: plotly.js
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two real runs: A with seeds 0 and 1, B (another learning rate) with seed 0 only: 4 shared trials."""
+def runs(reference_run, tmp_path_factory):
+    """Two real runs: A with seeds 0 and 1 (test_report's run A), B (another learning rate) with seed 0 only:
+    4 shared trials. This module's copies: its tests write reports into them."""
     base = tmp_path_factory.mktemp("runs")
-    a = run_sweep(config_from_text(TINY, overrides=["grid.seed=[0, 1]"]), out=base / "a").run_dir
-    b = run_sweep(config_from_text(TINY, overrides=["training.learning_rate=0.003"]), out=base / "b").run_dir
-    return a, b
-
-
-def copy_run(src, dst):
-    shutil.copytree(src, dst)
-    return dst
+    a = reference_run(TINY, ["grid.seed=[0, 1]"])
+    b = reference_run(TINY, ["training.learning_rate=0.003"])
+    return copy_run(a, base / "a" / a.name), copy_run(b, base / "b" / b.name)
 
 
 def write_report(run_dir):
@@ -121,21 +113,19 @@ def test_hostile_names_are_escaped_in_the_chart_data(runs, tmp_path):
     assert html.escape(HOSTILE_DIR, quote=False) in json.loads(titles)[0]
 
 
-def test_heatmap_colour_range_follows_the_data(report):
+def test_heatmap_colours_the_gap_to_each_groups_best(report):
+    """Issue 23: the colour is the gap to the best initializer of the cell's activation (1: the best; the scale's
+    values are ``verdicts.shading``'s), cells at chance or without a value in a grey trace of their own."""
     run_dir, page = report
-    run = load_run(run_dir)
-    means = pivot(run)["mean"].to_numpy(dtype=float)
-    finite = means[np.isfinite(means)]
-    (trace,) = charts_json(page)[1]["figures"]["chart-heatmap"]["data"]
-    assert (trace["zmin"], trace["zmax"]) == (pytest.approx(finite.min()), pytest.approx(finite.max()))
-    assert (trace["zmin"], trace["zmax"]) != (0, 1)
-    assert all("±" in text for row in trace["text"] for text in row)  # two seeds: mean ± std in every cell
-    assert all("n = 2 of 2" in h and "diverged 0, failed 0" in h for row in trace["hovertext"] for h in row)
-
-
-def test_colour_range_of_constant_and_empty_data():
-    assert interactive.color_range(pd.DataFrame({"mean": [0.5, np.nan, 0.5]})) == (0.0, 1.0)
-    assert interactive.color_range(pd.DataFrame({"mean": [np.nan, np.inf]})) is None
+    verdicts = analyse(load_run(run_dir))
+    position = shading(verdicts.cells, verdicts.higher).position
+    scale, apart = charts_json(page)[1]["figures"]["chart-heatmap"]["data"]
+    assert (scale["zmin"], scale["zmax"]) == (0, 1) and not apart["showscale"]
+    drawn = sorted(z for row in scale["z"] for z in row if z is not None)
+    assert drawn == pytest.approx(sorted(position.dropna()), abs=1e-5) and max(drawn) == 1
+    texts = [s or a for sr, ar in zip(scale["text"], apart["text"]) for s, a in zip(sr, ar)]
+    assert all("±" in text for text in texts)  # two seeds: mean ± std in every cell
+    assert all("n = 2 of 2" in h and "diverged 0, failed 0" in h for row in scale["hovertext"] for h in row)
 
 
 def test_comparison_file_holds_the_shared_trials(runs, tmp_path):
@@ -161,15 +151,6 @@ def test_page_without_charts_has_no_script(report):
     """`--format html` prints the tables only: no 4.5 MB library on stdout."""
     page = html_report(load_run(report[0]), "best_val_accuracy", {})
     assert "<script" not in page and "<table>" in page
-
-
-def test_plotly_is_imported_only_to_draw():
-    code = ("import sys; from typer.testing import CliRunner; from init_lab.cli import app; "
-            "import init_lab.report.render; r = CliRunner().invoke(app, ['report', '--help']); "
-            "assert r.exit_code == 0; bad = [m for m in sys.modules if m.split('.')[0] == 'plotly']; "
-            "assert not bad, bad[:5]; print('clean')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0 and "clean" in out.stdout, out.stderr
 
 
 # --- headless Chromium ---------------------------------------------------------------------------------------

@@ -109,16 +109,17 @@ def band(mean: float | None, sd: float, width: float = 2.0) -> tuple[float | Non
 
 
 # Mean of x² per input feature, over the training set, of [0, 1]-scaled pixels (measured once on the real
-# files: MNIST 60k 0.1120; the bundled sample 0.1127). `initlab theory` starts the length map there
-# without loading data; other inputs: pass --input-moment.
-PIXEL_SECOND_MOMENT = {"mnist": 0.1120, "mnist_sample": 0.1127}
-INPUT_DIM, N_CLASSES = 784, 10  # every dataset in the catalog: 28×28 grey images, 10 classes
+# files: MNIST 60k 0.1120; the bundled sample 0.1127; digits' 1,438 training images 0.2342). CIFAR-10's is
+# not measured here (no copy of it on the machines that built this): 0.2874 is Σ_c (μ_c² + σ_c²) / 3 from its
+# published per-channel training-set means 0.4914, 0.4822, 0.4465 and stds 0.2470, 0.2435, 0.2616.
+# `initlab theory` starts the length map there without loading data; other inputs: pass --input-moment.
+PIXEL_SECOND_MOMENT = {"mnist": 0.1120, "mnist_sample": 0.1127, "digits": 0.2342, "cifar10": 0.2874}
 
 
 def input_moment(dataset: str, standardize: bool = False) -> tuple[float, str]:
     """The first layer's input second moment to assume without data, and where it comes from."""
     if standardize:
-        return 1.0, "standardized inputs (mean 0, variance 1 per feature)"
+        return 1.0, "standardized inputs (mean 0, variance 1 per pixel, or per channel of colour images)"
     if dataset in PIXEL_SECOND_MOMENT:
         return PIXEL_SECOND_MOMENT[dataset], f"mean of x² of {dataset}'s [0, 1] pixels"
     return 1.0, "assumed 1.0 (pass --input-moment for this dataset)"
@@ -143,7 +144,9 @@ def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
         row = {"initializer": spec.init_label, "activation": spec.act_label, **spec.axes,
                "critical_sigma_w2": critical[spec.activation], "sigma_w2": None, "q_star": None, "chi_1": None,
                "phase": None, "xi_q": None, "xi_c": None, "pre_std_ratio": None, "grad_rms_ratio": None, "note": ""}
-        built = layers(spec.initializer, spec.arch.hidden, INPUT_DIM, N_CLASSES) if spec.arch.family == "mlp" else \
+        # the MLP's first layer sees the dataset's image flattened: 784 values for MNIST, 3072 for CIFAR-10
+        built = layers(spec.initializer, spec.arch.hidden, math.prod(config.dataset.image_shape), config.dataset.classes) \
+            if spec.arch.family == "mlp" else \
             "conv nets: the mean-field theory here is for fully-connected stacks"
         if isinstance(built, str):
             rows.append(row | {"note": built})

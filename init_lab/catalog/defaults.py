@@ -16,6 +16,12 @@ SPLIT_SEED = 0  # the validation split is the same for every trial of a sweep
 DATA_DIR_ENV = "INITLAB_DATA_DIR"
 SYNTHETIC_TRAIN = 2000
 SYNTHETIC_TEST = 500
+SYNTHETIC_SHAPE = (28, 28)  # one synthetic image: (H, W) grey or (H, W, C), e.g. (32, 32, 3) for CIFAR-shaped tests
+SYNTHETIC_CLASSES = 10
+# digits (scikit-learn's 1,797 8×8 images) has no split of its own: 20 % of each class is the test set, drawn
+# once by this seed (init_lab/catalog/digits.py), so every run and every machine tests on the same 360 images
+DIGITS_TEST_FRACTION = 0.2
+DIGITS_SPLIT_SEED = 0
 
 # --- model ---------------------------------------------------------------------
 MODEL_KIND = "mlp"
@@ -71,8 +77,43 @@ RESUME_MAY_CHANGE = ("name", "device", "resources", "checkpoints", "training.thr
 RUNS_DIR = "runs"
 CONFIRM_TRIALS = 200  # sweeps larger than this ask first (or need --yes)
 DEVICE = "auto"
+# One writer per run directory (init_lab/run/lock.py): an OS lock on RUN/.lock. Where the file system has no
+# working locks (NFS without lockd: flock fails with ENOLCK), setting this variable to 1 runs without one.
+NO_LOCK_ENV = "INITLAB_NO_LOCK"
+
+# --- how long a sweep trains, at least (init_lab/run/duration.py) ------------------------
+# Sweeps whose estimate exceeds this ask first (or need --yes): a typo such as epochs: 100000 is not a silent,
+# days-long run. The shipped configs' estimates stay below (the largest, the Glorot 2010 reproduction: 15 min
+# estimated, 41 min measured on 2 cores; the quickstart 3 s estimated, 8 s of training measured).
+CONFIRM_SECONDS = 3600
+# Floating-point throughput the estimate assumes: optimistic on purpose, so the estimate is a lower bound. The
+# packed step measured 154 GFLOP/s on this project's 2 CPU cores (71 % of its matmul peak); a GPU: an H100's
+# float32 peak, about 60 TFLOP/s.
+CPU_FLOPS_PER_CORE = 100e9
+GPU_FLOPS = 60e12
+
+# --- initlab init ----------------------------------------------------------------
+STARTER_NAME = "experiment"  # `initlab init` with no NAME writes ./experiment.yaml
+STARTER_FROM = "quickstart"  # ... copied from this shipped config (--from)
+
+# --- verdicts over seeds (init_lab/report/verdicts.py) ----------------------------------
+COMPARE_AXIS = "initializer"  # cells are compared within groups that differ in this axis only
+CONFIDENCE = 0.95  # of every confidence interval: a cell's mean, a paired difference
+ALPHA = 0.05  # the tests' level: a Holm-adjusted p ≥ ALPHA against the group's best reads "tied with best"
+POWER = 0.8  # min_detectable and "seeds needed": the difference a paired t-test finds this often
+# From this many values a confidence interval is SciPy's BCa bootstrap, below it Student's t. Issue 23 asked for the
+# bootstrap from 6; it covers less than its nominal 95 % at few seeds — measured on normal data (2000-3000 samples
+# each, ±0.5 %): 87 % at n = 6, 91 % at 10, 92 % at 20, 94 % at 30 and 50 — where t's is exact (94.6 % at 3, 95.6 % at
+# 5 measured). So t up to 29 values, the bootstrap from 30, where it is within a point of 95 %. Tie marks use the
+# paired t-test either way.
+BOOTSTRAP_MIN_N = 30
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0  # the resampling is seeded: the same run gives the same report every time
+CHANCE_FACTOR = 1.5  # an accuracy cell whose mean is below 1.5 × chance (1/classes) is "at chance": drawn apart
+SHADE_DECADES = 3  # heatmaps colour the gap to the group's best on a log scale spanning this many decades
 
 # --- input preprocessing -------------------------------------------------------------
-# dataset.standardize: standardise each pixel by the training split's mean and std (LeCun 1998's and
-# SELU's zero-mean, unit-variance input). Off: inputs stay [0, 1] pixels, the default everywhere.
+# dataset.standardize: standardise each pixel of grey images (each channel of colour ones) by the training
+# split's mean and std (LeCun 1998's and SELU's zero-mean, unit-variance input). Off: inputs stay [0, 1] pixels,
+# the default everywhere.
 STANDARDIZE = False

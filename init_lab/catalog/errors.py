@@ -33,6 +33,31 @@ class RunDirError(InitLabError):
     """A run directory is missing, unreadable or inconsistent."""
 
 
+class RunLockedError(RunDirError):
+    """Another process is writing this run directory (it holds the run's lock); ``holder`` says who."""
+
+    def __init__(self, message: str, holder: dict | None = None):
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+class TrialsFailedError(InitLabError):
+    """A sweep ran to its end but some trials failed (an error, not a result: exit code 1).
+
+    Raised at the CLI's edge and by ``init_lab.sweep(..., raise_on_failure=True)``; the run directory
+    is complete, so ``run_dir`` can be loaded, and ``failures`` maps each failed trial to its error."""
+
+    def __init__(self, message: str, run_dir: object = None, failures: dict[str, str] | None = None):
+        super().__init__(message)
+        self.run_dir = run_dir
+        self.failures = failures or {}
+
+
+class SweepTooLargeError(InitLabError):
+    """A sweep whose estimate says it cannot fit in this machine's memory, or would train for very long:
+    refused before anything is written, unless asked to run anyway (``--yes``)."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean 'x'?' for the nearest choice, or '' if none is close."""
     matches = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)

@@ -13,7 +13,30 @@ from enum import Enum
 
 from init_lab.catalog import defaults
 
-CNN_STACK = "Conv2D(32,3×3) → MaxPool(2) → Conv2D(64,3×3) → MaxPool(2) → Conv2D(64,3×3) → Flatten → Dense(64) → Dense(10, softmax)"
+CNN_STACK = ("Conv2D(32,3×3) → MaxPool(2) → Conv2D(64,3×3) → MaxPool(2) → Conv2D(64,3×3) → Flatten → Dense(64) → "
+             "Dense(classes, softmax); takes the channels it is given (grey 1, colour 3), images of at least 18×18")
+# the mnist_cnn stack as data, for the engine that builds it and the memory estimate that counts it: 3×3 valid
+# convolutions (filters, whether a 2×2 max-pool follows), then one dense layer
+CNN_CONVS, CNN_DENSE = ((32, True), (64, True), (64, False)), 64
+
+
+def cnn_output_side(side: int) -> int:
+    """An image side after the CNN's convolutions and pools (≤ 0: the image is too small for it)."""
+    for _, pool in CNN_CONVS:
+        side -= 2
+        if pool:
+            side //= 2
+    return side
+
+
+def cnn_fits(image_shape: tuple[int, ...]) -> str | None:
+    """Why images of this shape are too small for the CNN, or None when they fit."""
+    h, w = image_shape[:2]
+    if min(cnn_output_side(h), cnn_output_side(w)) >= 1:
+        return None
+    least = next(n for n in range(1, 1000) if cnn_output_side(n) >= 1)
+    return (f"mnist_cnn's three 3×3 convolutions and two 2×2 pools need images of at least {least}×{least}; "
+            f"these are {h}×{w}: use an MLP (model.kind: mlp)")
 
 
 @dataclass(frozen=True)
@@ -31,7 +54,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind(
             "mlp",
             "mlp",
-            f"flatten → Dense(width) × depth → Dense(10, softmax); `hidden: [..]` or depth/width "
+            f"flatten (any image shape) → Dense(width) × depth → Dense(classes, softmax); `hidden: [..]` or depth/width "
             f"(default hidden {list(defaults.MLP_HIDDEN)})",
             configurable=True,
         ),

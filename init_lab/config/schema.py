@@ -23,7 +23,7 @@ from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.datasets import DATASETS
 from init_lab.catalog.errors import ConfigError, did_you_mean, unknown_name_message
 from init_lab.catalog.initializers import INITIALIZERS
-from init_lab.catalog.models import MODEL_KINDS, Architecture, resolve_architecture
+from init_lab.catalog.models import MODEL_KINDS, Architecture, cnn_fits, resolve_architecture
 from init_lab.catalog.registry import Choice
 
 OPTIMIZERS = {
@@ -107,7 +107,47 @@ class DatasetConfig(_Section):
     split_seed: int = defaults.SPLIT_SEED
     synthetic_train: PosInt = defaults.SYNTHETIC_TRAIN  # sizes of the 'synthetic' dataset
     synthetic_test: PosInt = defaults.SYNTHETIC_TEST
-    standardize: bool = defaults.STANDARDIZE  # per-pixel mean 0, std 1 (training split's statistics)
+    # ... its image shape, [H, W] grey or [H, W, C] (e.g. [32, 32, 3]: CIFAR-shaped), and its classes
+    synthetic_shape: list[PosInt] = Field(default_factory=lambda: list(defaults.SYNTHETIC_SHAPE))
+    synthetic_classes: Annotated[int, Field(ge=2)] = defaults.SYNTHETIC_CLASSES
+    # mean 0, std 1 (training split's statistics): per pixel for grey images, per channel for colour ones
+    standardize: bool = defaults.STANDARDIZE
+
+    @field_validator("synthetic_shape")
+    @classmethod
+    def _image_shape(cls, shape: list[int]) -> list[int]:
+        if len(shape) not in (2, 3):
+            raise ValueError(f"an image shape is [height, width] (grey) or [height, width, channels]; got {shape}.")
+        return shape
+
+    @model_validator(mode="after")
+    def _synthetic_options(self) -> DatasetConfig:
+        if self.name != "synthetic" and (tuple(self.synthetic_shape) != defaults.SYNTHETIC_SHAPE
+                                         or self.synthetic_classes != defaults.SYNTHETIC_CLASSES):
+            raise ValueError(f"synthetic_shape and synthetic_classes are options of dataset 'synthetic'; "
+                             f"'{self.name}' has its own ({self.info.shape_label}, {self.info.classes} classes).")
+        if self.name == "synthetic" and self.synthetic_classes > self.synthetic_train:
+            raise ValueError(f"synthetic_classes {self.synthetic_classes} exceeds synthetic_train "
+                             f"{self.synthetic_train}: every class needs a training example.")
+        return self
+
+    @property
+    def info(self):  # -> DatasetInfo
+        return DATASETS[self.name]
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """One image as loaded: (H, W) grey or (H, W, C) colour."""
+        return tuple(self.synthetic_shape) if self.name == "synthetic" else self.info.image_shape
+
+    @property
+    def classes(self) -> int:
+        return self.synthetic_classes if self.name == "synthetic" else self.info.classes
+
+    @property
+    def sizes(self) -> tuple[int, int]:
+        """(training, test) examples before train_size / test_size: the dataset's nominal ones."""
+        return (self.synthetic_train, self.synthetic_test) if self.name == "synthetic" else self.info.sizes
 
 
 class ModelConfig(_Section):
@@ -217,6 +257,9 @@ class SweepConfig(_Section):
         for d in self.grid.depth or [None]:
             for w in self.grid.width or [None]:
                 self.model.architecture(d, w)
+        too_small = cnn_fits(self.dataset.image_shape) if MODEL_KINDS[self.model.kind].family == "cnn" else None
+        if too_small:
+            raise ValueError(f"model '{self.model.kind}' on dataset '{self.dataset.name}': {too_small}.")
         return self
 
     def resolved(self) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from init_lab.catalog.datasets import Dataset, checked
+from init_lab.catalog import cifar
+from init_lab.catalog.datasets import Dataset, checked, load_cifar
 from init_lab.catalog.errors import DeviceError
 from init_lab.catalog.initializers import keras_spec
 from init_lab.catalog.registry import Choice
@@ -102,15 +103,36 @@ def build_initializer(choice: Choice, trial_seed: int, layer_index: int) -> Any:
 
 
 def keras_download(name: str, looked: list[str]) -> Dataset | None:
-    """mnist / fashion_mnist through Keras' downloader and cache; None (noting where) if unavailable."""
-    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
+    """mnist / fashion_mnist / cifar10 through Keras' downloader and cache; None (noting where) if unavailable."""
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    if name == "cifar10":
+        return _keras_cifar10(cache, looked)
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as exc:  # network errors come in many types; all mean "not available"
         looked.append(f"Keras' downloader and cache {cache} ({type(exc).__name__}: {str(exc)[:120]})")
         return None
     return checked(Dataset(name, x_train, y_train, x_test, y_test, source=f"keras.datasets.{name} (cache {cache})"))
+
+
+def _keras_cifar10(cache: Path, looked: list[str]) -> Dataset | None:
+    """CIFAR-10 from Keras' cache, or downloaded into it; always read by ``catalog.cifar``'s safe reader.
+
+    Not keras.datasets.cifar10.load_data(): Keras releases initlab accepts unpickle the batches with a bare
+    pickle.load (``catalog.cifar``'s docstring). The folder load_data extracts is read where it exists; else
+    Keras' downloader fetches the archive into the same cache, checking its SHA-256 (a damaged or altered
+    cached archive is fetched again), and the archive is read in memory.
+    """
+    folder = cifar.in_keras_cache(cache)
+    if folder is not None:
+        return load_cifar("batches", folder)
+    try:
+        archive = keras.utils.get_file(cifar.ARCHIVE, origin=cifar.URL, file_hash=cifar.SHA256)
+    except Exception as exc:  # network errors come in many types; all mean "not available"
+        looked.append(f"Keras' downloader and cache {cache} ({type(exc).__name__}: {str(exc)[:120]})")
+        return None
+    return load_cifar("archive", Path(archive))
 
 
 def environment() -> dict[str, str]:

@@ -73,7 +73,8 @@ class DeviceData:
 
 def load_prepared(dataset: Any, family: str) -> Prepared:
     """The config's dataset, loaded (Keras' downloader as the last resort) and prepared for ``family``."""
-    raw = load_dataset(dataset.name, dataset.path, (dataset.synthetic_train, dataset.synthetic_test), keras_download)
+    raw = load_dataset(dataset.name, dataset.path, (dataset.synthetic_train, dataset.synthetic_test), keras_download,
+                       tuple(dataset.synthetic_shape), dataset.synthetic_classes)
     return prepare(raw, family, dataset.validation_split, dataset.split_seed, dataset.train_size, dataset.test_size,
                    standardize=dataset.standardize)
 

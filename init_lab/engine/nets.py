@@ -29,7 +29,7 @@ import numpy as np
 from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.catalog.models import Architecture, NetKind
+from init_lab.catalog.models import CNN_CONVS, CNN_DENSE, Architecture, NetKind
 from init_lab.catalog.registry import Choice
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.backend import OPS, build_initializer, keras, tf
@@ -347,13 +347,13 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
         layer += 1
         return build_initializer(initializer, seed, layer - 1)
 
-    if arch.family == "cnn":
-        for i, (filters, pool) in enumerate([(32, True), (64, True), (64, False)]):
+    if arch.family == "cnn":  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
+        for i, (filters, pool) in enumerate(CNN_CONVS):
             x = keras.layers.Conv2D(filters, 3, kernel_initializer=kernel_init(), name=f"conv_{i}")(x)
             x = activation_layer(act, f"act_conv_{i}")(x)
             if pool:
                 x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
-        hidden: tuple[int, ...] = (64,)
+        hidden: tuple[int, ...] = (CNN_DENSE,)
     else:
         hidden = arch.hidden
     if len(input_shape) > 1 or arch.family == "cnn":

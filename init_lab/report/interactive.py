@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from init_lab.report.tables import RunData, comparison, facets, matrix, metric_names
+from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names
+from init_lab.report.verdicts import MARKS, Shading, Verdicts, colour_label, is_true, mark, shading, tick_labels
 
 Figures = dict[str, dict[str, Any]]  # chart id -> {"data": [...], "layout": {...}}: one page's charts
 DATA_ID = "initlab-charts"
@@ -109,80 +110,108 @@ def _ordered(order: list[str], present: Iterable[str]) -> list[str]:
 # --- heatmap -------------------------------------------------------------------------------------------
 
 
-def _cell_text(mean: float, std: float, bad: float) -> str:
-    """A heatmap cell's text: the mean, ± std where there are several seeds, its diverged/failed count."""
-    text = "—" if pd.isna(mean) else (f"{mean:.3f}" if abs(mean) < 100 else f"{mean:.3g}")
+def _cell_text(row: pd.Series | None) -> str:
+    """A heatmap cell's text: the mean, its mark (★ best, ≈ tied), ± std where there are several seeds, its
+    diverged/failed count, 'at chance'."""
+    if row is None or pd.isna(row["mean"]):
+        return "—"
+    mean, std = row["mean"], row["std"]
+    text = f"{mean:.3f}" if abs(mean) < 100 else f"{mean:.3g}"
+    if symbol := mark(row):
+        text += f" {symbol}"
     if not pd.isna(std):
         text += f"<br>±{std:.3f}"
-    if not pd.isna(bad) and bad > 0:
+    bad = row["diverged"] + row["failed"]
+    if bad:
         text += f"<br>{int(bad)} div/fail"
+    if is_true(row["at_chance"]):
+        text += "<br>at chance"
     return text
 
 
-def _cell_hover(init: str, act: str, row: pd.Series | None) -> str:
-    """A heatmap cell's hover: the combination, mean ± std, n, and its diverged/failed/unfinished trials."""
+def _cell_hover(init: str, act: str, row: pd.Series | None, v: Verdicts) -> str:
+    """A heatmap cell's hover: the combination, mean ± std, its CI, n, its trials that do not count, and where it
+    stands against its group's best."""
     head = f"{label(init)} + {label(act)}"
     if row is None:
         return head + "<br>no trials"
     value = "—" if pd.isna(row["mean"]) else f"{row['mean']:.4g}"
     spread = "" if pd.isna(row["std"]) else f" ± {row['std']:.3g}"
-    return (f"{head}<br>mean {value}{spread}<br>n = {int(row['n'])} of {int(row['n_trials'])} trials with a value"
-            f"<br>diverged {int(row['diverged'])}, failed {int(row['failed'])}, unfinished {int(row['unfinished'])}")
+    ci = "" if pd.isna(row["ci_low"]) else (f"<br>95 % CI of the mean [{row['ci_low']:.4g}, {row['ci_high']:.4g}] "
+                                            f"({'BCa bootstrap' if row['ci_method'] == 'bca' else 'Student t'})")
+    standing = row["vs_best"] or "no test against the best"
+    if not pd.isna(row["p_holm_vs_best"]):
+        standing += f" (Holm p = {fmt(row['p_holm_vs_best'], 3)})"
+    if not pd.isna(row["diff_to_best"]) and not is_true(row["best"]):
+        standing += f"; mean {fmt_diff(row['diff_to_best'], v.metric)} from the best"
+    chance = f" ({int(row['diverged_at_chance'])} at chance)" if row["diverged_at_chance"] else ""
+    return (f"{head}<br>mean {value}{spread}{ci}<br>n = {int(row['n'])} of {int(row['n_trials'])} trials count"
+            f"<br>diverged {int(row['diverged'])}{chance}, failed {int(row['failed'])}, unfinished "
+            f"{int(row['unfinished'])}<br>{label(standing)}" + ("<br>at chance" if is_true(row["at_chance"]) else ""))
 
 
-def color_range(table: pd.DataFrame) -> tuple[float, float] | None:
-    """The heatmap's colour range: the finite min and max of the cell means (so 0.916 … 0.961 still spans
-    the whole scale), widened by ±0.5 when they are equal; None when no cell has a value."""
-    values = table["mean"].to_numpy(dtype=float)
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        return None
-    lo, hi = float(finite.min()), float(finite.max())
-    return (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+APART = [[0.0, "#d0d0d0"], [1.0, "#d0d0d0"]]  # cells at chance or without a value: one grey, off the scale
 
 
-def _heatmap_trace(run: RunData, part: pd.DataFrame, zrange: tuple[float, float], higher: bool, first: bool):
+def _heatmap_traces(run: RunData, part: pd.DataFrame, v: Verdicts, shade: Shading, first: bool) -> list:
+    """A facet's cells on the shared colour scale, and its cells drawn apart (grey) as a second trace."""
     import plotly.graph_objects as go
 
-    mean, std = matrix(part, run, "mean"), matrix(part, run, "std")
-    bad = matrix(part, run, "diverged") + matrix(part, run, "failed")
-    rows = part.set_index(["initializer", "activation"])
-    text = [[_cell_text(mean.at[i, a], std.at[i, a], bad.at[i, a]) for a in mean.columns] for i in mean.index]
-    hover = [[_cell_hover(i, a, rows.loc[(i, a)] if (i, a) in rows.index else None) for a in mean.columns]
-             for i in mean.index]
-    return go.Heatmap(
-        z=[_values(r) for r in mean.to_numpy(dtype=float)], x=[label(a) for a in mean.columns],
-        y=[label(i) for i in mean.index], text=text, texttemplate="%{text}", hovertext=hover, hoverinfo="text",
-        zmin=zrange[0], zmax=zrange[1], colorscale="Viridis", reversescale=not higher, showscale=first,
-        xgap=1, ygap=1,
+    cells = part.assign(position=shade.position.loc[part.index])
+    position = matrix(cells, run, "position")
+    rows = cells.set_index(["initializer", "activation"])
+
+    def row_of(i: str, a: str) -> pd.Series | None:
+        return rows.loc[(i, a)] if (i, a) in rows.index else None
+
+    text = [[_cell_text(row_of(i, a)) for a in position.columns] for i in position.index]
+    hover = [[_cell_hover(i, a, row_of(i, a), v) for a in position.columns] for i in position.index]
+    x, y = [label(a) for a in position.columns], [label(i) for i in position.index]
+    z = [_values(r) for r in position.to_numpy(dtype=float)]
+    apart = [[0.0 if zz is None else None for zz in r] for r in z]
+    scale = go.Heatmap(
+        z=z, x=x, y=y, text=[[t if zz is not None else "" for t, zz in zip(tr, zr)] for tr, zr in zip(text, z)],
+        texttemplate="%{text}", hovertext=hover, hoverinfo="text", zmin=0, zmax=1, colorscale="Viridis",
+        showscale=first and bool(shade.ticks), xgap=1, ygap=1, hoverongaps=False,
+        colorbar={"title": {"text": label(colour_label(v, shade)), "side": "right"},
+                  "tickvals": [pos for pos, _ in shade.ticks], "ticktext": [label(t) for t in tick_labels(v, shade)]},
     )
+    grey = go.Heatmap(
+        z=apart, x=x, y=y, text=[[t if zz is None else "" for t, zz in zip(tr, zr)] for tr, zr in zip(text, z)],
+        texttemplate="%{text}", hovertext=hover, hoverinfo="text", zmin=0, zmax=1, colorscale=APART,
+        showscale=False, xgap=1, ygap=1, hoverongaps=False, name="apart",
+    )
+    return [scale, grey]
 
 
-def heatmap_figure(run: RunData, table: pd.DataFrame, metric: str) -> dict[str, Any] | None:
+def heatmap_figure(run: RunData, verdicts: Verdicts) -> dict[str, Any] | None:
     """The metric's mean over seeds per initializer (rows) × activation (columns), a panel per combination
-    of the other swept axes, all on one colour scale spanning the data's finite range; each cell shows the
-    mean (± std over seeds where there are several, and its diverged/failed count), its hover the cell's
-    n and its diverged/failed/unfinished counts. None when no cell has a value."""
+    of the other swept axes, all on one colour scale: the gap to the cell's group's best on a log scale
+    (``verdicts.shading``), cells at chance or without a value grey and apart; each cell shows the mean, ★ for its
+    group's best and ≈ for cells tied with it (± std over seeds where there are several, its diverged/failed
+    count), its hover the CI, n, what does not count and its standing against the best. None without a value."""
     from plotly.subplots import make_subplots
 
-    zrange = color_range(table)
-    if zrange is None:
+    table = verdicts.cells
+    if not table["mean"].notna().any():
         return None
-    label_text, higher = metric_names(run.thresholds)[metric]
+    shade = shading(table, verdicts.higher)
     parts = facets(run, table)
     ncols = min(len(parts), 3)
     nrows = math.ceil(len(parts) / ncols)
     fig = make_subplots(nrows, ncols, subplot_titles=[label(t) for t, _ in parts] if run.swept else None,
                         shared_yaxes=True, horizontal_spacing=0.04, vertical_spacing=0.12)  # one set of row names
     for k, (_, part) in enumerate(parts):
-        fig.add_trace(_heatmap_trace(run, part, zrange, higher, k == 0), row=k // ncols + 1, col=k % ncols + 1)
+        for trace in _heatmap_traces(run, part, verdicts, shade, k == 0):
+            fig.add_trace(trace, row=k // ncols + 1, col=k % ncols + 1)
     fig.update_yaxes(autorange="reversed")  # grid order, top to bottom
     fig.update_yaxes(title_text="initializer", col=1)
     fig.update_xaxes(title_text="activation")
-    fig.update_traces(colorbar={"title": {"text": label(label_text), "side": "right"}}, selector={"type": "heatmap"})
     seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
     height = nrows * (60 * len(run.init_order) + 140) + 60
-    fig.update_layout(title=label(f"{label_text}{seeds} — {run.name}"), height=max(height, 320))
+    fig.update_layout(title=label(f"{verdicts.label}{seeds} — {run.name}; {MARKS['best']} best of its group, "
+                                  f"{MARKS['tied']} tied with it; grey: at chance or no value"),
+                      height=max(height, 320))
     return figure_dict(fig)
 
 
@@ -257,12 +286,15 @@ def curves_figure(run: RunData) -> dict[str, Any] | None:
     inits = _ordered(run.init_order, trials["initializer"])
     colours = _colours(inits)
     nrows, ncols = _grid(len(acts))
-    titles = _panel_titles([f"activation: {a}" for a in acts], ncols, 2)
-    fig = make_subplots(2 * nrows, ncols, shared_xaxes="columns", vertical_spacing=0.05 / nrows,
-                        horizontal_spacing=0.05, subplot_titles=titles)
+    titles = _panel_titles([f"activation: {a}" for a in acts], ncols, 2)  # gap rows have no subplot: no title
+    rows = CURVE_ROWS * nrows - 1  # no gap after the last row of panels
+    gap = [r % CURVE_ROWS == 2 for r in range(rows)]
+    fig = make_subplots(rows, ncols, specs=[[None] * ncols if g else [{}] * ncols for g in gap],
+                        row_heights=[GAP_PX if g else PANEL_PX for g in gap], shared_xaxes="columns",
+                        vertical_spacing=12 / _curves_plot_px(nrows), horizontal_spacing=0.05, subplot_titles=titles)
     shown: set[str] = set()  # one legend entry per initializer, whichever panel draws it first
     for k, act in enumerate(acts):
-        at = (2 * (k // ncols) + 1, k % ncols + 1)
+        at = (CURVE_ROWS * (k // ncols) + 1, k % ncols + 1)
         for init in inits:
             part = trials[(trials["activation"] == act) & (trials["initializer"] == init)]
             if part.empty:
@@ -278,12 +310,24 @@ def curves_figure(run: RunData) -> dict[str, Any] | None:
     return figure_dict(fig)
 
 
+# learning curves: per row of panels a loss row, an accuracy row and a gap row, which keeps the next row's panel
+# titles clear of this row's x-axis labels and title (with one uniform spacing they overlapped: issue 23)
+CURVE_ROWS = 3
+PANEL_PX, GAP_PX = 250, 95
+
+
+def _curves_plot_px(nrows: int) -> int:
+    return nrows * 2 * PANEL_PX + (nrows - 1) * GAP_PX
+
+
 def _style_curves(fig, run: RunData, nrows: int, n_inits: int) -> None:
-    height = 520 * nrows + 110 + 22 * math.ceil(n_inits / 6)
+    height = _curves_plot_px(nrows) + 110 + 75 + 22 * math.ceil(n_inits / 6)
     for r in range(nrows):
-        fig.update_yaxes(type="log", row=2 * r + 1)
-        fig.update_yaxes(range=[0, 1.02], row=2 * r + 2)  # a line at 1.0 stays visible
-        fig.update_xaxes(title_text="epoch (steps as fractions)" if len(run.steps) else "epoch", row=2 * r + 2)
+        fig.update_yaxes(type="log", row=CURVE_ROWS * r + 1)
+        fig.update_yaxes(range=[0, 1.02], row=CURVE_ROWS * r + 2)  # a line at 1.0 stays visible
+        # every accuracy panel labels its epochs (shared axes would label only a column's bottom panel)
+        fig.update_xaxes(title_text="epoch (steps as fractions)" if len(run.steps) else "epoch", showticklabels=True,
+                         row=CURVE_ROWS * r + 2)
     fig.update_yaxes(title_text="cross-entropy loss (log)", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=2, col=1)
     mean = f"mean over {run.n_seeds} seeds" if run.n_seeds > 1 else "one seed"

@@ -18,7 +18,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from init_lab.report.tables import METRICS, RunData, facets, matrix, metric_names  # noqa: E402
+from init_lab.report.tables import RunData, facets, matrix  # noqa: E402
+from init_lab.report.verdicts import (  # noqa: E402
+    MARKS,
+    Verdicts,
+    colour_label,
+    is_true,
+    mark,
+    shading,
+    tick_labels,
+)
 
 DPI = 110
 
@@ -93,57 +102,71 @@ def learning_curves(run: RunData) -> bytes | None:
     return _png(fig)
 
 
-def heatmap(run: RunData, table: pd.DataFrame, metric: str) -> bytes | None:
-    """The metric's mean over seeds, initializer × activation, one panel per swept-axis value."""
-    label, higher = metric_names(run.thresholds).get(metric, METRICS["best_val_accuracy"])
+def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
+    """The metric's mean over seeds, initializer × activation, one panel per swept-axis value, coloured by the gap
+    to each cell's group's best on a log scale (``verdicts.shading``: cells a hair apart differ in colour even
+    beside a cell at chance); cells at chance or without a value in grey, apart; ★ the group's best, ≈ tied."""
+    table = verdicts.cells
     parts = facets(run, table)
-    values = table["mean"].to_numpy(dtype=float)
-    finite = values[np.isfinite(values)]
-    if not finite.size:
+    if not table["mean"].notna().any():
         return None
-    # the data's own range, so close accuracies (all near 0.97, say) still differ in colour
-    vmin, vmax = float(finite.min()), float(finite.max())
-    if vmin == vmax:
-        vmin, vmax = vmin - 0.5, vmax + 0.5
+    shade = shading(table, verdicts.higher)
     n = len(parts)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
     n_act, n_init = len(run.act_order), len(run.init_order)
+    # constrained: panels, their row names, the colour bar and the title never overlap, however many facets
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * (1.1 * n_act + 3.2), nrows * (0.55 * n_init + 1.6)), squeeze=False
+        nrows, ncols, figsize=(ncols * (1.1 * n_act + 3.2), nrows * (0.6 * n_init + 1.6)), squeeze=False,
+        layout="constrained",
     )
-    cmap = plt.get_cmap("viridis" if higher else "viridis_r")
+    cmap = plt.get_cmap("viridis").with_extremes(bad=APART_GREY)  # at chance, or no value: outside the scale
     image = None
     for idx, (title, part) in enumerate(parts):
         ax = axes[idx // ncols][idx % ncols]
-        mean = matrix(part, run, "mean")
-        std = matrix(part, run, "std")
-        bad = matrix(part, run, "diverged") + matrix(part, run, "failed")
-        image = ax.imshow(mean.to_numpy(dtype=float), cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(mean.columns)), mean.columns, rotation=30, ha="right")
-        ax.set_yticks(range(len(mean.index)), mean.index)
+        cells = part.assign(position=shade.position.loc[part.index], text=part.apply(_cell_text, axis=1))
+        position, text = matrix(cells, run, "position"), matrix(cells, run, "text")
+        image = ax.imshow(position.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(position.columns)), position.columns, rotation=30, ha="right")
+        ax.set_yticks(range(len(position.index)), position.index)
         ax.set_xlabel("activation")
         ax.set_ylabel("initializer")
         if title:
             ax.set_title(title, fontsize=10)
-        for i in range(mean.shape[0]):
-            for j in range(mean.shape[1]):
-                v, s, b = mean.iat[i, j], std.iat[i, j], bad.iat[i, j]
-                text = "—" if pd.isna(v) else (f"{v:.3f}" if abs(v) < 100 else f"{v:.3g}")
-                if not pd.isna(s):
-                    text += f"\n±{s:.3f}"
-                if b and not pd.isna(b) and b > 0:
-                    text += f"\n{int(b)} div/fail"
-                shade = 0.0 if pd.isna(v) else (v - vmin) / (vmax - vmin)
-                bright = shade > 0.55 if higher else shade < 0.45
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black" if bright else "white")
+        for i in range(position.shape[0]):
+            for j in range(position.shape[1]):
+                t, label = position.iat[i, j], text.iat[i, j]
+                dark = not pd.isna(t) and t < 0.55  # viridis: dark below the middle, so white text there
+                ax.text(j, i, label if isinstance(label, str) else "—", ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
     for idx in range(n, nrows * ncols):
         axes[idx // ncols][idx % ncols].axis("off")
-    if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label=label)
+    if image is not None and shade.ticks:
+        bar = fig.colorbar(image, ax=axes, shrink=0.8, label=colour_label(verdicts, shade))
+        bar.set_ticks([pos for pos, _ in shade.ticks], labels=tick_labels(verdicts, shade))
     seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
-    fig.suptitle(f"{label}{seeds} — {run.name}", fontsize=11)
+    fig.suptitle(f"{verdicts.label}{seeds} — {run.name}; {MARKS['best']} best of its group, {MARKS['tied']} tied "
+                 "with it; grey: at chance or no value", fontsize=11)
     return _png(fig)
+
+
+APART_GREY = "#d0d0d0"
+
+
+def _cell_text(row: pd.Series) -> str:
+    """A heatmap cell: the mean (± std where several seeds), its mark, its diverged/failed count, 'at chance'."""
+    v, s = row["mean"], row["std"]
+    text = "—" if pd.isna(v) else (f"{v:.3f}" if abs(v) < 100 else f"{v:.3g}")
+    if symbol := mark(row):
+        text += f" {symbol}"
+    if not pd.isna(s):
+        text += f"\n±{s:.3f}"
+    bad = row["diverged"] + row["failed"]
+    if bad:
+        text += f"\n{int(bad)} div/fail"
+    if is_true(row["at_chance"]):
+        text += "\nat chance"
+    return text
 
 
 def probe_plot(layers: pd.DataFrame, title: str) -> bytes:

@@ -1,5 +1,6 @@
-"""The report's files: report.md, a self-contained interactive report.html, leaderboard.csv, pivot.csv, PNGs,
-and the comparison of two runs as comparison_<run B>.html.
+"""The report's files: report.md, a self-contained interactive report.html, leaderboard.csv, pivot.csv, cells.csv,
+comparisons.csv, PNGs, and the comparison of two runs as comparison_<run B>.html (+ comparisons_<run B>.csv);
+and the text of the verdicts over seeds (``verdicts``) that every format shows.
 
 Every string that comes from a config or a file (names can be anything) is
 escaped for the format it lands in: ``html.escape`` for HTML, and backslash
@@ -21,9 +22,24 @@ from typing import Any
 import pandas as pd
 
 from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
-from init_lab.catalog.defaults import PROBE_SIZE
+from init_lab.catalog.defaults import ALPHA, POWER, PROBE_SIZE
 from init_lab.report import interactive
-from init_lab.report.tables import RunData, comparison, facets, leaderboard, matrix, metric_names, pivot
+from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
+from init_lab.report.verdicts import (
+    CELL_COLUMNS,
+    MAX_SEEDS_SEARCHED,
+    Comparison,
+    PairedRuns,
+    Verdicts,
+    analyse,
+    analyse_runs,
+    is_true,
+    mark,
+    marked_leaderboard,
+    seeds_needed,
+    shading,
+)
+from init_lab.run.lock import RunLock
 from init_lab.run.store import RunStore
 
 PROBE_TEXT = (
@@ -83,6 +99,11 @@ CHARTS_TEXT = (
     "The charts are interactive: hover a point or cell for its trial and value; click a legend entry to hide or "
     "show it, double-click one to show it alone; drag to zoom, double-click to zoom back out."
 )
+CELLS_TEXT = (
+    "Each cell: the mean ± std over seeds, [the 95 % confidence interval of the mean] (n: the trials that count, see "
+    "Verdicts), ★ the best of its group, ≈ tied with it (Holm-adjusted paired p ≥ 0.05); colours: the gap to the "
+    "group's best on a log scale (grey: no value, or at chance)."
+)
 LAYERS_TEXT = (
     "Each hidden layer's activation std on the probe batch, mean over seeds: dashed at initialization, solid after "
     "the last recorded epoch; a panel per activation, a colour per initializer. A std of 0 (all-zero weights) has "
@@ -102,30 +123,79 @@ def md_escape(value: Any) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """A table cell: '—' for missing values, whole numbers without decimals, floats to ``digits``."""
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value.is_integer() and abs(value) < 1e6:
-            return str(int(value))
-        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
-    return str(value)
-
-
 def cell(row: pd.Series, std_digits: int = 3) -> str:
-    """'mean ± std (n=k)' with the bad trials of the cell, for pivot tables."""
+    """'mean ± std [95 % CI] (n=k) ★' with the bad trials of the cell, for pivot tables (a row of
+    ``verdicts.Verdicts.cells``; a plain ``tables.pivot`` row shows no CI and no mark)."""
     text = fmt(row["mean"])
     if not pd.isna(row["std"]):
         text += f" ± {row['std']:.{std_digits}f}"
+    if not pd.isna(row.get("ci_low", math.nan)):
+        text += f" [{fmt(row['ci_low'], std_digits)}, {fmt(row['ci_high'], std_digits)}]"
     if row["n_trials"] > 1:
         text += f" (n={int(row['n'])})"
+    if symbol := mark(row):
+        text += f" {symbol}"
     notes = [f"{int(row[k])} {k}" for k in ("diverged", "failed", "unfinished") if row[k]]
+    if row.get("diverged_at_chance"):
+        notes[0] += f" ({int(row['diverged_at_chance'])} at chance)"
+    if is_true(row.get("at_chance")):
+        notes.append("at chance")
     if notes:
         text += " [" + ", ".join(notes) + "]"
     return text
+
+
+# --- verdicts as text ---------------------------------------------------------------------------
+
+
+def p_text(p: float, name: str = "p = ") -> str:
+    """A p-value to 3 decimals, below 0.001 as '< 0.001': 'p = 0.080', or with ``name`` 'Holm ' 'Holm 0.310'."""
+    return f"{name.removesuffix('= ').strip()} < 0.001" if p < 0.001 else f"{name}{fmt(p, 3)}"
+
+
+def _where(c: Comparison) -> str:
+    """The values a comparison's two cells share: 'relu', 'relu, depth=3' (names first, then swept axes)."""
+    names = [value_label(c.fixed[k]) for k in ("initializer", "activation") if k in c.fixed]
+    return ", ".join(names + [f"{k}={value_label(x)}" for k, x in c.fixed.items() if k not in ("initializer",
+                                                                                                  "activation")])
+
+
+def verdict_line(c: Comparison, m: int = 1) -> str:
+    """One comparison in words, e.g. 'glorot_uniform vs he_normal (relu): −0.40 pt [−0.90, +0.10], p = 0.080
+    (Holm 0.310), P(better) = 0.33 — not distinguishable with 3 seeds; ≈ 9 would detect 0.40 pt (…)'. ``m``: the
+    report's number of tests, for the seeds a difference would need at Holm's strictest level α/m."""
+    s = c.stats
+    head = ("A − B" if c.axis == "run" else f"{c.a} vs {c.b}") + (f" ({_where(c)})" if c.fixed else
+                                                                   " (all shared trials)")
+    if s.n == 0:
+        return f"{head}: no seed in common where both count — not compared"
+    diff = fmt_diff(s.mean_diff, c.metric)
+    if s.n == 1:
+        return f"{head}: {diff} on 1 shared seed — no test possible"
+    low, high = (fmt_diff(x, c.metric).removesuffix(" pt") for x in (s.ci.low, s.ci.high))
+    text = (f"{head}: {diff} [{low}, {high}], {p_text(s.p_value)} ({p_text(c.p_holm, 'Holm ')}), "
+            f"P(better) = {fmt(s.prob_improvement, 2)} — ")
+    if not c.tied:
+        who = "A" if c.axis == "run" else c.a
+        return text + f"{who} {'better' if c.a_better else 'worse'}, distinguishable with {s.n} seeds"
+    needed = seeds_needed(s.mean_diff, s.sd_diff, ALPHA / max(m, 1))
+    size = fmt_diff(abs(s.mean_diff), c.metric, signed=False)
+    level = f"α = {ALPHA:g}" + (f"/{m}" if m > 1 else "")
+    if needed is None:
+        more = "no difference to detect"
+    elif needed > MAX_SEEDS_SEARCHED:
+        more = f"more than {MAX_SEEDS_SEARCHED:,} seeds would be needed to detect {size}"
+    else:
+        more = f"≈ {needed} would detect {size} ({POWER:.0%} power at {level})"
+    return text + f"not distinguishable with {s.n} seeds; {more}"
+
+
+def verdict_lines(v: Verdicts | PairedRuns) -> list[str]:
+    """The comparisons in words; none when no test was possible (the notes say so, once)."""
+    m = sum(math.isfinite(c.stats.p_value) for c in v.comparisons)  # Holm's m
+    if not m:
+        return []
+    return [verdict_line(c, m) for c in v.comparisons]
 
 
 def pivot_matrices(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -152,6 +222,14 @@ def md_table(df: pd.DataFrame, index: bool = False) -> str:
     return "\n".join(lines)
 
 
+def data_shape(ds: dict[str, Any]) -> str:
+    """"32×32×3 images, 10 classes" from a manifest's dataset record ('' for runs recorded before it had them)."""
+    shape, classes = ds.get("shape"), ds.get("classes")
+    if not isinstance(shape, list) or not shape:
+        return ""
+    return "×".join(map(str, shape)) + " images" + (f", {classes} classes" if classes else "")
+
+
 def status_line(run: RunData) -> str:
     total = len(run.trials)
     counts = run.trials["status"].value_counts().to_dict()
@@ -163,10 +241,11 @@ def status_line(run: RunData) -> str:
     return line
 
 
-def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
+def markdown(run: RunData, metric: str, images: dict[str, str], verdicts: Verdicts | None = None) -> str:
+    verdicts = verdicts or analyse(run, metric)
     label = metric_names(run.thresholds)[metric][0]
-    board = leaderboard(run, metric)
-    table = pivot(run, metric)
+    board = marked_leaderboard(run, verdicts)
+    table = verdicts.cells
     env = run.manifest.get("environment", {})
     ds = run.manifest.get("dataset", {})
     out = [
@@ -174,7 +253,8 @@ def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
         "",
         md_escape(status_line(run)),
         "",
-        f"Dataset: {md_escape(ds.get('source', '?'))} ({ds.get('train', '?')} train / {ds.get('validation', '?')} "
+        f"Dataset: {md_escape(ds.get('source', '?'))} ({md_escape(data_shape(ds)) + '; ' if data_shape(ds) else ''}{ds.get('train', '?')} train / "
+        f"{ds.get('validation', '?')} "
         f"validation / {ds.get('test', '?')} test). Device: {md_escape(env.get('device', '?'))}. "
         f"TensorFlow {md_escape(env.get('tensorflow', '?'))}, Keras {md_escape(env.get('keras', '?'))}.",
         "",
@@ -185,8 +265,11 @@ def markdown(run: RunData, metric: str, images: dict[str, str]) -> str:
         if title:
             out += [f"### {md_escape(title)}", ""]
         out += [md_table(m, index=True), ""]
+    out += [md_escape(CELLS_TEXT), ""]
     if "heatmap" in images:
         out += [f"![{md_escape(label)} heatmap]({images['heatmap']})", ""]
+    out += [f"## Verdicts over seeds ({md_escape(label)})", "", *[f"{md_escape(n)}\n" for n in verdicts.notes]]
+    out += [f"- {md_escape(line)}" for line in verdict_lines(verdicts)] + [""]
     for key, figure in FIGURES.items():
         if key in images:
             out += [f"## {figure.heading}", "", figure.text, "", f"![{figure.heading.lower()}]({images[key]})", ""]
@@ -234,23 +317,29 @@ def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = ()
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _heat_colours(run: RunData, part: pd.DataFrame, higher: bool) -> dict:
-    m = matrix(part, run, "mean")
-    vals = m.to_numpy(dtype=float)
-    finite = vals[~pd.isna(vals)]
-    if not len(finite):
-        return {}
-    lo, hi = float(finite.min()), float(finite.max())
+APART_COLOUR = "#dddddd"  # a cell without a value, or at chance: outside the colour scale
+
+
+def _heat_colours(run: RunData, part: pd.DataFrame, position: pd.Series) -> dict:
+    """A facet's cell backgrounds from their place on the shared colour scale (``verdicts.shading``)."""
+    m = matrix(part.assign(position=position.loc[part.index]), run, "position")
     out = {}
     for i in m.index:
         for a in m.columns:
-            v = m.at[i, a]
-            if pd.isna(v):
-                continue
-            t = (v - lo) / ((hi - lo) or 1)
-            t = t if higher else 1 - t
-            out[(i, a)] = f"hsl({int(120 * t)},65%,82%)"  # red (worst) → green (best)
+            t = m.at[i, a]
+            out[(i, a)] = APART_COLOUR if pd.isna(t) else f"hsl({int(120 * t)},65%,82%)"  # red (worst) → green (best)
     return out
+
+
+def _verdicts_html(v: Verdicts | PairedRuns) -> list[str]:
+    """The verdicts section: what was done (once), the comparisons in words, and their table."""
+    parts = [f"<p class=\"meta\">{html.escape(n)}</p>" for n in v.notes]
+    lines = verdict_lines(v)
+    if lines:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+        parts.append("<details><summary>the comparisons as a table (comparisons.csv)</summary>"
+                     + _scrolling(html_table(v.comparisons_table, left=("metric", "axis", "a", "b"))) + "</details>")
+    return parts
 
 
 def _html_image(data: bytes, alt: str) -> str:
@@ -272,7 +361,8 @@ def _html_meta(run: RunData) -> str:
     ds = run.manifest.get("dataset", {})
     return (
         f"<p class=\"meta\">{html.escape(status_line(run))}<br>Dataset: {html.escape(str(ds.get('source', '?')))} "
-        f"({html.escape(str(ds.get('train', '?')))} train / {html.escape(str(ds.get('validation', '?')))} validation / "
+        f"({html.escape(data_shape(ds)) + '; ' if data_shape(ds) else ''}{html.escape(str(ds.get('train', '?')))} train / "
+        f"{html.escape(str(ds.get('validation', '?')))} validation / "
         f"{html.escape(str(ds.get('test', '?')))} test). Device: {html.escape(str(env.get('device', '?')))}. "
         f"TensorFlow {html.escape(str(env.get('tensorflow', '?')))}, Keras {html.escape(str(env.get('keras', '?')))}.</p>"
     )
@@ -295,13 +385,16 @@ def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> l
     return parts
 
 
-def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None) -> str:
+def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
+                verdicts: Verdicts | None = None) -> str:
     """report.html: the tables, and each figure as an interactive chart (``charts``, by element id: see
     ``report_charts``) or else as its embedded PNG. Without charts the page has no script at all."""
     charts = charts or {}
+    verdicts = verdicts or analyse(run, metric)
     label, higher = metric_names(run.thresholds)[metric]
-    board = leaderboard(run, metric)
-    table = pivot(run, metric)
+    board = marked_leaderboard(run, verdicts)
+    table = verdicts.cells
+    position = shading(table, higher).position
     parts = [
         _html_head(f"initlab report: {run.name}"),
         f"<h1>initlab report: {html.escape(run.name)}</h1>",
@@ -313,11 +406,14 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: int
     for title, part in facets(run, table):
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
-        parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, higher)))
+        parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, position)))
+    parts.append(f'<p class="meta">{html.escape(CELLS_TEXT)}</p>')
     if CHART_IDS["heatmap"] in charts:
         parts.append(interactive.chart_div(CHART_IDS["heatmap"]))
     elif "heatmap" in images:
         parts.append(_html_image(images["heatmap"], f"{label} heatmap"))
+    parts.append(f"<h2>Verdicts over seeds ({html.escape(label)})</h2>")
+    parts += _verdicts_html(verdicts)
     parts += _figure_sections(images, charts)
     parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
     parts.append(_scrolling(html_table(board, left=("trial_id", "initializer", "activation", "status", "error"))))
@@ -327,19 +423,20 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: int
     return "\n".join(p for p in parts if p)
 
 
-def report_charts(run: RunData, table: pd.DataFrame, metric: str) -> interactive.Figures:
+def report_charts(run: RunData, verdicts: Verdicts) -> interactive.Figures:
     """report.html's interactive charts, by element id; a chart without data is left out."""
     made = {
-        CHART_IDS["heatmap"]: interactive.heatmap_figure(run, table, metric),
+        CHART_IDS["heatmap"]: interactive.heatmap_figure(run, verdicts),
         CHART_IDS["curves"]: interactive.curves_figure(run),
         CHART_IDS["signals"]: interactive.layers_figure(run),
     }
     return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
 
 
-def comparison_html(a: RunData, b: RunData, metric: str) -> str:
-    """comparison_<B>.html: the shared trials' metric in A against B as an interactive scatter, then the
-    table of every trial (shared or not) with both values and the difference."""
+def comparison_html(a: RunData, b: RunData, metric: str, verdicts: PairedRuns | None = None) -> str:
+    """comparison_<B>.html: the shared trials' metric in A against B as an interactive scatter, the paired
+    statistics of A − B, then the table of every trial (shared or not) with both values and the difference."""
+    verdicts = verdicts or analyse_runs(a, b, metric)
     label, _ = metric_names(a.thresholds)[metric]
     table = comparison(a, b, metric)
     counts = table["in"].value_counts()
@@ -352,6 +449,8 @@ def comparison_html(a: RunData, b: RunData, metric: str) -> str:
         f"<h1>initlab comparison ({html.escape(label)}): {html.escape(a.name)} vs {html.escape(b.name)}</h1>",
         f'<p class="meta">{html.escape(summary)} {html.escape(CHARTS_TEXT) if charts else ""}</p>',
         interactive.chart_div("chart-comparison") if charts else "<p>No shared trial has a value in both runs.</p>",
+        f"<h2>Verdicts: A − B, paired trial by trial ({html.escape(label)})</h2>",
+        *_verdicts_html(verdicts),
         f"<h2>Trials (a: {html.escape(a.name)}, b: {html.escape(b.name)}, delta = b − a)</h2>",
         _scrolling(html_table(table, left=("initializer", "activation", "status_a", "status_b", "in"))),
         interactive.page_scripts(charts) if charts else "",
@@ -363,21 +462,31 @@ def comparison_html(a: RunData, b: RunData, metric: str) -> str:
 # --- all files -------------------------------------------------------------------------------
 
 
-def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True) -> list[Path]:
-    """Write every report file under RUN_DIR/report/; returns their paths."""
+def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True,
+                 verdicts: Verdicts | None = None) -> list[Path]:
+    """Write every report file under RUN_DIR/report/; returns their paths. A writer of the run directory like a
+    sweep: it holds the run's lock, and is refused at once (RunLockedError) while another process writes it.
+    ``verdicts``: ``verdicts.analyse(run, metric, …)`` (by default against each group's best initializer)."""
+    with RunLock(run.root):
+        return _write_report(run, metric, plots, verdicts or analyse(run, metric))
+
+
+def _write_report(run: RunData, metric: str, plots: bool, verdicts: Verdicts) -> list[Path]:
     from init_lab.report import plots as plotting
 
     store = RunStore(run.root)
-    board = leaderboard(run, metric)
-    table = pivot(run, metric)
+    board = marked_leaderboard(run, verdicts)
+    table = verdicts.cells
     written = [
         store.write_report_file("leaderboard.csv", board.to_csv(index=False)),
-        store.write_report_file("pivot.csv", table.to_csv(index=False)),
+        store.write_report_file("pivot.csv", table.drop(columns=CELL_COLUMNS).to_csv(index=False)),
+        store.write_report_file("cells.csv", table.to_csv(index=False)),
+        store.write_report_file("comparisons.csv", verdicts.comparisons_table.to_csv(index=False)),
     ]
     images: dict[str, bytes] = {}
     if plots:
         made = {
-            "heatmap": plotting.heatmap(run, table, metric),
+            "heatmap": plotting.heatmap(run, verdicts),
             "curves": plotting.learning_curves(run),
             "signals": plotting.diagnostics_plot(run),
             "training_signals": plotting.training_signals_plot(run),
@@ -387,17 +496,25 @@ def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = 
     names = {"heatmap": HEATMAP_FILE, **{key: figure.file for key, figure in FIGURES.items()}}
     for key, data in images.items():
         written.append(store.write_report_file(names[key], data))
-    written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images})))
-    charts = report_charts(run, table, metric) if plots else {}
-    written.append(store.write_report_file("report.html", html_report(run, metric, images, charts)))
+    written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images},
+                                                                 verdicts)))
+    charts = report_charts(run, verdicts) if plots else {}
+    written.append(store.write_report_file("report.html", html_report(run, metric, images, charts, verdicts)))
     return written
 
 
-def write_comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> Path:
-    """Write RUN_A/report/comparison_<RUN_B name>.html (the store makes the name file-safe); returns its path."""
-    return RunStore(a.root).write_report_file(f"comparison_{b.name}.html", comparison_html(a, b, metric))
+def write_comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> list[Path]:
+    """Write RUN_A/report/comparison_<RUN_B name>.html and comparisons_<RUN_B name>.csv (the paired statistics of
+    A − B; the store makes the names file-safe); returns their paths, the page first. Holds RUN_A's lock while it
+    writes, as ``write_report`` does."""
+    verdicts = analyse_runs(a, b, metric)
+    with RunLock(a.root):
+        store = RunStore(a.root)
+        return [store.write_report_file(f"comparison_{b.name}.html", comparison_html(a, b, metric, verdicts)),
+                store.write_report_file(f"comparisons_{b.name}.csv", verdicts.comparisons_table.to_csv(index=False))]
 
 
 def leaderboard_json(board: pd.DataFrame) -> str:
+    """Any of the report's tables as strict JSON records (NaN and ±inf → null)."""
     records = json.loads(board.to_json(orient="records"))  # NaN → null
-    return json.dumps(records, indent=2)
+    return json.dumps(records, indent=2, allow_nan=False)

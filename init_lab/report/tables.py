@@ -1,4 +1,5 @@
-"""Reading a run directory into tables: leaderboard, initializer × activation pivot, comparison.
+"""Reading a run directory into tables: leaderboard, initializer × activation pivot, comparison; the value each
+trial enters every statistic with (``entered``), and the one number formatter (``fmt``).
 
 Works on finished, running and interrupted runs alike: the trials a run should
 have come from its config.yaml (expanded again, which needs no TensorFlow);
@@ -9,7 +10,7 @@ This module and those it imports never import TensorFlow.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ import pandas as pd
 
 from init_lab.analysis import histograms
 from init_lab.analysis.diagnostics import LAYER_COLUMNS, STEP_COLUMNS, STEP_LAYER_COLUMNS
+from init_lab.catalog.datasets import N_CLASSES
 from init_lab.catalog.errors import ConfigError, RunDirError, unknown_name_message
 from init_lab.catalog.status import ENDED
 from init_lab.config.grid import expand
 from init_lab.config.schema import config_from_text
+from init_lab.run.integrity import Damage, checkpoint_problems, read_manifest, read_record, trial_problems
 from init_lab.run.records import pending_record, summary_row
 from init_lab.run.store import (
     EPOCHS_FILE,
@@ -44,6 +47,8 @@ METRICS: dict[str, tuple[str, bool]] = {
     "wall_seconds": ("wall time (s)", False),
 }
 AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size"]
+# metrics in which a diverged trial without a value of its own enters the statistics at chance (see ``entered``)
+ACCURACY_METRICS = frozenset({"best_val_accuracy", "final_val_accuracy", "test_accuracy"})
 # a trial's CSV tables, and the columns of an empty one (a run without them: old, diagnostics off, pending)
 TABLES = {
     EPOCHS_FILE: ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
@@ -69,6 +74,7 @@ class RunData:
     act_order: list[str]
     thresholds: list[float]
     manifest: dict[str, Any]
+    damage: Damage = field(default_factory=Damage)  # damaged files, named (run.integrity); the rest is read
 
     @property
     def n_finished(self) -> int:
@@ -111,12 +117,21 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
     except ConfigError as exc:
         raise RunDirError(f"{root}: its config.yaml cannot be read ({exc}).") from None
     specs = expand(config)
+    manifest, manifest_problem = read_manifest(store)
+    damage = Damage(run=[manifest_problem] if manifest_problem else [])
     rows: list[dict[str, Any]] = []
     frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
     for spec in specs:
-        record = store.read_trial(spec.id) or pending_record(spec)
-        rows.append(summary_row({**pending_record(spec), **record}))
+        record, problem = read_record(store, spec.id)
+        problems = trial_problems(store, spec.id, record, problem, expect_record=manifest.get("status") == "completed",
+                                  settled=manifest.get("status") != "running")
+        if problems:
+            damage.trials[spec.id] = problems
+        rows.append(summary_row({**pending_record(spec), **(record or {})}))  # an unreadable record: pending
+        unreadable = {p.split()[0] for p in problems if "unreadable" in p}  # such tables are left out, not guessed at
         for name in TABLES:
+            if name in unreadable:
+                continue
             frame = _read_table(store.trial_file(spec.id, name))
             if frame is not None:
                 frame.insert(0, "trial_id", spec.id)
@@ -142,7 +157,8 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
         init_order=list(dict.fromkeys(s.init_label for s in specs)),
         act_order=list(dict.fromkeys(s.act_label for s in specs)),
         thresholds=list(config.training.thresholds),
-        manifest=store.read_manifest(),
+        manifest=manifest,
+        damage=Damage(damage.trials, damage.run + checkpoint_problems(store)),
     )
 
 
@@ -155,6 +171,23 @@ def _read_table(path: Path) -> pd.DataFrame | None:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError):
         return None
     return frame if len(frame) else None
+
+
+def fmt(value: Any, digits: int = 4, signed: bool = False) -> str:
+    """The one number formatter of every table and text: '—' for missing values, whole numbers without decimals,
+    floats to ``digits`` (``signed``: with a + or − sign, for differences)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return str(value)
+        sign = "+" if signed else ""
+        if value.is_integer() and abs(value) < 1e6 and not signed:
+            return str(int(value))
+        text = f"{value:{sign}.{digits}f}" if abs(value) < 1e4 else f"{value:{sign}.4g}"
+        return text.replace("-", "−") if signed else text
+    return str(value)
 
 
 STATUS_ORDER = {"completed": 0, "diverged": 1, "failed": 2, "running": 3, "pending": 4}
@@ -192,24 +225,62 @@ def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame
     return df[[c for c in columns if c in df.columns]].reset_index(drop=True)
 
 
-def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
-    """Initializer × activation (× swept axes) aggregate of ``metric`` over seeds.
+ENTRY_RULE = (
+    "Which trials count: completed ones at their recorded value; diverged ones (a NaN/inf loss) too — "
+    "divergence is a result of the configuration — at their recorded value where they have one, else, for an "
+    "accuracy, at chance (1/{classes}), and otherwise left out; failed trials (an error, not a result) and "
+    "unfinished ones are left out, and every cell counts them. n is the number of trials that count."
+)
 
-    Columns: the keys, then mean, std (ddof=1; empty for a single seed), n (trials with a
-    value), n_trials, and counts of diverged / failed / unfinished trials in the cell.
+
+def chance_accuracy(run: RunData) -> float:
+    """What a network that learned nothing scores: 1 / the number of classes."""
+    return 1.0 / int(run.manifest.get("dataset", {}).get("classes") or N_CLASSES)
+
+
+def _recorded(run: RunData, metric: str) -> pd.Series:
+    """Each trial's recorded ``metric`` where it is a finite number, else NaN."""
+    if metric not in run.trials:
+        return pd.Series(math.nan, index=run.trials.index)
+    value = pd.to_numeric(run.trials[metric], errors="coerce").astype(float)
+    return value.where(np.isfinite(value))
+
+
+def _chance_entries(run: RunData, metric: str) -> pd.Series:
+    """Per trial: True where a diverged trial enters ``metric`` at chance (an accuracy it has no value of)."""
+    if metric not in ACCURACY_METRICS:
+        return pd.Series(False, index=run.trials.index)
+    return (run.trials["status"] == "diverged") & _recorded(run, metric).isna()
+
+
+def entered(run: RunData, metric: str) -> pd.Series:
+    """The value each trial enters every statistic of ``metric`` with (pivot, cells, heatmap, comparisons), aligned
+    with ``run.trials``; NaN where the trial does not count (``ENTRY_RULE``): completed trials at their recorded
+    value, diverged ones at theirs or, for an accuracy without one, at chance; failed and unfinished trials never."""
+    value = _recorded(run, metric).mask(_chance_entries(run, metric), chance_accuracy(run))
+    return value.where(run.trials["status"].isin(("completed", "diverged")))
+
+
+def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
+    """Initializer × activation (× swept axes) aggregate of ``metric`` over seeds, of the values ``entered`` gives.
+
+    Columns: the keys, then mean, std (ddof=1; empty for a single seed), n (trials that count), n_trials, and
+    counts of diverged trials (``diverged_at_chance`` of them entered at chance) and of failed and unfinished
+    trials in the cell.
     """
     check_metric(metric, run.thresholds)
     keys = [*run.swept, "initializer", "activation"]
-    df = run.trials
+    df = run.trials.assign(_value=entered(run, metric), _chance=_chance_entries(run, metric).astype(int))
     groups = df.groupby(keys, sort=False, dropna=False)
-    out = groups[metric].agg(mean="mean", std="std", n="count").reset_index()
+    out = groups["_value"].agg(mean="mean", std="std", n="count").reset_index()
     counts = groups["status"].agg(
         n_trials="size",
         diverged=lambda s: int((s == "diverged").sum()),
         failed=lambda s: int((s == "failed").sum()),
         unfinished=lambda s: int((~s.isin(ENDED)).sum()),
     ).reset_index()
-    out = out.merge(counts, on=keys)
+    out = out.merge(counts, on=keys).merge(groups["_chance"].sum().rename("diverged_at_chance").reset_index(), on=keys)
+    out = out[[*keys, "mean", "std", "n", "n_trials", "diverged", "diverged_at_chance", "failed", "unfinished"]]
     out["initializer"] = pd.Categorical(out["initializer"], run.init_order, ordered=True)
     out["activation"] = pd.Categorical(out["activation"], run.act_order, ordered=True)
     out = out.sort_values(keys).reset_index(drop=True)
@@ -225,13 +296,24 @@ def facets(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     out = []
     for values, part in table.groupby(run.swept, sort=False):
         values = values if isinstance(values, tuple) else (values,)
-        title = ", ".join(f"{k}={_short(v)}" for k, v in zip(run.swept, values))
+        title = ", ".join(f"{k}={value_label(v)}" for k, v in zip(run.swept, values))
         out.append((title, part))
     return out
 
 
-def _short(v: Any) -> str:
+def value_label(v: Any) -> str:
+    """An axis value as text: 0.001 rather than 0.0010000, names as they are."""
     return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def fmt_diff(value: Any, metric: str, signed: bool = True) -> str:
+    """A difference of ``metric`` (with its sign unless not ``signed``): accuracies in percentage points
+    ('+0.42 pt'), other metrics in their own unit."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    if metric in ACCURACY_METRICS:
+        return fmt(float(value) * 100, 2, signed=signed) + " pt"
+    return fmt(float(value), 4, signed=signed)
 
 
 def matrix(part: pd.DataFrame, run: RunData, column: str = "mean") -> pd.DataFrame:
@@ -240,10 +322,16 @@ def matrix(part: pd.DataFrame, run: RunData, column: str = "mean") -> pd.DataFra
     return m.reindex(index=[i for i in run.init_order if i in m.index], columns=[a for a in run.act_order if a in m.columns])
 
 
+def comparison_keys(a: RunData, b: RunData) -> list[str]:
+    """What makes a trial of A and a trial of B the same trial: initializer, activation, seed and the swept axes
+    both runs share (the trial id without its grid position, which differs between grids)."""
+    return ["initializer", "activation", "seed", *[x for x in a.swept if x in b.swept]]
+
+
 def comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Trials the two runs share (same initializer, activation, seed and shared swept values), side by side."""
     check_metric(metric, a.thresholds)
-    keys = ["initializer", "activation", "seed", *[x for x in a.swept if x in b.swept]]
+    keys = comparison_keys(a, b)
     left = a.trials[[*keys, "status", metric]].rename(columns={"status": "status_a", metric: "a"})
     right = b.trials[[*keys, "status", metric]].rename(columns={"status": "status_b", metric: "b"})
     merged = left.merge(right, on=keys, how="outer", indicator=True)

@@ -168,7 +168,10 @@ def _worker_data(config: Any, family: str) -> Any:
 
 
 def _fault(epoch: int | None = None) -> None:
-    """Fault injection for tests: kill this worker once (at start, or after an epoch's checkpoint)."""
+    """Fault injection for tests: kill this worker once (at start, or after an epoch's checkpoint), or at
+    every start (``INITLAB_FAULT_CRASH_ALWAYS=1``: the task's retries run out)."""
+    if epoch is None and os.environ.get("INITLAB_FAULT_CRASH_ALWAYS") == "1":
+        os._exit(1)
     spec = os.environ.get("INITLAB_FAULT_CRASH_ONCE" if epoch is None else "INITLAB_FAULT_CRASH_AFTER_EPOCH")
     if not spec:
         return

@@ -46,17 +46,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from init_lab.catalog import defaults
-from init_lab.catalog.datasets import IMAGE_SHAPE, N_CLASSES, NOMINAL_SIZES
+from init_lab.catalog.datasets import model_input_shape
 from init_lab.catalog.errors import ConfigError
-from init_lab.catalog.models import Architecture, NetKind
+from init_lab.catalog.models import CNN_CONVS, CNN_DENSE, Architecture, NetKind
 from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig, parse_memory
 from init_lab.engine.events import Group
 
 NUMBER_BYTES = 4  # float32 and int32
 SLOT_COUNT = {"adam": 2, "rmsprop": 1, "sgd": 1}  # optimizer slots per variable (engine.optim.SLOTS); sgd: with momentum
-# the MNIST CNN of ``nets.build_keras_model``: 3×3 valid convolutions (filters, 2×2 max-pool after), then a dense layer
-CNN_CONVS, CNN_DENSE = ((32, True), (64, True), (64, False)), 64
 PROBE_PASSES = 4  # the probe pass keeps forward and backward signals of every layer, then copies them to numpy
 
 
@@ -72,13 +70,13 @@ class DataShape:
 
     @classmethod
     def from_config(cls, config: SweepConfig, family: str) -> DataShape:
-        """Nominal sizes from the config, before anything is loaded (``catalog.datasets.NOMINAL_SIZES``)."""
+        """The dataset's image shape, classes and nominal sizes from the config, before anything is loaded
+        (``catalog.datasets.DATASETS``; synthetic: its configured shape, classes and sizes)."""
         d = config.dataset
-        train, test = (d.synthetic_train, d.synthetic_test) if d.name == "synthetic" else NOMINAL_SIZES[d.name]
+        train, test = d.sizes
         train, test = min(train, d.train_size or train), min(test, d.test_size or test)
         n_val = int(round(train * d.validation_split))
-        shape = (*IMAGE_SHAPE, 1) if family == "cnn" else (math.prod(IMAGE_SHAPE),)
-        return cls(shape, N_CLASSES, train - n_val, n_val, test)
+        return cls(model_input_shape(d.image_shape, family), d.classes, train - n_val, n_val, test)
 
 
 class NetSize(NamedTuple):
@@ -241,6 +239,15 @@ def budget_and_source(device: str, setting: Any) -> tuple[int, str]:
         fallback = defaults.GPU_MEMORY_FALLBACK
         return int(fallback * fraction), f"auto: {share} of {format_bytes(fallback)} (nvidia-smi cannot tell the GPU's)"
     return int(host_available_bytes() * fraction), f"auto: {share} of available host RAM"
+
+
+def capacity_bytes(device: str) -> tuple[int, str] | None:
+    """All the memory this machine has for the sweep — not the budget, a share of it — and what it is; None
+    where it cannot tell (a GPU nvidia-smi does not report). A trial estimated above it cannot fit."""
+    if device.startswith("gpu"):
+        free = gpu_free_bytes()
+        return (free, "free GPU memory") if free is not None else None
+    return host_available_bytes(), "available host RAM"
 
 
 def format_bytes(n: float) -> str:

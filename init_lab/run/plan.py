@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict
 
+from init_lab.catalog import defaults
 from init_lab.catalog.models import NetKind, net_kind
 from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig
@@ -32,6 +33,13 @@ def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
     dataset = config.dataset.model_dump()
     if not dataset["standardize"]:  # the default leaves no trace: states saved before the option existed stay valid
         del dataset["standardize"]
+    for option, default in (("synthetic_shape", list(defaults.SYNTHETIC_SHAPE)),
+                            ("synthetic_classes", defaults.SYNTHETIC_CLASSES)):
+        if dataset[option] == default:  # as standardize: states saved before these options stay valid
+            del dataset[option]
+    if dataset["train_size"] is not None or dataset["test_size"] is not None:
+        # subsets became stratified (issue 22): a state saved on the earlier random subset is not this trial's
+        dataset["subsets"] = "stratified"
     return fingerprint({
         "spec": described, "dataset": dataset,
         "diagnostics": training.diagnostics, "deterministic": training.deterministic,

@@ -8,6 +8,7 @@ Layout::
       trials/003_he_normal-relu-s0/{trial.json, epochs.csv, layers.csv, steps.csv, step_layers.csv,
                                     histograms.npz}
       checkpoints/<group id>.npz   (``checkpoints``: each group's state after its last epoch)
+      .lock                        (``lock``, its only other writer: there while a process writes the run)
 
 Every file is written atomically — a temp file in the same directory, fsync,
 rename, fsync of the directory — so a crash leaves the old or the new version,

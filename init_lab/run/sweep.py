@@ -1,12 +1,16 @@
 """The sweep: plan, train every group through an executor, record everything, resume and extend.
 
-Order of work (Hydra's rule: inputs are saved beside outputs before work starts): create the run
-directory, write the resolved ``config.yaml``, the manifest and a ``summary.csv`` listing every
-trial as pending, point ``runs/latest`` at it; then plan execution groups (continuing each trial
-from its newest checkpoint where one fits, cut to the memory budget: ``memory``), run them through
-the executor and hand every event to the recorder. A trial that raises is recorded as failed and
-the sweep goes on; a problem that dooms every later trial (missing data, unwritable disk) stops the
-sweep with one message, keeping what is done — at most the epoch in progress is lost.
+Order of work (Hydra's rule: inputs are saved beside outputs before work starts): check every input
+(``preflight``: executor, device, size of the work, the data — read and checked — so that a mistake
+leaves no run directory behind); create the run directory and take its lock (``lock``: one writer at
+a time); write the resolved ``config.yaml``, the manifest and a ``summary.csv`` listing every trial
+as pending, point ``runs/latest`` at it; then plan execution groups (continuing each trial from its
+newest checkpoint where one fits, cut to the memory budget: ``memory``), run them through the
+executor and hand every event to the recorder. A trial that raises is recorded as failed and the
+sweep goes on (and ends in :class:`TrialsFailedError` at the CLI: exit code 1); a problem that dooms
+every later trial (unwritable disk) stops the sweep with one message, keeping what is done — at most
+the epoch in progress is lost. A resume takes the lock before it reads anything, and trains again
+the trials whose files are damaged (``integrity``).
 """
 
 from __future__ import annotations
@@ -15,21 +19,25 @@ import getpass
 import json
 import os
 import platform
+import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from init_lab._version import __version__
 from init_lab.catalog import defaults
-from init_lab.catalog.errors import InitLabError, RunDirError
+from init_lab.catalog.errors import InitLabError, RunDirError, TrialsFailedError
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig, config_from_text, config_to_yaml
+from init_lab.run import integrity, preflight
 from init_lab.run.checkpoints import CheckpointStore
-from init_lab.run.executors import Executor, LocalExecutor, RayExecutor, check_ray_address, require_ray
+from init_lab.run.executors import Executor, LocalExecutor, RayExecutor
+from init_lab.run.lock import RunLock
 from init_lab.run.memory import MemoryPlan
 from init_lab.run.plan import plan_groups, trial_fingerprint
 from init_lab.run.recorder import Observer, Recorder
@@ -49,6 +57,35 @@ class SweepResult:
     def count(self, status: str) -> int:
         return sum(1 for r in self.records if r.get("status") == status)
 
+    @property
+    def failures(self) -> dict[str, str]:
+        """Each failed trial's id and error (a divergence is a result, not a failure)."""
+        return {r["trial_id"]: str(r.get("error") or "no error recorded") for r in self.records
+                if r.get("status") == TrialStatus.FAILED.value}
+
+    @property
+    def ok(self) -> bool:
+        """Every trial completed or diverged: what exit code 0 means."""
+        return all(TrialStatus.of(r.get("status")).finished for r in self.records)
+
+    def failure_error(self) -> TrialsFailedError | None:
+        """The error listing the failed trials (None if none failed), for the CLI's exit code and the API."""
+        return failure_error(self.run_dir, len(self.records), self.failures)
+
+
+def failure_error(run_dir: Path, n_trials: int, failures: dict[str, str]) -> TrialsFailedError | None:
+    """'2 of 4 trials failed:' and each failed trial with the first line of its error; None without failures."""
+    if not failures:
+        return None
+    shown = list(failures.items())[:20]
+    lines = [f"  {tid}: {' '.join(error.split())[:300]}" for tid, error in shown]
+    if len(failures) > len(shown):
+        lines.append(f"  … and {len(failures) - len(shown)} more (summary.csv has every error)")
+    return TrialsFailedError(
+        f"{len(failures)} of {n_trials} trials failed:\n" + "\n".join(lines) + "\nTheir errors are in their "
+        f"trial.json; after fixing the cause, rerun them with `initlab sweep --resume {run_dir} --retry-failed`.",
+        run_dir, failures)
+
 
 def plan(config: SweepConfig) -> list[TrialSpec]:
     """The trials a config expands to (what --dry-run and validate print)."""
@@ -66,43 +103,66 @@ class Options:
     executor: str = "local"
     address: str | None = None
     retry_failed: bool = False
+    yes: bool = False  # run a sweep that preflight finds too large (memory, time) without asking
+    confirm: Callable[[str], bool] | None = None  # asked instead (a terminal's prompt); None: refuse it
+
+    def check(self, config: SweepConfig, work: preflight.Work) -> preflight.Ready:
+        return preflight.check(config, work, device=self.device, executor=self.executor, address=self.address,
+                               pack=self.pack, yes=self.yes, confirm=self.confirm)
+
+    @property
+    def command_line(self) -> list[str]:
+        return self.command or sys.argv
 
 
 def run_sweep(config: SweepConfig, *, out: str | Path = defaults.RUNS_DIR, name: str | None = None,
               **options: Any) -> SweepResult:
-    """Run a new sweep into a fresh run directory under ``out``. Options: see :class:`Options`."""
+    """Run a new sweep into a fresh run directory under ``out``. Options: see :class:`Options`.
+
+    Every input is checked first (``preflight``): a mistake raises before the run directory exists."""
     opts = Options(**options)
     if name:
         config = config.model_copy(update={"name": name})
-    device = _preflight(config, opts)  # before anything is written: no empty run dirs
+    ready = opts.check(config, [(s, s.train.epochs) for s in expand(config)])  # nothing written before this
     run_dir = create_run_dir(Path(out), config.name)
-    store = RunStore(run_dir)
+    lock = RunLock(run_dir, opts.command_line)
     try:
-        store.write_config(config_to_yaml(config))
-        update_latest(Path(out), run_dir)
-    except OSError as exc:
-        raise RunDirError(f"cannot write to {run_dir}: {exc.strerror or exc}.") from exc
-    return Sweep(config, store, device, opts).execute()
+        lock.acquire()  # a new directory, so only a file system without locks refuses: then leave nothing
+    except InitLabError:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    with lock:
+        store = RunStore(run_dir)
+        try:
+            store.write_config(config_to_yaml(config))
+            update_latest(Path(out), run_dir)
+        except OSError as exc:
+            raise RunDirError(f"cannot write to {run_dir}: {exc.strerror or exc}.") from exc
+        return Sweep(config, store, opts, lock_note=lock.note).execute(ready)
 
 
 def resume_sweep(run_dir: str | Path, config: SweepConfig | None = None, *, overrides: list[str] | None = None,
                  runs: str | Path = defaults.RUNS_DIR, **options: Any) -> SweepResult:
     """Finish an interrupted sweep, or extend a finished one to more epochs.
 
-    Completed and diverged trials are kept; the rest continue from their newest checkpoint. ``config``
-    (a config file) or ``overrides`` (``--set`` strings applied to the run's own config) may change only
-    fields that do not change what trials compute, and ``training.epochs`` upwards (extension).
+    Completed and diverged trials are kept; the rest continue from their newest checkpoint, and so do
+    trials whose files are damaged. ``config`` (a config file) or ``overrides`` (``--set`` strings applied
+    to the run's own config) may change only fields that do not change what trials compute, and
+    ``training.epochs`` upwards (extension). Refused at once while another process writes the run.
     """
     opts = Options(**options)
     store = RunStore(resolve_run_dir(run_dir, runs))
-    saved_text = store.read_config_text()
-    saved = config_from_text(saved_text, str(store.config_path))
-    wanted = config if config is not None else config_from_text(saved_text, str(store.config_path), overrides or [])
-    check_resume_change(store.root, saved, wanted)
-    device = _preflight(wanted, opts)
-    if wanted.resolved() != saved.resolved():
-        store.write_config(config_to_yaml(wanted))
-    return Sweep(wanted, store, device, opts, previous=saved).execute()
+    with RunLock(store.root, opts.command_line) as lock:  # before reading: what is read stays true
+        saved_text = store.read_config_text()
+        saved = config_from_text(saved_text, str(store.config_path))
+        wanted = config if config is not None else config_from_text(saved_text, str(store.config_path),
+                                                                    overrides or [])
+        check_resume_change(store.root, saved, wanted)
+        sweep = Sweep(wanted, store, opts, previous=saved, lock_note=lock.note)
+        ready = opts.check(wanted, sweep.work())  # before the config is rewritten for an extension
+        if wanted.resolved() != saved.resolved():
+            store.write_config(config_to_yaml(wanted))
+        return sweep.execute(ready)
 
 
 def check_resume_change(root: Path, saved: SweepConfig, wanted: SweepConfig) -> None:
@@ -130,45 +190,63 @@ def _differences(a: Any, b: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tup
     return [] if a == b else [(prefix, a, b)]
 
 
-def _preflight(config: SweepConfig, opts: Options) -> str:
-    """Check the executor and set up the device before any file is written; returns the device's name."""
-    if opts.executor == "ray":
-        require_ray()
-        check_ray_address(opts.address)
-    elif opts.executor != "local":
-        raise InitLabError(f"unknown executor '{opts.executor}' (local or ray).")
-    from init_lab.engine.backend import setup_device  # TensorFlow is imported only when something trains
-
-    return setup_device(opts.device or config.device, config.training.deterministic)
-
-
 class Sweep:
     """One invocation over one run directory: triage, plan, execute, record."""
 
-    def __init__(self, config: SweepConfig, store: RunStore, device: str, opts: Options,
-                 previous: SweepConfig | None = None):
-        self.config, self.store, self.device, self.opts = config, store, device, opts
+    def __init__(self, config: SweepConfig, store: RunStore, opts: Options, previous: SweepConfig | None = None,
+                 lock_note: str | None = None):
+        self.config, self.store, self.opts = config, store, opts
         self.trials = expand(config)
         self.extending = previous is not None and config.training.epochs > previous.training.epochs
         self.columns = summary_columns(list(config.training.thresholds))
+        self.old_manifest, manifest_problem = integrity.read_manifest(store)
+        self.notes = [lock_note] if lock_note else []  # shown once the sweep starts
+        if manifest_problem:
+            self.notes.append(f"{manifest_problem}: rewritten; the run's history before this invocation (created "
+                              "at, invocations, extensions) is lost")
+        self.damaged: set[str] = set()  # trials whose files are damaged: they train again
+        self.found: dict[str, dict[str, Any]] = {}  # each trial's record as found on disk ({}: none)
+        self.records, self.kept = self._triage()
         self.manifest: dict[str, Any] = {}
+        self.ready: preflight.Ready | None = None
 
     # --- what to do -------------------------------------------------------------------
 
     def _triage(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
-        """Records to keep (finished at the configured epochs) and pending ones for the rest."""
+        """Records to keep (finished at the configured epochs) and pending ones for the rest — damaged
+        trials included, which train again (a note each says why)."""
         records, kept = {}, []
+        expect = self.old_manifest.get("status") == "completed"
         for spec in self.trials:
-            old = self.store.read_trial(spec.id)
+            old, problem = integrity.read_record(self.store, spec.id)
+            self.found[spec.id] = old or {}
+            damage = integrity.trial_problems(self.store, spec.id, old, problem, expect_record=expect)
             status = TrialStatus.of(old.get("status")) if old else TrialStatus.PENDING
             done = status == TrialStatus.DIVERGED or (
                 status == TrialStatus.COMPLETED and (old.get("epochs_run") or 0) >= spec.train.epochs)
-            if done or (status == TrialStatus.FAILED and not self.opts.retry_failed):
+            if damage:
+                self.damaged.add(spec.id)
+                self.notes.append(f"{spec.id}: {'; '.join(damage)}: damaged, so it trains again (from its newest "
+                                  "usable checkpoint)")
+            if not damage and (done or (status == TrialStatus.FAILED and not self.opts.retry_failed)):
                 records[spec.id] = old
                 kept.append(spec.id)
             else:
                 records[spec.id] = pending_record(spec)
         return records, kept
+
+    def work(self) -> preflight.Work:
+        """Each trial still to train, with the epochs it has left as far as its record says (a trial
+        whose checkpoint turns out unusable restarts: the estimate is a lower bound)."""
+        out = []
+        for spec in self.trials:
+            if spec.id in self.kept:
+                continue
+            old = self.found[spec.id]
+            completed = old.get("status") == TrialStatus.COMPLETED.value and spec.id not in self.damaged
+            done = int(old.get("epochs_run") or 0) if completed else 0  # an extension trains only the new epochs
+            out.append((spec, max(0, spec.train.epochs - done)))
+        return out
 
     def _checkpoint_dir(self) -> Path | None:
         """The run's checkpoints/, or the shared storage a Ray cluster's workers write to (None: none shared)."""
@@ -190,26 +268,32 @@ class Sweep:
         from init_lab.engine.data import DeviceData, Recording, load_prepared
 
         t0 = time.perf_counter()
-        prepared = load_prepared(self.config.dataset, self.trials[0].arch.family)
+        ready = self.ready
+        prepared = ready.data if ready is not None and ready.data is not None else \
+            load_prepared(self.config.dataset, self.trials[0].arch.family)  # preflight read it: not again
         data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
-        self.manifest["dataset"] = {"source": prepared.source, **data.sizes()}
+        if ready is not None:
+            ready.data = None  # the tensors are what the sweep keeps (the memory plan counts one NumPy copy)
+        self.manifest["dataset"] = {"source": prepared.source, "shape": list(prepared.image_shape),
+                                    "classes": prepared.n_classes, **data.sizes()}
         self.store.write_manifest(self.manifest)
         sizes = data.sizes()
-        self.opts.observer.data_loaded(prepared.source, sizes["train"], sizes["validation"], sizes["test"],
-                                       time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0 + (ready.data_seconds if ready is not None else 0.0)
+        self.opts.observer.data_loaded(prepared.source, sizes["train"], sizes["validation"], sizes["test"], seconds)
         return data
 
     # --- doing it ---------------------------------------------------------------------
 
-    def execute(self) -> SweepResult:
+    def execute(self, ready: preflight.Ready) -> SweepResult:
+        """Train what is left, recording everything; ``ready``: what ``preflight.check`` found."""
         started = time.perf_counter()
-        records, kept = self._triage()
+        self.ready, self.device = ready, ready.device
+        records, kept = self.records, self.kept
         todo = [s for s in self.trials if s.id not in kept]
         checkpoint_dir = self._checkpoint_dir()
         checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
-        device = ("gpu" if self.config.resources.gpus > 0 else "cpu") if self.opts.executor == "ray" else self.device
-        fps = {s.id: trial_fingerprint(self.config, s, device) for s in todo}
-        memory = MemoryPlan.for_config(self.config, device, self.trials[0].arch.family)
+        fps = {s.id: trial_fingerprint(self.config, s, ready.compute) for s in todo}
+        memory = ready.memory
         groups, notices = plan_groups(todo, self.opts.pack, checkpoints, fps, memory)  # cut to the memory budget
         self._start_manifest(groups, checkpoint_dir, memory)
         observer = self.opts.observer
@@ -228,7 +312,7 @@ class Sweep:
             self.store.write_manifest(self.manifest)
             save_summary()
             observer.sweep_start(self.store.root, self.trials, todo, self.device)
-            for line in notices + (checkpoints.problems if checkpoints else []):
+            for line in self.notes + notices + (checkpoints.problems if checkpoints else []):
                 observer.notice(line)
             if checkpoint_dir is None and todo:
                 observer.notice("no checkpoint storage shared with the Ray workers (set checkpoints.storage): "
@@ -261,7 +345,7 @@ class Sweep:
         return result
 
     def _start_manifest(self, groups: list, checkpoint_dir: Path | None, memory: MemoryPlan) -> None:
-        old = self.store.read_manifest()
+        old = self.old_manifest  # {} where it was unreadable (a note says so)
         self.manifest = {
             "initlab_version": __version__,
             "name": self.config.name,

@@ -1,0 +1,74 @@
+"""How long a sweep trains, at least: arithmetic on the trial specs, before anything runs.
+
+A trial's training costs, per epoch, 6 floating-point operations per multiply-add of its network and
+training example (2 for the forward pass, about twice that for the backward one), plus a forward pass
+over the validation set; then one over the test set. Divided by a throughput chosen optimistic on
+purpose (``defaults.CPU_FLOPS_PER_CORE`` per core, or ``defaults.GPU_FLOPS``), that is a lower bound: the
+real sweep adds diagnostics, evaluation batches, compilation and whatever the machine does besides.
+Sweeps above ``defaults.CONFIRM_SECONDS`` ask first (``preflight``). No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+
+from init_lab.catalog import defaults
+from init_lab.catalog.models import Architecture
+from init_lab.config.grid import TrialSpec
+from init_lab.run.memory import CNN_CONVS, CNN_DENSE, DataShape
+
+TRAIN_FLOPS_PER_MAC = 6  # forward 2, backward ≈ 4
+EVAL_FLOPS_PER_MAC = 2
+
+
+def multiply_adds(arch: Architecture, input_shape: tuple[int, ...], n_classes: int) -> int:
+    """Multiply-adds of one example's forward pass (the MNIST CNN as ``memory`` counts its layers)."""
+    convs = 0
+    if arch.family == "cnn":
+        h, w, c = input_shape
+        for filters, pool in CNN_CONVS:  # 3×3 valid convolutions, 2×2 max-pool after some
+            h, w = h - 2, w - 2
+            convs += h * w * 9 * c * filters
+            c = filters
+            if pool:
+                h, w = h // 2, w // 2
+        widths = [h * w * c, CNN_DENSE, n_classes]
+    else:
+        widths = [math.prod(input_shape), *arch.hidden, n_classes]
+    return convs + sum(i * o for i, o in zip(widths[:-1], widths[1:]))
+
+
+def trial_flops(spec: TrialSpec, data: DataShape, epochs: int) -> float:
+    """Floating-point operations of ``epochs`` epochs of one trial, and its test evaluation."""
+    macs = multiply_adds(spec.arch, data.input_shape, data.n_classes)
+    per_epoch = TRAIN_FLOPS_PER_MAC * data.n_train + EVAL_FLOPS_PER_MAC * data.n_val
+    return float(macs) * (epochs * per_epoch + EVAL_FLOPS_PER_MAC * data.n_test)
+
+
+def throughput(device: str) -> float:
+    """The optimistic FLOP/s of the estimate: ``device`` as ``backend.setup_device`` describes it, or cpu/gpu."""
+    if device.startswith("gpu"):
+        return defaults.GPU_FLOPS
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return defaults.CPU_FLOPS_PER_CORE * cores
+
+
+def estimate_seconds(work: Iterable[tuple[TrialSpec, int]], data: DataShape, device: str) -> float:
+    """The least time training ``work`` — (trial, epochs still to train) pairs — can take on ``device``."""
+    return sum(trial_flops(spec, data, epochs) for spec, epochs in work if epochs > 0) / throughput(device)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    days = seconds / 86400
+    return f"{days:.0f} days" if days < 3650 else f"{days / 365:.3g} years"
