@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ../shared/data
 
 .PHONY: install install-test run test mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
-	reproduce-selu bench clean-runs
+	reproduce-selu reproduce-phase bench clean-runs
 
 install: $(STAMP)
 
@@ -45,7 +45,7 @@ mnist: install
 mnist-cnn: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/mnist_cnn.yaml
 
-# the probe table and figures of docs/reproductions.md (bundled sample, 5 seeds, under a minute), and its theory
+# the probe table and figures of docs/reproductions.md (bundled sample, 5 seeds, about 1–2 min on 2 cores), and its theory
 probe: install
 	$(BIN)/initlab probe configs/probe_deep.yaml
 	$(BIN)/initlab theory configs/probe_deep.yaml
@@ -67,6 +67,12 @@ reproduce-he: install
 
 reproduce-selu: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/selu.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+
+# the trainability phase diagram (Schoenholz et al. 2017, Figs. 5–6): tanh, σ_b² = 0.05, σ_w² × depth on the bundled
+# sample (not part of `reproduce`: its figure is RUN/report/phase_diagram.png)
+reproduce-phase: install
+	$(BIN)/initlab sweep configs/phase_diagram.yaml --out $(REPRO)
 	$(BIN)/initlab report $(REPRO)/latest
 
 bench: install

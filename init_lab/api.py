@@ -30,7 +30,8 @@ from init_lab.report import tables
 from init_lab.run.recorder import Observer
 
 ConfigLike = SweepConfig | Mapping[str, Any] | str | Path
-AXES = ["initializer", "activation", "seed", "depth", "width", "optimizer", "learning_rate", "batch_size"]
+AXES = ["initializer", "activation", "seed", "depth", "width", "optimizer", "learning_rate", "batch_size",
+        "bias_std"]
 
 
 @dataclass(repr=False)
@@ -38,7 +39,7 @@ class Run:
     """One run directory as tidy DataFrames, read when loaded (:meth:`refresh` reads it again).
 
     Every per-trial frame carries the trial's axes (initializer, activation, seed, and depth, width,
-    optimizer, learning_rate, batch_size) as columns, so it pivots and groups without joins.
+    optimizer, learning_rate, batch_size, bias_std) as columns, so it pivots and groups without joins.
     """
 
     path: Path

@@ -312,7 +312,7 @@ def report(
     ] = None,
     compare_axis: Annotated[str, typer.Option(
         "--compare-axis", help="Verdicts compare the cells that differ in this axis only: initializer, activation, "
-        "depth, width, optimizer, learning_rate, batch_size.")] = defaults.COMPARE_AXIS,
+        "depth, width, optimizer, learning_rate, batch_size, bias_std.")] = defaults.COMPARE_AXIS,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Compare each cell with this value of the compared axis (default: its group's best).")]
         = None,
@@ -489,8 +489,9 @@ def theory(
     input_moment: Annotated[Optional[float], typer.Option(
         "--input-moment", min=0.0, help="Mean of x² per input feature that the first layer sees (default: the "
         "dataset's known value, 1 for standardized inputs).")] = None,
-    sigma_b2: Annotated[float, typer.Option("--sigma-b2", min=0.0, help="Bias variance σ_b² (initlab's biases start at 0).")]
-        = 0.0,
+    sigma_b2: Annotated[Optional[float], typer.Option("--sigma-b2", min=0.0, help="Bias variance σ_b² for every row "
+        "(default: each trial's model.bias_std², 0 where the config sets none: initlab's biases start at 0).")]
+        = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where theory.csv and theory.png go.")] = Path(defaults.RUNS_DIR),
 ) -> None:
     """Mean-field theory without data or TensorFlow: critical σ_w², fixed point q*, χ₁, depth scales, ratios."""
@@ -504,7 +505,9 @@ def theory(
     moment, source = (input_moment, "--input-moment") if input_moment is not None else \
         default_moment(cfg.dataset.name, cfg.dataset.standardize)
     rows, layers = stack_tables(cfg, moment, sigma_b2)
-    out.print(f"mean-field theory of '{cfg.name}': input second moment {moment:g} ({source}), σ_b² = {sigma_b2:g}",
+    shown = f"{sigma_b2:g} (--sigma-b2)" if sigma_b2 is not None else \
+        ", ".join(f"{v:g}" for v in dict.fromkeys(rows["sigma_b2"])) + " (the config's bias_std²)"
+    out.print(f"mean-field theory of '{cfg.name}': input second moment {moment:g} ({source}), σ_b² = {shown}",
               highlight=False, markup=False)
     out.print(theory_table(rows))
     files = {"theory.csv": rows.to_csv(index=False), "theory_layers.csv": layers.to_csv(index=False)}
@@ -585,7 +588,7 @@ def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> Non
         table.add_column("definition")
         table.add_column("parameters (default)")
         for entry in registry.entries.values():
-            params = ", ".join(f"{k}={p.default:g}: {p.doc}" for k, p in entry.params.items()) or "—"
+            params = ", ".join(f"{k}={p.shown(p.default)}: {p.doc}" for k, p in entry.params.items()) or "—"
             formula = entry.formula + (f"\n[dim]{entry.note}[/]" if entry.note else "")
             table.add_row(entry.name, formula, params)
         if what == Listing.initializers:

@@ -329,7 +329,7 @@ def verdicts_lines(verdicts) -> list[Text]:
 SHORT_HEADERS = {
     "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
     "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
-    "wall_seconds": "time share (s)", "learning_rate": "lr", "batch_size": "batch", "initial_loss": "init loss",
+    "wall_seconds": "time share (s)", "learning_rate": "lr", "batch_size": "batch", "bias_std": "σ_b", "initial_loss": "init loss",
     "group_seconds": "time (s)", "packed_with": "trained with", "vs_best": "vs best",
 }
 
@@ -338,7 +338,7 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
     """The report's leaderboard (a pandas frame) as a compact rich table."""
     t = Table(title=f"leaderboard by {label}")
     wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
-              "seed", "status", "vs_best", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
+              "bias_std", "seed", "status", "vs_best", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
               "group_seconds", "packed_with"]
     cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
     for c in cols:
@@ -393,30 +393,51 @@ def probe_table(summary) -> Table:
     spectrum's summary, the flags."""
     t = Table(title="signal propagation at initialization (last hidden layer ÷ first, over seeds)")
     for col in ["initializer", "activation", "pre std ratio [min–max]", "theory [band]", "vs theory",
-                "grad ratio (theory)", "Jacobian ⟨s²⟩ (theory)", "s spread", "s max/min", "flags"]:
+                "grad ratio (theory)", "Jacobian ⟨s²⟩ (theory)", "log10 s std", "log10 cond", "flags"]:
         t.add_column(col, justify="left" if col in ("initializer", "activation", "vs theory", "flags") else "right")
     for _, r in summary.iterrows():
         theory = (f"{_g(r['theory_pre_std_ratio'])} [{_g(r['band_lo'])}–{_g(r['band_hi'])}]"
                   if r["band_lo"] is not None and not _isnan(r["band_lo"]) else "—")
         verdict_style = {"within band": "green", "below band": "yellow", "above band": "yellow"}.get(r["vs_theory"], "dim")
+        inside = r.get("seeds_in_band")
+        verdict = str(r["vs_theory"]) + (f" ({int(inside)}/{int(r['seeds'])} seeds)"
+                                         if inside is not None and not _isnan(inside) else "")
         t.add_row(
             Text(str(r["initializer"])), Text(str(r["activation"])),
             Text(f"{_g(r['pre_std_ratio'])} [{_g(r['pre_std_ratio_min'])}–{_g(r['pre_std_ratio_max'])}]"),
-            Text(theory), Text(str(r["vs_theory"]), style=verdict_style),
+            Text(theory), Text(verdict, style=verdict_style),
             Text(f"{_g(r['grad_rms_ratio'])} ({_g(r['theory_grad_rms_ratio'])})"),
-            Text(f"{_g(r['jac_mean_sq'])} ({_g(r['theory_jac_mean_sq'])})"), Text(_g(r["jac_std"])),
-            Text(_g(r["jac_max_over_min"])),
+            Text(f"{_g(r['jac_mean_sq'])} ({_g(r['theory_jac_mean_sq'])})"), Text(_g(r.get("jac_log10_s_std"))),
+            Text(_condition(r)),
             Text(r["flags"] or "ok", style="bold red" if r["flags"] else "green"),
         )
     notes = sorted({str(n) for n in summary["theory_note"] if isinstance(n, str) and n})
     seeds = int(summary["seeds"].max()) if len(summary) else 0
     t.caption = Text(
         f"ratios: geometric mean over {seeds} seeds [min–max]; theory: mean-field prediction (length map from the "
-        "data's input second moment) [≈95 % finite-width band]; grad: RMS of ∂L/∂activation; s: singular values of "
-        "the input–output Jacobian ∂z_L/∂x (spread: std); flags: outside the band a signal-preserving net shows "
-        "around 1 (where no theory applies: the Gaussian-weights band with κ = 2, a heuristic)"
+        "data's input second moment) [≈95 % band of one network of these widths]; vs theory: the geometric mean "
+        f"against the band of a geometric mean of {seeds} networks (sd/√{seeds}), and how many seeds fall in the "
+        "one-network band; grad: RMS of ∂L/∂activation; s: singular values of the input–output Jacobian ∂z_L/∂x, "
+        "in float64 by QR through the layers; log10 cond: log10(s_max/s_min), median [lowest–highest] over seeds × "
+        "examples, ∞ where the Jacobian is rank-deficient (units with φ′ = 0: ReLU units that are off, units "
+        "saturated beyond float64), 'not resolved' for a conv net's float32 Jacobian beyond 10⁵; flags: outside the "
+        "band one signal-preserving net shows around 1 (where no theory applies: the Gaussian-weights band with "
+        "κ = 2, a heuristic)"
         + "".join(f"\nno theory: {n}" for n in notes))
     return t
+
+
+def _condition(r) -> str:
+    """The Jacobian's log10 condition number for the probe table: median [range], or why there is none."""
+    value, k = r.get("log10_condition"), r.get("jac_k")
+    if value is None or _isnan(value):
+        return "—" if k is None or _isnan(k) else "not resolved"
+    if math.isinf(value):
+        return f"∞ (rank {int(r['jac_rank'])}/{int(k)})"
+    low, high = r["log10_condition_min"], r["log10_condition_max"]
+    if math.isinf(high):
+        return f"{_g(value)} [{_g(low)}–∞]"
+    return f"{_g(value)} [{_g(low)}–{_g(high)}]"
 
 
 def theory_table(rows) -> Table:
@@ -425,10 +446,16 @@ def theory_table(rows) -> Table:
     for col in ["initializer", "activation", "σ_w²", "critical σ_w²", "q*", "χ₁", "phase", "ξ_q", "ξ_c",
                 "pre std ratio", "grad RMS ratio", "note"]:
         t.add_column(col, justify="left" if col in ("initializer", "activation", "phase", "note") else "right")
+    edges = {}  # activation → why its edge of chaos is a boundary (q* → ∞) or does not exist
     for _, r in rows.iterrows():
-        t.add_row(str(r["initializer"]), str(r["activation"]), _g(r["sigma_w2"]), _g(r["critical_sigma_w2"]),
+        kind = r.get("critical_kind", "critical")
+        critical = _g(r["critical_sigma_w2"]) + (" (q*→∞)" if kind == "boundary" else "")
+        if kind != "critical" and r.get("critical_note"):
+            edges[str(r["activation"])] = f"{kind}: {r['critical_note']}"
+        t.add_row(str(r["initializer"]), str(r["activation"]), _g(r["sigma_w2"]), critical,
                   _g(r["q_star"]), _g(r["chi_1"]), str(r["phase"] or "—"), _g(r["xi_q"]), _g(r["xi_c"]),
                   _g(r["pre_std_ratio"]), _g(r["grad_rms_ratio"]), str(r["note"] or ""))
     t.caption = ("σ_w² = fan_in·Var(W) of the last hidden layer (LSUV: after its rescaling); critical σ_w²: χ₁ = 1 at the given σ_b², from the input's q; ξ: depth scales "
-                 "(∞ at criticality, — where none exists); ratios: last hidden layer ÷ first over the config's depth")
+                 "(∞ at criticality, — where none exists); ratios: last hidden layer ÷ first over the config's depth"
+                 + "".join(f"\nedge of chaos, {act}: {text}" for act, text in edges.items()))
     return t

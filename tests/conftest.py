@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from .helpers import TINY
+# XLA off unless a test asks for it (the `xla` fixture): compiling the packed step is most of a tiny sweep's time
+# (2.4 s warm with XLA, 0.6 s without), and what most tests check does not depend on it. Set before init_lab is
+# imported: the setting is read once, at import (catalog.defaults.XLA, engine.nets.PackedMLP.jit).
+os.environ["INITLAB_XLA"] = "0"
+
+from .helpers import TINY  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The CLI's consoles read the width once, at import: fixed before any test imports it, so tables wrap the same
@@ -28,18 +33,31 @@ HOST_RAM = 16 * 2**30  # what every test's auto memory budget is a share of, wha
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch, tmp_path):
-    """No test sees the developer's data dir, fault switches or XLA setting; Keras' cache is an empty folder;
-    the auto memory budget is the same on every machine (group sizes do not follow today's free RAM)."""
+    """No test sees the developer's data dir, fault switches or XLA setting (XLA is off: see `xla`); Keras' cache
+    is an empty folder; the auto memory budget is the same on every machine (group sizes do not follow today's
+    free RAM)."""
     from init_lab.run import memory
 
     monkeypatch.delenv("INITLAB_DATA_DIR", raising=False)
-    monkeypatch.delenv("INITLAB_XLA", raising=False)
+    monkeypatch.setenv("INITLAB_XLA", "0")
     for name in [n for n in os.environ if n.startswith("INITLAB_FAULT_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(memory, "host_available_bytes", lambda: HOST_RAM)
     monkeypatch.setattr(memory, "gpu_free_bytes", lambda: None)
+
+
+@pytest.fixture
+def xla(monkeypatch):
+    """The packed step compiled with XLA, as users run it (the default outside the tests): for the tests of
+    bit-identity across groups, processes and resumes, in this process and in the processes it starts."""
+    from init_lab.catalog import defaults
+    from init_lab.engine.nets import PackedMLP
+
+    monkeypatch.setattr(defaults, "XLA", True)
+    monkeypatch.setattr(PackedMLP, "jit", True)
+    monkeypatch.setenv("INITLAB_XLA", "1")
 
 
 @pytest.fixture
@@ -55,15 +73,16 @@ def write_config(tmp_path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def reference_run(tmp_path_factory) -> Callable[..., Path]:
     """``reference_run(text, overrides, pack=True)``: the run directory of that sweep, trained once per test
-    session and shared by every test that asks for the same one. Read it; copy it (helpers.copy_run) to
+    session (and XLA setting) and shared by every test that asks for the same one. Read it; copy it (helpers.copy_run) to
     change anything."""
     cache: dict[tuple, Path] = {}
 
     def get(text: str = TINY, overrides: tuple[str, ...] | list[str] = (), pack: bool = True) -> Path:
+        from init_lab.catalog import defaults
         from init_lab.config.schema import config_from_text
         from init_lab.run.sweep import run_sweep
 
-        key = (text, tuple(overrides), pack)
+        key = (text, tuple(overrides), pack, defaults.XLA)  # a test under `xla` gets a reference made with XLA
         if key not in cache:
             out = tmp_path_factory.mktemp("reference")
             cache[key] = run_sweep(config_from_text(text, overrides=list(overrides)), out=out, pack=pack).run_dir

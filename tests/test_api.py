@@ -95,6 +95,7 @@ def test_load_run_on_a_partial_run(run, tmp_path):
     assert list(loaded.leaderboard()["trial_id"])[-1] == "003_zeros-tanh-s0"  # unfinished last
 
 
+@pytest.mark.slow
 def test_the_example_notebook_runs_headless(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

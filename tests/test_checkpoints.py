@@ -18,6 +18,8 @@ SINGLE = TINY.replace("activation: [relu, tanh]", "activation: [prelu]").replace
                                                                                    "initializer: [he_normal]")
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("xla")
 @pytest.mark.parametrize("text,pack", [(PACKED, True), (SINGLE.replace("epochs: 2", "epochs: 3"), False)],
                          ids=["packed-group", "prelu-single"])
 def test_sigkill_right_after_a_checkpoint_resumes_at_the_next_epoch(tmp_path, write_config, text, pack):
@@ -79,6 +81,7 @@ def test_a_corrupt_checkpoint_restarts_its_trials_with_a_note(tmp_path):
     assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
 
 
+@pytest.mark.slow
 def test_a_state_of_another_model_class_is_not_restored(tmp_path):
     """A packed run extended with --no-pack: the saved packed states do not fit Keras models; restart, say why."""
     short = run_sweep(config_from_text(TINY), out=tmp_path / "short", pack=True)
@@ -89,6 +92,7 @@ def test_a_state_of_another_model_class_is_not_restored(tmp_path):
     assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
 
 
+@pytest.mark.slow
 def test_final_states_can_be_dropped_and_extending_then_retrains(tmp_path):
     text = TINY + "checkpoints: {keep_final: false}\n"
     short = run_sweep(config_from_text(text), out=tmp_path / "short")

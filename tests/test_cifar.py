@@ -413,7 +413,7 @@ def test_memory_estimate_and_theory_use_the_datasets_shape(monkeypatch):
 
     seen = []
     real = theory.layers
-    monkeypatch.setattr(theory, "layers", lambda init, hidden, d, k: seen.append((d, k)) or real(init, hidden, d, k))
+    monkeypatch.setattr(theory, "layers", lambda init, hidden, d, k, *rest: seen.append((d, k)) or real(init, hidden, d, k, *rest))
     theory.stack_tables(cifar10, *theory.input_moment("cifar10")[:1])
     theory.stack_tables(synthetic, 1.0)
     assert seen == [(3072, 10), (48, 3)]

@@ -13,6 +13,7 @@ from .helpers import REPO, TINY, assert_clean_exit, invoke, read_csv
 EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"]
 
 
+@pytest.mark.usefixtures("xla")  # the CLI as users run it
 def test_smoke_sweep_writes_the_run_directory(tmp_path):
     out = tmp_path / "runs"
     result = invoke("sweep", REPO / "configs" / "smoke.yaml", "--out", out)

@@ -94,6 +94,7 @@ def test_the_api_counts_a_divergence_as_a_result(tmp_path):
     assert sorted(run.summary["status"]) == ["completed", "diverged"]
 
 
+@pytest.mark.slow
 def test_every_trial_failing_in_a_real_process_exits_1(write_config, tmp_path):
     """The issue's case: every trial out of memory (here injected), and the process must not exit 0."""
     result = cli("sweep", write_config(TINY), "--out", tmp_path / "runs", env={"INITLAB_FAULT_OOM_ABOVE": "0"},

@@ -221,10 +221,29 @@ def test_weight_variance_of_orthogonal_conv_is_keras_flattening_not_fans():
 def test_weight_variance_is_none_where_no_variance_describes_the_draw():
     assert weight_variance(INITIALIZERS.resolve("constant"), DENSE) is None  # not zero-mean
     assert weight_variance(INITIALIZERS.resolve("lsuv"), DENSE) is None  # set by the data
+    assert weight_variance(INITIALIZERS.resolve("matched"), DENSE) is None  # needs the activation's σ_w²
     assert all(weight_variance(INITIALIZERS.resolve(n), DENSE) is not None for n in INITIALIZERS.names()
-               if n not in ("constant", "lsuv"))
+               if n not in ("constant", "lsuv", "matched"))
+
+
+@pytest.mark.parametrize(("activation", "base", "sigma_w2"), [
+    ("relu", "normal", 2.0), ("gelu", "normal", 2.3517), ("swish", "uniform", 2.8108), ("selu", "normal", 1.0)])
+def test_matched_kernels_have_one_over_the_activations_second_moment(activation, base, sigma_w2):
+    """matched: Var = 1/(fan_in·E[φ(z)²]) for the trial's activation (ReLU: He's 2/fan_in), normal or uniform."""
+    from init_lab.catalog.activations import ACTIVATIONS
+
+    choice = INITIALIZERS.resolve({"name": "matched", "base": base})
+    init = build_initializer(choice, 0, 0, ACTIVATIONS.resolve(activation))
+    layer = keras.layers.Dense(DENSE[1], kernel_initializer=init)
+    layer.build((None, DENSE[0]))
+    w = np.asarray(layer.kernel.numpy(), dtype=np.float64)
+    assert w.var() == pytest.approx(sigma_w2 / DENSE[0], rel=0.02)
+    if base == "uniform":
+        assert np.abs(w).max() == pytest.approx(math.sqrt(3 * sigma_w2 / DENSE[0]), rel=1e-3)
+    with pytest.raises(ValueError, match="activation"):
+        build_initializer(choice, 0, 0)
 
 
 def test_every_registered_initializer_is_tested():
-    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv"}
+    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv", "matched"}
     assert set(INITIALIZERS.names()) == tested

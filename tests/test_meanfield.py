@@ -61,7 +61,7 @@ def test_chi1_is_one_at_every_found_critical_variance(name):
 @pytest.mark.parametrize("name", ["gelu", "swish"])
 def test_no_critical_variance_where_chi1_jumps_over_one(name):
     f = act(name)
-    assert mf.critical_sigma_w2(f) is None  # from q0 = 1 the fixed point changes branch: χ₁ jumps from < 1 to > 1
+    assert mf.critical_sigma_w2(f) is None  # from q0 = 1: q* = 0 (χ₁ < 1) below 1/E[φ(z)²], no q* (q → ∞) above
     assert mf.fixed_point(f, 2.0).chi_1 < 1 < mf.fixed_point(f, 3.0).chi_1
 
 

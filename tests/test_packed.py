@@ -13,6 +13,8 @@ from init_lab.run.sweep import run_sweep
 
 from .helpers import epoch_values, read_csv, run_tables
 
+pytestmark = pytest.mark.usefixtures("xla")  # the production step: packed vs one-model, groups, seeds, rates
+
 GRID = """
 name: packed
 dataset: {name: synthetic, synthetic_train: 800, synthetic_test: 200, validation_split: 0.25}
@@ -49,6 +51,7 @@ def test_same_initial_weights_as_one_model_per_trial():
             np.testing.assert_array_equal(packed.ws[layer].numpy()[t], kernels[layer])
 
 
+@pytest.mark.slow
 def test_packed_epochs_equal_one_model_runs(reference_run):
     packed, single = reference_run(GRID), reference_run(GRID, pack=False)
     records = {run: read_csv(run / "summary.csv") for run in (packed, single)}
@@ -103,6 +106,7 @@ MIXED = GRID.replace("activation: [relu, tanh, {name: leaky_relu, alpha: 0.2}, e
                      "activation: [relu, {name: leaky_relu, alpha: 0.2}, {name: elu, alpha: 0.5}, prelu]")
 
 
+@pytest.mark.slow
 def test_learned_slopes_pack_without_touching_their_neighbours(tmp_path):
     """PReLU's slopes belong to the PReLU trials alone: leaky ReLU / ELU neighbours keep their own α, every
     trial gets the same bits as alone, and packed PReLU equals the Keras PReLU model."""
@@ -126,6 +130,7 @@ SEEDS_RATES = GRID.replace("initializer: [he_normal, {name: random_normal, stdde
                            "initializer: [he_normal, orthogonal]\n  seed: [0, 1]\n  learning_rate: [0.003, 0.02]")
 
 
+@pytest.mark.slow
 def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
     """One group holds every seed and learning rate; each trial equals its Keras model trained alone
     (per-epoch losses within 1e-4 relative) and its own group of one, bit for bit."""

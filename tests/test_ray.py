@@ -11,6 +11,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+pytestmark = pytest.mark.slow  # a local Ray instance: seconds to start, and Ray is an optional extra
+
 from init_lab.catalog.errors import InitLabError  # noqa: E402
 from init_lab.config.schema import config_from_text, config_to_yaml  # noqa: E402
 from init_lab.run.executors import RayExecutor, check_ray_address  # noqa: E402

@@ -35,6 +35,8 @@ def _checkpoints(run_root):
     return found
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("xla")
 def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp_path, write_config, reference_run):
     """SIGKILL a sweep process at a random moment after each new epoch checkpoint, resume each time; the end
     result equals an uninterrupted run. Every kill lands in training (after a checkpoint, before the end).
@@ -86,6 +88,7 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp
     assert run_tables(run) == run_tables(reference), f"after {kills} kills the tables differ from an uninterrupted run"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_cleanly_with_exit_130_and_says_how_to_resume(tmp_path, write_config, sig):
     """Ctrl-C, or a scheduler's SIGTERM (the CLI's handler turns it into the same clean stop)."""
@@ -141,6 +144,7 @@ def test_retry_failed_through_the_command_line(tmp_path, write_config, monkeypat
     assert "4 completed" in retried.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["one-model", "packed-error", "packed-out-of-memory"])
 def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, case):
     """Trial 1 cannot be built. Alone (one-model); in a packed group that fails for another reason, whose

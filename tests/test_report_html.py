@@ -178,6 +178,7 @@ def offline_chromium(tmp_path) -> list[str]:
     return [*base, "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (apt-get install chromium)")
 def test_chromium_draws_every_chart_offline(report, tmp_path):
     from PIL import Image

@@ -14,6 +14,7 @@ from init_lab.run.sweep import resume_sweep, run_sweep
 from .helpers import TINY, read_csv, run_tables
 
 
+@pytest.mark.usefixtures("xla")
 def test_same_config_and_seed_give_identical_tables(tmp_path):
     cfg = config_from_text(TINY)
     a = run_sweep(cfg, out=tmp_path / "a")

@@ -363,10 +363,11 @@ def fixed_point_chi(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> floa
 
 
 def matched_sigma_w2(f: Phi) -> float:
-    """σ_w² = 1/E[φ(z)²], z ~ N(0, 1): the activation-matched gain, Brock et al. 2021's γ² (γ scales an
-    activation so that its output has unit second moment for z ~ N(0, 1); here the weights of the layer it
-    feeds carry it, as Var(W) = γ²/fan_in, since initlab's biases are 0). With it the length map at σ_b = 0
-    takes q = 1 to 1: ReLU 2 (He et al. 2015), SELU and linear 1 (LeCun), GELU ≈ 2.35, SiLU ≈ 2.81, tanh ≈ 2.54."""
+    """σ_w² = 1/E[φ(z)²], z ~ N(0, 1): the activation-matched gain (the ``matched`` initializer), so that the
+    length map at σ_b = 0 takes q = 1 to 1 — ReLU 2 (He et al. 2015), SELU and linear 1 (LeCun), GELU ≈ 2.35,
+    SiLU ≈ 2.81, tanh ≈ 2.54. Brock, De & Smith 2021 scale activations by γ = 1/√Var φ(z) instead: their
+    standardized weights have zero mean over the fan-in and remove the incoming mean, which iid zero-mean
+    weights pass on (E[(Σ wᵢaᵢ)²] = Var(w)·Σ aᵢ²), so here the second moment is the one to match."""
     return 1.0 / float(expect(lambda x: f(x) ** 2, 1.0))
 
 
@@ -380,10 +381,21 @@ class NetLayer:
     bias_var: float = 0.0
     renormalize: bool = False  # LSUV: the layer's pre-activation variance is rescaled to 1 on data
     tolerance: float = 0.0  # ... to within this |Var − 1|
+    orthogonal: bool = False  # a scaled orthogonal kernel (rows or columns orthonormal), not iid entries
 
     @property
     def sigma_w2(self) -> float:
         return self.fan_in * self.weight_var
+
+    def projection_noise(self) -> float:
+        """Relative variance of ‖a·W‖²/width over the weights, for a fixed input a: 2/width for iid Gaussian
+        entries (a χ² with `width` degrees of freedom); for an orthogonal kernel 0 when fan_in ≤ width (its rows
+        are orthonormal, so ‖a·W‖ = gain·‖a‖ exactly) and else that of ‖P·a‖² for P a uniformly random projection
+        onto `width` of `fan_in` dimensions, a Beta(width/2, (fan_in − width)/2) variable: 2(n − m)/(m(n + 2))."""
+        n, m = self.fan_in, self.width
+        if not self.orthogonal:
+            return 2.0 / m
+        return 0.0 if n <= m else 2.0 * (n - m) / (m * (n + 2))
 
 
 @dataclass(frozen=True)
@@ -407,24 +419,59 @@ class Propagation:
 
     @property
     def band_sd(self) -> float:
-        """Standard deviation of log(std ratio last/first) over random weights: ½·√(Σ κ_l/n_l)."""
+        """Standard deviation of log(std ratio last/first) over random weights: ½·√(Var log(q̂_L/q̂_1))."""
         return 0.5 * math.sqrt(float(self.log_var[-1]))
 
 
-def _log_variance(f: Phi, hidden: list[NetLayer], var: list[float], q: np.ndarray) -> np.ndarray:
-    """Finite-width variance of log(q̂_l/q̂_1), linearised: v_{l+1} = s_l²·v_l + κ_l/n_l, with s_l = d ln q_{l+1} /
-    d ln q_l the log-slope of the length map (1 for ReLU-like φ, so v_L = Σ κ_l/n_l: Hanin & Rolnick's 5·Σ 1/n_l;
-    < 1 for contracting maps, which damp earlier fluctuations). A layer LSUV rescales on data starts afresh."""
+def _bias_mixed(noise: float, weights_part: float, bias_var: float, width: int) -> float:
+    """Relative variance of q̂ = ‖a·W + b‖²/width given a, with A = E‖a·W‖²/width and b ~ N(0, σ_b²) per unit:
+    (A²·noise + (4·A·σ_b² + 2·σ_b⁴)/width)/(A + σ_b²)² (2/width again for Gaussian weights)."""
+    total = weights_part + bias_var
+    if total <= 0:
+        return 0.0
+    return (weights_part**2 * noise + (4 * weights_part * bias_var + 2 * bias_var**2) / width) / total**2
+
+
+def _log_variance(f: Phi, hidden: list[NetLayer], var: list[float], q: np.ndarray, input_sq: float) -> np.ndarray:
+    """Finite-width variance of log(q̂_l/q̂_1) over random weights, linearised in 1/n (per layer l, for one input).
+
+    q̂_l = ‖z_l‖²/n_l is the layer's measured second moment. Given q̂_l, the direction of z_l is uniform on its
+    sphere whatever the weights' law (z_l = W·a is rotation-invariant for iid Gaussian and for Haar-orthogonal
+    W), and independent of q̂_l; so is everything it carries into the next layer. Writing δ_l = log q̂_l − log q_l,
+    the next layer's q̂_{l+1} = σ_w²·r_l·(1 + γ_{l+1}) + σ_b² with r_l = ‖φ(z_l)‖²/n_l, and
+      * r_l = M(q̂_l)·(1 + ε_l), M(q) = E[φ(√q·z)²]: ε_l, the mean of n_l values φ(z)² whose squared arguments
+        are constrained to average q̂_l, has variance (κ_l − 2·s_l²)/n_l — the variance of the unconstrained
+        mean (κ_l/n_l, κ = Var φ²/(Eφ²)²) less what its covariance 2·s_l/n_l with the mean of z² (Stein's lemma)
+        explains, s_l = d ln M/d ln q = (E[φ²z²]/E[φ²] − 1)/2;
+      * γ_{l+1}: how the weights spread a fixed input's norm (:meth:`NetLayer.projection_noise`, mixed with the
+        bias's χ² by :func:`_bias_mixed`): 2/n_{l+1} for Gaussian weights, 0 for square orthogonal ones;
+    hence δ_{l+1} = S_l·δ_l + w_l·ε_l + γ_{l+1}, S_l = w_l·s_l the log-slope of the length map and w_l the
+    weights' share of q_{l+1}. The first layer's δ_1 = γ_1 enters log(q̂_L/q̂_1) as (Π S − 1)·δ_1.
+    ReLU: s = 1, κ = 5, so ε has variance 3/n and γ 2/n: Gaussian 5·Σ 1/n_l (Hanin & Rolnick 2018), orthogonal
+    3·Σ 1/n_l; a linear unit has κ = 2, s = 1: Gaussian 2·Σ 1/n_l, orthogonal 0. A layer LSUV rescales on its
+    batch is pinned to within its tolerance of 1: its δ starts afresh, with variance tolerance²."""
     sq = lambda x: f(x) ** 2  # noqa: E731
-    v = [0.0]
+    first = hidden[0]
+    gamma_1 = 0.0 if first.renormalize else _bias_mixed(
+        first.projection_noise(), first.fan_in * var[0] * input_sq, first.bias_var, first.width)
+    out, coef, v = [0.0], 1.0, 0.0  # δ_l = coef·δ_1 + (independent part of variance v)
     for i in range(len(hidden) - 1):
-        nxt = hidden[i + 1]
-        step = lambda qq: nxt.fan_in * var[i + 1] * expect(sq, qq) + nxt.bias_var  # noqa: E731, B023
-        lo, hi = float(step(q[i] * (1 - 1e-4))), float(step(q[i] * (1 + 1e-4)))
-        slope = (math.log(hi) - math.log(lo)) / (math.log1p(1e-4) - math.log1p(-1e-4)) if lo > 0 and hi > 0 else 1.0
-        nxt_v = slope**2 * v[-1] + float(kappa(f, q[i])) / hidden[i].width
-        v.append(nxt.tolerance**2 if nxt.renormalize else nxt_v)  # LSUV: within its tolerance on its batch
-    return np.array(v)
+        layer, nxt = hidden[i], hidden[i + 1]
+        m2 = float(expect(sq, q[i]))
+        if m2 > 0:
+            s = 0.5 * (float(expect(lambda x: sq(x) * x * x, q[i])) / (q[i] * m2) - 1.0)
+            eps = max(float(kappa(f, q[i])) - 2.0 * s * s, 0.0) / layer.width
+        else:  # no signal: the linearisation around φ(0) = 0 of a unit with φ′(0) ≠ 0
+            s, eps = 1.0, 0.0
+        weights_part = nxt.fan_in * var[i + 1] * m2
+        w = weights_part / (weights_part + nxt.bias_var) if weights_part + nxt.bias_var > 0 else 1.0
+        gamma = _bias_mixed(nxt.projection_noise(), weights_part, nxt.bias_var, nxt.width)
+        if nxt.renormalize:  # LSUV: within its tolerance of 1 on its batch, whatever came before
+            coef, v = 0.0, nxt.tolerance**2
+        else:
+            coef, v = w * s * coef, (w * s) ** 2 * v + w * w * eps + gamma
+        out.append(v + (coef - 1.0) ** 2 * gamma_1)
+    return np.array(out)
 
 
 def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.ndarray) -> Propagation:
@@ -456,7 +503,7 @@ def propagate(f: Phi, hidden: list[NetLayer], output: NetLayer, input_sq: np.nda
     m = np.full(Q.shape[1], first.fan_in * var[0])
     for i in range(1, len(hidden)):
         m = m * hidden[i].fan_in * var[i] * expect(dsq, Q[i - 1])
-    log_var = _log_variance(f, hidden, var, Q.mean(axis=1))
+    log_var = _log_variance(f, hidden, var, Q.mean(axis=1), float(np.mean(input_sq)))
     return Propagation(
         q=Q, pre_std=np.sqrt(Q.mean(axis=1)), act_mean=act_m, act_std=np.sqrt(np.maximum(act_s2 - act_m**2, 0.0)),
         grad_ms=g.mean(axis=1), jacobian_ms=float(m.mean()), log_var=log_var,

@@ -14,6 +14,7 @@ orthogonal variances and is renormalized to 1 at every rescaled layer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from init_lab.analysis import meanfield as mf
 from init_lab.catalog.initializers import INITIALIZERS, weight_variance
 from init_lab.catalog.registry import Choice
 
-BIAS_VAR = 0.0  # initlab initialises every bias to 0
+BIAS_VAR = 0.0  # σ_b² without model.bias_std: initlab initialises every bias to 0 unless told otherwise
 LSUV_MIN_WIDTH = 32  # used when the lsuv entry carries no min_width parameter
 
 
@@ -57,36 +58,42 @@ class Prediction:
         return [float(v) / first if first > 0 and math.isfinite(first) else None for v in values]
 
 
-def _variance(init: Choice, shape: tuple[int, int]) -> float | None:
+def _variance(init: Choice, shape: tuple[int, int], act: Choice | None) -> float | None:
     if init.name == "lsuv":
         return weight_variance(INITIALIZERS.resolve({"name": "orthogonal", "gain": 1.0}), shape)
+    if INITIALIZERS.entries[init.name].needs_activation:  # matched: σ_w² = 1/E[φ(z)²] of the trial's activation
+        return None if act is None else weight_variance(init, shape, mf.matched_sigma_w2(mf.phi(act)))
     return weight_variance(init, shape)
 
 
-def layers(init: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int) -> tuple[list[mf.NetLayer], mf.NetLayer] | str:
-    """The mean-field layers of an MLP, or the reason there are none."""
+def layers(init: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int,
+           act: Choice | None = None, bias_var: float = BIAS_VAR) -> tuple[list[mf.NetLayer], mf.NetLayer] | str:
+    """The mean-field layers of an MLP, or the reason there are none (``act``: the trial's activation, which
+    an activation-matched initializer depends on; ``bias_var``: σ_b² of every layer's biases, model.bias_std²)."""
     widths = [input_dim, *hidden, n_classes]
     min_width = init.kwargs.get("min_width", LSUV_MIN_WIDTH)
+    orthogonal = INITIALIZERS.entries[init.name].orthogonal  # the finite-width band differs (meanfield._log_variance)
     out = []
     for fan_in, width in zip(widths[:-1], widths[1:]):
-        var = _variance(init, (fan_in, width))
+        var = _variance(init, (fan_in, width), act)
         if var is None:
             if init.name == "constant":
                 return "constant weights are not zero-mean: mean-field theory does not apply"
             return f"no variance law for initializer '{init.name}'"
-        out.append(mf.NetLayer(fan_in, width, var, BIAS_VAR, renormalize=init.name == "lsuv" and width >= min_width,
-                               tolerance=init.kwargs.get("tol", 0.0)))
+        out.append(mf.NetLayer(fan_in, width, var, bias_var, renormalize=init.name == "lsuv" and width >= min_width,
+                               tolerance=init.kwargs.get("tol", 0.0), orthogonal=orthogonal))
     if all(layer.weight_var == 0.0 for layer in out):
         return "zero weights: every pre-activation is 0, so no ratio exists"
     return out[:-1], out[-1]
 
 
 def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, n_classes: int,
-            input_sq: np.ndarray, family: str = "mlp") -> Prediction:
-    """Prediction for an MLP with these hidden widths, from each probe example's mean of x² (``input_sq``)."""
+            input_sq: np.ndarray, family: str = "mlp", sigma_b2: float = BIAS_VAR) -> Prediction:
+    """Prediction for an MLP with these hidden widths, from each probe example's mean of x² (``input_sq``), its
+    biases drawn with variance ``sigma_b2`` (the trial's bias_std²)."""
     if family != "mlp":
         return Prediction(reason="the mean-field theory here is for fully-connected nets: no prediction for conv nets")
-    built = layers(init, hidden, input_dim, n_classes)
+    built = layers(init, hidden, input_dim, n_classes, act, sigma_b2)
     if isinstance(built, str):
         return Prediction(reason=built)
     stack, output = built
@@ -98,14 +105,16 @@ def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, 
     return Prediction(propagation=prop, fixed=fixed)
 
 
-def band(mean: float | None, sd: float, width: float = 2.0) -> tuple[float | None, float | None]:
+def band(mean: float | None, sd: float, width: float = 2.0, seeds: int = 1) -> tuple[float | None, float | None]:
     """Where one finite-width network's std ratio falls: log-normal around the mean-field ``mean`` with
     log-standard-deviation ``sd``, so its median is mean·exp(−sd²) (the mean of the *squared* ratio is the
-    mean-field one; Hanin & Rolnick 2018) and the band is median·exp(∓width·sd)."""
+    mean-field one; Hanin & Rolnick 2018) and the band is median·exp(∓width·sd). With ``seeds`` > 1: where the
+    geometric mean of that many independent networks falls, the same median with sd/√seeds."""
     if mean is None or not math.isfinite(mean) or mean <= 0:
         return None, None
     median = mean * math.exp(-sd * sd)
-    return median * math.exp(-width * sd), median * math.exp(width * sd)
+    half = width * sd / math.sqrt(max(seeds, 1))
+    return median * math.exp(-half), median * math.exp(half)
 
 
 # Mean of x² per input feature, over the training set, of [0, 1]-scaled pixels (measured once on the real
@@ -125,36 +134,44 @@ def input_moment(dataset: str, standardize: bool = False) -> tuple[float, str]:
     return 1.0, "assumed 1.0 (pass --input-moment for this dataset)"
 
 
-def stack_tables(config, moment: float, sigma_b2: float = BIAS_VAR):
-    """`initlab theory`: per initializer × activation (× shape) of ``config`` (a SweepConfig), the mean-field
-    figures of its MLP, and per layer the predicted q_l, activation std and gradient second moment."""
+def stack_tables(config, moment: float, sigma_b2: float | None = None):
+    """`initlab theory`: per initializer × activation (× shape, × σ_b) of ``config`` (a SweepConfig), the mean-field
+    figures of its MLP, and per layer the predicted q_l, activation std and gradient second moment.
+
+    σ_b² is each trial's own bias_std² (model.bias_std or its grid axis; 0 where the config says nothing, as its
+    biases are), unless ``sigma_b2`` is given (``--sigma-b2``: a what-if for every row)."""
     import pandas as pd
 
     from init_lab.config.grid import expand
 
     rows, per_layer, seen, critical = [], [], set(), {}
     for spec in expand(config):
-        key = (spec.initializer, spec.activation, spec.arch)
+        sb2 = spec.bias_std ** 2 if sigma_b2 is None else sigma_b2
+        key = (spec.initializer, spec.activation, spec.arch, sb2)
         if key in seen:
             continue
         seen.add(key)
         f = mf.phi(spec.activation)
-        if spec.activation not in critical:
-            critical[spec.activation] = mf.critical_sigma_w2(f, sigma_b2, q0=max(moment, 1e-12))
+        if (spec.activation, sb2) not in critical:
+            critical[spec.activation, sb2] = mf.edge_of_chaos(f, sb2, q0=max(moment, 1e-12))
+        edge = critical[spec.activation, sb2]  # a "boundary" edge (q* → ∞) and "none" say so: they are no critical point
         row = {"initializer": spec.init_label, "activation": spec.act_label, **spec.axes,
-               "critical_sigma_w2": critical[spec.activation], "sigma_w2": None, "q_star": None, "chi_1": None,
+               "sigma_b2": sb2, "critical_sigma_w2": edge.sigma_w2, "critical_kind": edge.kind, "critical_note": edge.note,
+               "sigma_w2": None, "q_star": None, "chi_1": None,
                "phase": None, "xi_q": None, "xi_c": None, "pre_std_ratio": None, "grad_rms_ratio": None, "note": ""}
         # the MLP's first layer sees the dataset's image flattened: 784 values for MNIST, 3072 for CIFAR-10
-        built = layers(spec.initializer, spec.arch.hidden, math.prod(config.dataset.image_shape), config.dataset.classes) \
+        built = layers(spec.initializer, spec.arch.hidden, math.prod(config.dataset.image_shape), config.dataset.classes,
+                       spec.activation) \
             if spec.arch.family == "mlp" else \
             "conv nets: the mean-field theory here is for fully-connected stacks"
         if isinstance(built, str):
             rows.append(row | {"note": built})
             continue
         stack, output = built
-        stack = [mf.NetLayer(la.fan_in, la.width, la.weight_var, sigma_b2, la.renormalize, la.tolerance) for la in stack]
+        stack = [dataclasses.replace(la, bias_var=sb2) for la in stack]
+        output = dataclasses.replace(output, bias_var=sb2)
         prop = mf.propagate(f, stack, output, np.array([moment]))
-        fp = mf.fixed_point(f, float(prop.sigma_w2[-1]), sigma_b2, q0=float(prop.q[0, 0]))
+        fp = mf.fixed_point(f, float(prop.sigma_w2[-1]), sb2, q0=float(prop.q[0, 0]))
         pred = Prediction(prop, fp)
         row |= {"sigma_w2": fp.sigma_w2, "q_star": fp.q_star, "chi_1": fp.chi_1, "phase": fp.phase, "xi_q": fp.xi_q,
                 "xi_c": fp.xi_c, "pre_std_ratio": pred.ratio("pre_std"), "grad_rms_ratio": pred.ratio("grad_rms")}

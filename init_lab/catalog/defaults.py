@@ -117,3 +117,11 @@ SHADE_DECADES = 3  # heatmaps colour the gap to the group's best on a log scale 
 # split's mean and std (LeCun 1998's and SELU's zero-mean, unit-variance input). Off: inputs stay [0, 1] pixels,
 # the default everywhere.
 STANDARDIZE = False
+
+# --- biases (model.bias_std, grid.bias_std) ------------------------------------------
+# σ_b: every layer's biases drawn N(0, σ_b²), seeded like the kernels. 0: every bias starts at exactly 0, as before
+# the option existed (and the mean-field theory's σ_b² = 0)
+BIAS_STD = 0.0
+# the phase diagram (report/phase.py): trainable depth ≈ this many correlation depth scales ξ_c
+# (Schoenholz et al. 2017, §5 and Figs. 5–6: networks train up to about 6·ξ_c layers)
+PHASE_XI_FACTOR = 6.0

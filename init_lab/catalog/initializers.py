@@ -2,7 +2,8 @@
 
 fan_in / fan_out of a Dense kernel (n_in, n_out) are n_in / n_out; of a Conv2D
 kernel (k_h, k_w, c_in, c_out) they are k_h·k_w·c_in / k_h·k_w·c_out (Keras
-computes them the same way). Biases always start at 0.
+computes them the same way). Biases start at 0, or, with ``model.bias_std`` = σ_b > 0, are drawn N(0, σ_b²)
+from :func:`bias_seed` (the engine draws them).
 
 Entries are data: each names the Keras initializer class and its arguments
 (:func:`keras_spec`); only the engine turns that into a Keras object.
@@ -13,6 +14,10 @@ the formula column. ``random_normal`` is a plain, untruncated Gaussian.
 
 Each entry also carries the variance of one weight as a function of its parameters and the kernel
 shape; :func:`weight_variance` is the one place anything (the theory, the tests) reads it from.
+
+``matched`` depends on the activation of the trial as LSUV depends on its data: its σ_w² = 1/E[φ(z)²] is
+computed by the mean-field quadrature (``analysis.meanfield.matched_sigma_w2``), above this layer, and
+passed in to :func:`keras_spec` and :func:`weight_variance` by the engine and the theory.
 """
 
 from __future__ import annotations
@@ -77,6 +82,40 @@ def _orthogonal_variance(params: Params, shape: tuple[int, ...]) -> float:
     gain²/max(kh·kw·cin, cout), not anything of :func:`fans`."""
     rows, cols = math.prod(shape[:-1]), shape[-1]
     return params.get("gain", 1.0) ** 2 / max(rows, cols)
+
+
+MATCHED_BASES = {"normal": 0.0, "uniform": 1.0}  # matched's `base`: how the draw is shaped (Keras' names below)
+_MATCHED_DISTRIBUTIONS = {0.0: "truncated_normal", 1.0: "uniform"}
+
+
+def _matched(params: Params, sigma_w2: float) -> tuple[str, dict[str, Any]]:
+    """Var = σ_w²/fan_in with σ_w² = 1/E[φ(z)²] of the trial's activation, as a Keras VarianceScaling."""
+    return "VarianceScaling", {"scale": sigma_w2, "mode": "fan_in", "distribution": _MATCHED_DISTRIBUTIONS[params["base"]]}
+
+
+def _matched_variance(params: Params, shape: tuple[int, ...], sigma_w2: float) -> float:
+    return sigma_w2 / fans(shape)[0]
+
+
+# variance_scaling's `mode` and `distribution`: choices of names, stored as numbers (registry.Param's names_only)
+VS_MODES = {"fan_in": 0.0, "fan_out": 1.0, "fan_avg": 2.0}
+# "normal" is a plain Gaussian (Keras' "untruncated_normal", accepted too), the weights of the mean-field papers;
+# "truncated_normal" is Keras' own default: a normal cut at ±2σ' with σ' = √(scale/n)/.87962566103423978
+VS_DISTRIBUTIONS = {"normal": 0.0, "truncated_normal": 1.0, "uniform": 2.0, "untruncated_normal": 0.0}
+_VS_KERAS_MODES = {0.0: "fan_in", 1.0: "fan_out", 2.0: "fan_avg"}
+_VS_KERAS_DISTRIBUTIONS = {0.0: "untruncated_normal", 1.0: "truncated_normal", 2.0: "uniform"}
+TRUNCATED_STD = .87962566103423978  # std of N(0, 1) truncated to [−2, 2]: Keras divides σ by it
+
+
+def _exact_scaling(params: Params) -> tuple[str, dict[str, Any]]:
+    """variance_scaling: Keras' VarianceScaling with the config's scale, mode and distribution."""
+    return "VarianceScaling", {"scale": params["scale"], "mode": _VS_KERAS_MODES[params["mode"]],
+                               "distribution": _VS_KERAS_DISTRIBUTIONS[params["distribution"]]}
+
+
+def _exact_scaling_variance(params: Params, shape: tuple[int, ...]) -> float:
+    fan_in, fan_out = fans(shape)
+    return params["scale"] / {0.0: fan_in, 1.0: fan_out, 2.0: (fan_in + fan_out) / 2}[params["mode"]]
 
 
 def _zeros(params: Params) -> tuple[str, dict[str, Any]]:
@@ -177,18 +216,38 @@ INITIALIZERS = Registry(
             **_variance_scaling(_he_scale, "fan_out", "uniform"),
         ),
         Entry(
+            "variance_scaling",
+            "Var = scale/n, n = fan_in, fan_out or (fan_in+fan_out)/2 (mode): scale is σ_w², exactly, on every layer "
+            "(the mean-field papers' W ~ N(0, σ_w²/N): Poole et al. 2016, Schoenholz et al. 2017); normal: "
+            "N(0, scale/n); truncated_normal: N(0, σ'²) cut at ±2σ', σ' = √(scale/n)/.87962566103423978 (as Keras); "
+            "uniform: U(−√(3·scale/n), +√(3·scale/n))",
+            {"scale": Param(1.0, "σ_w²: the weight variance times n", positive=True),
+             "mode": Param(0.0, "n: fan_in, fan_out or fan_avg", aliases=VS_MODES, names_only=True),
+             "distribution": Param(0.0, "normal (a plain Gaussian; also untruncated_normal), truncated_normal "
+                                        "(Keras' default, rescaled to the variance) or uniform",
+                                   aliases=VS_DISTRIBUTIONS, names_only=True)},
+            build=_exact_scaling,
+            variance=_exact_scaling_variance,
+            note="Keras' VarianceScaling, with a plain Gaussian by default (Keras' default is truncated_normal); "
+                 "grid entries differing in scale are a σ_w² axis: with a depth axis the report draws the "
+                 "trainability phase diagram",
+        ),
+        Entry(
             "lsuv",
             "Mishkin & Matas 2016: orthogonal pre-init, then hidden layer by hidden layer W ← W/√Var(layer output) "
             "on a training batch (the first examples of the training split) until |Var − 1| < tol or max_iter "
-            "iterations; layers narrower than min_width, and the output layer, keep their orthogonal init",
+            "iterations; layers whose output has fewer than min_width values, and the output layer, keep their "
+            "orthogonal init",
             {"tol": Param(0.1, "tolerance on |Var − 1|", positive=True),
              "max_iter": Param(10, "iterations per layer at most", positive=True),
-             "min_width": Param(32, "hidden layers with fewer units (conv: channels) than this are not rescaled, "
-                                    "as in Mishkin & Matas' code (0: rescale every hidden layer)")},
+             "min_width": Param(32, "hidden layers whose output has fewer values than this (Dense: units; conv: "
+                                    "height·width·channels) are not rescaled, as in Mishkin & Matas' code "
+                                    "(0: rescale every hidden layer)")},
             build=_orthogonal,  # gain 1: LSUV's orthogonal pre-init
             variance=_none,  # data-dependent
             note="needs data: the rescaling runs when the trial starts; iterations and final variances go to trial.json",
             needs_data=True,
+            orthogonal=True,
         ),
         Entry(
             "orthogonal",
@@ -197,18 +256,39 @@ INITIALIZERS = Registry(
             {"gain": Param(1.0, _GAIN_DOC, positive=True, aliases=GAINS)},
             build=_orthogonal,
             variance=_orthogonal_variance,
+            orthogonal=True,
+        ),
+        Entry(
+            "matched",
+            "Var = 1/(fan_in·E[φ(z)²]), z ~ N(0, 1), φ the trial's activation (by quadrature): an activation-matched "
+            "gain, as Brock, De & Smith 2021's γ (NF-ResNets), so a unit second moment stays 1 through φ and the next "
+            "layer; ReLU 2/fan_in (He), SELU and linear 1/fan_in (LeCun), GELU ≈ 2.35/fan_in, SiLU ≈ 2.81/fan_in, "
+            "tanh ≈ 2.54/fan_in",
+            {"base": Param(0.0, "the draw: normal (a truncated normal rescaled to the variance, as Keras) or uniform",
+                           aliases=MATCHED_BASES, names_only=True)},
+            build=_matched,
+            variance=_matched_variance,
+            note="every kernel of the trial, the first and the output layer's too (as He's 2/fan_in), takes the trial's "
+                 "activation (PReLU at its initial slope). Brock et al. use Var φ(z): their standardized weights remove "
+                 "the incoming mean; iid zero-mean weights pass it on, so the second moment is what is kept",
+            needs_activation=True,
         ),
     ],
 )
 
 
-def weight_variance(choice: Choice, shape: tuple[int, ...]) -> float | None:
+def weight_variance(choice: Choice, shape: tuple[int, ...], sigma_w2: float | None = None) -> float | None:
     """Var(W) of one weight of a kernel of ``shape`` drawn by ``choice``: the one place it is written.
 
-    None where no variance describes the draw: ``constant`` (not zero-mean) and ``lsuv`` (set by data).
+    None where no variance describes the draw: ``constant`` (not zero-mean) and ``lsuv`` (set by data), and
+    ``matched`` without its activation's ``sigma_w2`` (``analysis.meanfield.matched_sigma_w2``).
     """
     entry = INITIALIZERS.entries[choice.name]
-    return entry.variance(choice.kwargs, tuple(shape)) if entry.variance is not None else None
+    if entry.variance is None:
+        return None
+    if entry.needs_activation:
+        return None if sigma_w2 is None else entry.variance(choice.kwargs, tuple(shape), sigma_w2)
+    return entry.variance(choice.kwargs, tuple(shape))
 
 
 def layer_seed(trial_seed: int, layer_index: int) -> int:
@@ -223,9 +303,26 @@ def layer_seed(trial_seed: int, layer_index: int) -> int:
     return int(np.random.SeedSequence([trial_seed, layer_index]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def keras_spec(choice: Choice, trial_seed: int, layer_index: int) -> tuple[str, dict[str, Any]]:
-    """The Keras initializer class name and arguments for one layer of one trial (the engine builds it)."""
-    name, kwargs = INITIALIZERS.entries[choice.name].build(choice.kwargs)
+def bias_seed(trial_seed: int, layer_index: int) -> int:
+    """The seed of one layer's biases (``model.bias_std`` > 0): as :func:`layer_seed`, from the trial seed and the
+    layer's position, on a stream of its own, so biases never repeat a kernel's draw and the same seed gives the
+    same biases whatever the initializer and activation."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([trial_seed, layer_index, 1]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def keras_spec(choice: Choice, trial_seed: int, layer_index: int,
+               sigma_w2: float | None = None) -> tuple[str, dict[str, Any]]:
+    """The Keras initializer class name and arguments for one layer of one trial (the engine builds it);
+    ``sigma_w2``: the trial's activation's, for an initializer that ``needs_activation`` (matched)."""
+    entry = INITIALIZERS.entries[choice.name]
+    if entry.needs_activation:
+        if sigma_w2 is None:
+            raise ValueError(f"initializer '{choice.name}' depends on the activation: pass its sigma_w2")
+        name, kwargs = entry.build(choice.kwargs, sigma_w2)
+    else:
+        name, kwargs = entry.build(choice.kwargs)
     seeded = name not in ("Zeros", "Constant")
     return name, {**kwargs, **({"seed": layer_seed(trial_seed, layer_index)} if seeded else {})}
 

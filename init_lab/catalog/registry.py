@@ -27,12 +27,19 @@ class Param:
 
     ``aliases`` name values a config may give instead of the number (orthogonal's ``gain: relu``);
     they are resolved to the number when the config is read, so a :class:`Choice` is always numeric.
+    With ``names_only`` the parameter is a choice among the aliases (matched's ``base: normal``): a config
+    gives one of the names (or the number it stands for), and nothing else.
     """
 
     default: float
     doc: str
     positive: bool = False  # must be > 0 (a std, a limit, a gain)
     aliases: Mapping[str, float] = field(default_factory=dict)
+    names_only: bool = False
+
+    def shown(self, value: float) -> str:
+        """The value as a config would give it: its name where the parameter is a choice of names, else the number."""
+        return next((n for n, v in self.aliases.items() if v == value), f"{value:g}") if self.names_only else f"{value:g}"
 
 
 class NegativeSide(enum.Enum):
@@ -54,6 +61,10 @@ class Entry:
     fn: Callable[..., Any] | None = None  # activations: fn(x, ops, params), ops = the engine's tensor functions
     learned: tuple[str, ...] = ()  # activation parameters that are trained variables (PReLU's slope)
     needs_data: bool = False  # initializers that look at a data batch when a trial starts (LSUV)
+    # initializers whose variance depends on the trial's activation (matched): ``build`` and ``variance`` then
+    # take its σ_w² too, which the engine and the theory compute from the activation (analysis.meanfield)
+    needs_activation: bool = False
+    orthogonal: bool = False  # initializers drawing a scaled orthogonal kernel, not iid entries (the theory's band)
     # initializers: (params, kernel shape) → Var(W) of one weight; None where no variance says it (constant:
     # not zero-mean; lsuv: data-dependent). Read through initializers.weight_variance.
     variance: Callable[[Mapping[str, float], tuple[int, ...]], float | None] | None = None
@@ -150,6 +161,8 @@ class Registry:
                 names = f" or one of the names {', '.join(aliases)}" if aliases else ""
                 raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be a number{names}, got {raw!r}.")
             number = float(raw)
+            if entry.params[key].names_only and number not in aliases.values():
+                raise ValueError(f"{self.kind} '{name}': parameter '{key}' is one of {', '.join(aliases)}; got {raw!r}.")
             if not math.isfinite(number):
                 raise ValueError(f"{self.kind} '{name}': parameter '{key}' must be finite, got {raw!r}.")
             if entry.params[key].positive and number <= 0:

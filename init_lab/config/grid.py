@@ -1,7 +1,7 @@
 """Grid expansion: a validated config → the ordered list of trials, each with a stable id.
 
 Order: initializer, activation, then the optional axes (depth, width, optimizer,
-learning rate, batch size), then seed — the seed varies fastest, so the trials
+learning rate, batch size, bias std σ_b), then seed — the seed varies fastest, so the trials
 of one combination sit together. The id ``003_he_normal-relu-s0`` starts with the
 trial's position and carries every swept value; ``sanitize`` keeps it safe as a
 directory name whatever the config says.
@@ -52,6 +52,7 @@ class TrialSpec:
     arch: Architecture
     train: TrainSettings
     axes: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)  # swept values, for tables
+    bias_std: float = 0.0  # σ_b: the biases' draw N(0, σ_b²) (model.bias_std, or its grid axis)
 
     @property
     def init_label(self) -> str:
@@ -78,10 +79,11 @@ class TrialSpec:
             "optimizer": self.train.optimizer,
             "learning_rate": self.train.learning_rate,
             "momentum": self.train.momentum,
+            "bias_std": self.bias_std,
         }
 
 
-_SHORT = {"depth": "d", "width": "w", "optimizer": "", "learning_rate": "lr", "batch_size": "bs"}
+_SHORT = {"depth": "d", "width": "w", "optimizer": "", "learning_rate": "lr", "batch_size": "bs", "bias_std": "sb"}
 
 
 def expand(config: SweepConfig) -> list[TrialSpec]:
@@ -93,6 +95,7 @@ def expand(config: SweepConfig) -> list[TrialSpec]:
         "optimizer": g.optimizer,
         "learning_rate": g.learning_rate,
         "batch_size": g.batch_size,
+        "bias_std": g.bias_std,
     }
     swept = {k: v for k, v in optional.items() if v}
     n = len(g.initializer) * len(g.activation) * len(g.seed) * math.prod(len(v) for v in swept.values())
@@ -114,6 +117,7 @@ def expand(config: SweepConfig) -> list[TrialSpec]:
         parts.append(f"s{seed}")
         index = len(trials)
         trial_id = f"{index:0{width}d}_" + "-".join(sanitize(p, max_len=40) for p in parts)
-        trials.append(TrialSpec(index, trial_id, init, act, seed, arch, settings, values))
+        trials.append(TrialSpec(index, trial_id, init, act, seed, arch, settings, values,
+                                bias_std=float(values.get("bias_std", config.model.bias_std))))
     return trials
 

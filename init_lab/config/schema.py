@@ -54,6 +54,7 @@ def _name_in(kind: str, allowed: Mapping[str, Any] | tuple[str, ...]):
 
 PosFloat = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
 PosInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
 InitializerChoice = Annotated[Choice, BeforeValidator(INITIALIZERS.resolve)]
 ActivationChoice = Annotated[Choice, BeforeValidator(ACTIVATIONS.resolve)]
 OptimizerName = Annotated[str, BeforeValidator(_name_in("optimizer", OPTIMIZERS))]
@@ -155,6 +156,8 @@ class ModelConfig(_Section):
     hidden: list[PosInt] | None = None
     depth: PosInt | None = None
     width: PosInt | None = None
+    # σ_b: every layer's biases drawn N(0, σ_b²), seeded like the kernels (0: all biases start at 0)
+    bias_std: NonNegFloat = defaults.BIAS_STD
 
     @model_validator(mode="after")
     def _shape(self) -> ModelConfig:
@@ -182,6 +185,7 @@ class GridConfig(_Section):
     learning_rate: list[PosFloat] | None = Field(default=None, min_length=1)
     optimizer: list[OptimizerName] | None = Field(default=None, min_length=1)
     batch_size: list[PosInt] | None = Field(default=None, min_length=1)
+    bias_std: list[NonNegFloat] | None = Field(default=None, min_length=1)  # σ_b, as model.bias_std
 
     @field_validator("*")
     @classmethod

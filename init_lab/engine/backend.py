@@ -16,10 +16,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+
+from init_lab.analysis import meanfield
 from init_lab.catalog import cifar
 from init_lab.catalog.datasets import Dataset, checked, load_cifar
 from init_lab.catalog.errors import DeviceError
-from init_lab.catalog.initializers import keras_spec
+from init_lab.catalog.initializers import INITIALIZERS, bias_seed, keras_spec
 from init_lab.catalog.registry import Choice
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -55,6 +58,18 @@ tf.get_logger().setLevel("ERROR")  # e.g. retracing notices: one step function i
 OPS = SimpleNamespace(
     sigmoid=tf.sigmoid, tanh=tf.tanh, relu=tf.nn.relu, elu=tf.nn.elu, selu=tf.nn.selu, erf=tf.math.erf,
     softplus=tf.math.softplus, abs=tf.abs, exp=tf.exp, where=tf.where,
+)
+
+# The array operations analysis.jacobian's QR accumulation is written against, batched over trials × examples
+LINALG = SimpleNamespace(
+    matmul=tf.linalg.matmul,
+    qr=tf.linalg.qr,  # reduced (full_matrices=False)
+    # LAPACK's (NumPy's) SVD for the graded product: TensorFlow's returns exact zeros for its small singular values
+    svdvals=lambda a: np.linalg.svd(a.numpy(), compute_uv=False),  # descending
+    take_rows=lambda a, index: tf.gather(a, index, axis=index.ndim - 1, batch_dims=index.ndim - 1),
+    absmax=lambda a: tf.reduce_max(tf.abs(a), axis=[-2, -1]).numpy(),
+    to_numpy=lambda a: a.numpy() if hasattr(a, "numpy") else a,
+    broadcast_to=tf.broadcast_to,
 )
 
 _device_choice: str | None = None
@@ -96,10 +111,24 @@ def setup_device(requested: str = "auto", deterministic: bool = True) -> str:
     return _device_choice
 
 
-def build_initializer(choice: Choice, trial_seed: int, layer_index: int) -> Any:
-    """A Keras initializer for one layer of one trial, from the registry's data."""
-    name, kwargs = keras_spec(choice, trial_seed, layer_index)
+def build_initializer(choice: Choice, trial_seed: int, layer_index: int, activation: Choice | None = None) -> Any:
+    """A Keras initializer for one layer of one trial, from the registry's data; ``activation`` (the trial's) is
+    what an activation-matched initializer is matched to, by the mean-field quadrature."""
+    sigma_w2 = None
+    if INITIALIZERS.entries[choice.name].needs_activation:
+        if activation is None:
+            raise ValueError(f"initializer '{choice.name}' needs the trial's activation")
+        sigma_w2 = meanfield.matched_sigma_w2(meanfield.phi(activation))
+    name, kwargs = keras_spec(choice, trial_seed, layer_index, sigma_w2)
     return getattr(keras.initializers, name)(**kwargs)
+
+
+def build_bias_initializer(bias_std: float, trial_seed: int, layer_index: int) -> Any:
+    """A Keras initializer for one layer's biases: N(0, σ_b²) seeded by ``initializers.bias_seed``, or, at σ_b = 0,
+    Keras' Zeros (exactly the zero biases of runs before ``model.bias_std`` existed)."""
+    if not bias_std:
+        return keras.initializers.Zeros()
+    return keras.initializers.RandomNormal(mean=0.0, stddev=float(bias_std), seed=bias_seed(trial_seed, layer_index))
 
 
 def keras_download(name: str, looked: list[str]) -> Dataset | None:

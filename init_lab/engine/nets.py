@@ -27,14 +27,16 @@ from typing import Any
 import numpy as np
 
 from init_lab.analysis.diagnostics import LayerSignals
+from init_lab.analysis.jacobian import Spectrum, log_singular_values, spectrum_of_matrices
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.models import CNN_CONVS, CNN_DENSE, Architecture, NetKind
 from init_lab.catalog.registry import Choice
 from init_lab.config.grid import TrialSpec
-from init_lab.engine.backend import OPS, build_initializer, keras, tf
+from init_lab.engine.backend import LINALG, OPS, build_bias_initializer, build_initializer, keras, tf
 
 STACKED = None  # owner of a variable with one slice per trial on axis 0
+FLOAT32_RESOLUTION = 5.0  # decades of s_max/s_min an explicit float32 Jacobian resolves (eps 6e-8, summed over layers)
 
 # layer names; per hidden layer the pre-activations and the activations of every trial: (T, batch, …)
 Activations = tuple[list[str], list[np.ndarray], list[np.ndarray]]
@@ -78,9 +80,9 @@ class GroupNet:
         """Every hidden layer's pre-activations and activations, trials stacked in ``specs`` order (forward only)."""
         raise NotImplementedError
 
-    def jacobian(self, x: Any) -> dict[str, np.ndarray]:
-        """Per trial: singular values (examples, k) of ∂z_L/∂x, the input–output Jacobian of the last
-        hidden layer's pre-activation at each example of ``x`` (float64, descending)."""
+    def jacobian(self, x: Any) -> dict[str, Spectrum]:
+        """Per trial: the singular values (examples, k) of ∂z_L/∂x, the input–output Jacobian of the last
+        hidden layer's pre-activation at each example of ``x`` (``analysis.jacobian``: their logs, descending)."""
         raise NotImplementedError
 
     def lsuv(self, x: Any) -> dict[str, list[dict[str, Any]]]:
@@ -155,7 +157,7 @@ def _lsuv_log(layer: str, iterations: int, variance: float, width: int, min_widt
     """One layer's entry of a trial's LSUV log (trial.json); a layer left as it was says why."""
     entry: dict[str, Any] = {"layer": layer, "iterations": int(iterations), "final_variance": float(variance)}
     if width < min_width:
-        entry["skipped"] = f"narrower than min_width ({width} < {min_width:g})"
+        entry["skipped"] = f"output smaller than min_width ({width} < {min_width:g} values)"
     return entry
 
 
@@ -173,13 +175,13 @@ class PackedMLP(GroupNet):
         widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
         kernels = [
-            np.stack([np.asarray(build_initializer(s.initializer, s.seed, i)(shape=shape, dtype="float32"))
+            np.stack([np.asarray(build_initializer(s.initializer, s.seed, i, s.activation)(shape=shape, dtype="float32"))
                       for s in self.specs])
             for i, shape in enumerate(shapes)
         ]
         kernels = [np.concatenate([k, k[:1].repeat(self.n - self.T, axis=0)]) for k in kernels]
         self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (n, in, out)
-        self.bs = [tf.Variable(tf.zeros([self.n, 1, n_out]), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
+        self.bs = [tf.Variable(self._biases(i, n_out), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
         self.slices = self._slices()
         # PReLU: a (1, 1, h) slope per hidden layer for each trial that learns one, owned by that trial,
         # so a trial's state is the same whatever else shares its group
@@ -192,6 +194,16 @@ class PackedMLP(GroupNet):
         self.param_count = sum(i * o + o for i, o in shapes)
         # a graph: eager, the forward pass at every logged step (step_layers.csv) cost several times more
         self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2])
+
+    def _biases(self, layer: int, n_out: int):
+        """Layer ``layer``'s biases (n, 1, n_out): zeros, as always, unless a trial draws N(0, σ_b²) (model.bias_std),
+        from the same Keras initializer and seed as its one-model form, so a trial starts alike in either class."""
+        if not any(s.bias_std for s in self.specs):
+            return tf.zeros([self.n, 1, n_out])
+        drawn = [np.asarray(build_bias_initializer(s.bias_std, s.seed, layer)(shape=(n_out,), dtype="float32"))
+                 for s in self.specs]
+        drawn += drawn[:1] * (self.n - self.T)  # the ghost copies the first trial, as its kernels do
+        return tf.constant(np.stack(drawn)[:, None, :])
 
     def _slices(self) -> list[tuple[int, int, Choice]]:
         out, start = [], 0
@@ -255,32 +267,32 @@ class PackedMLP(GroupNet):
         return [f"dense_{i}" for i in range(len(pres))], [p.numpy()[: self.T] for p in pres], \
             [a.numpy()[: self.T] for a in acts]
 
-    def jacobian(self, x) -> dict[str, np.ndarray]:
-        # J = (W_1·P)ᵀ with P = D_1·W_2·D_2 ⋯ D_{L−1}·W_L (D_l = diag φ′(z_l)): a chain of h×h products per
-        # (trial, example) instead of h backward passes through the net
-        # The chain is rescaled to max |entry| = 1 after every layer (the scales kept as float64 logs): far from
-        # criticality it would otherwise under- or overflow float32 within 30 layers (and denormals are slow)
+    def jacobian(self, x) -> dict[str, Spectrum]:
+        # float64 from here: the kernels, and φ′ at the float32 forward pass's pre-activations; the QR accumulation
+        # through the layers (analysis.jacobian) resolves condition numbers to ≈ 10³⁰⁰ and J's exact rank
         pres = self.forward(x)[0]
-        chain, log_scale = None, np.zeros(pres[0].shape[:2])
-        for layer in range(1, len(pres)):
-            z = pres[layer - 1]
+        derivatives = [self._derivative64(z, layer) for layer, z in enumerate(pres[:-1])]
+        kernels = [tf.cast(w[: self.T, None], tf.float64) for w in self.ws[:-1]]  # (T, 1, in, out): every example
+        log_s, rank = log_singular_values(kernels, derivatives, (self.T, int(x.shape[0])), LINALG)
+        return {s.id: Spectrum(log_s[t], rank[t]) for t, s in enumerate(self.specs)}
+
+    def _derivative64(self, z, layer: int) -> np.ndarray:
+        """φ′(z) in float64, (T, E, h), each trial by its own activation (PReLU at its current slope)."""
+        z = tf.cast(z[: self.T], tf.float64)
+        parts = []
+        for start, end, choice in self.slices:
+            end = min(end, self.T)
+            if start >= end:
+                continue
+            learned = None
+            if ACTIVATIONS.entries[choice.name].learned:
+                learned = {"alpha": tf.cast(tf.concat([self.slopes[t][layer] for t in range(start, end)], 0), tf.float64)}
+            part = z[start:end]
             with tf.GradientTape() as tape:
-                tape.watch(z)
-                a = self._act(z, layer - 1)
-            d = tape.gradient(a, z)  # φ′(z), elementwise: (n, E, h)
-            w = self.ws[layer][:, None]  # (n, 1, h_in, h_out)
-            chain = d[..., :, None] * w if chain is None else tf.matmul(chain * d[..., None, :], w)
-            scale = tf.reduce_max(tf.abs(chain), axis=[2, 3], keepdims=True)
-            scale = tf.where(scale > 0, scale, tf.ones_like(scale))
-            chain = chain / scale
-            log_scale += np.log(scale.numpy()[..., 0, 0].astype(np.float64))
-        w1 = self.ws[0][: self.T, None]  # (T, 1, in, h1)
-        jt = (tf.broadcast_to(w1, [self.T, x.shape[0], *w1.shape[2:]]) if chain is None
-              else tf.matmul(w1, chain[: self.T])).numpy().astype(np.float64)  # Jᵀ: (T, E, in, h_L)
-        # the Gram matrix in float64: in float32 the smallest singular values drown in rounding
-        values = _singular_values_from_gram(np.matmul(jt.transpose(0, 1, 3, 2), jt), self.specs)
-        rank = min(jt.shape[2], jt.shape[3])  # J is h_L × in: wider than the input adds only structural zeros
-        return {key: v[:, :rank] * np.exp(log_scale[t])[:, None] for t, (key, v) in enumerate(values.items())}
+                tape.watch(part)
+                a = activation(choice, learned)(part)
+            parts.append(tape.gradient(a, part))
+        return tf.concat(parts, axis=0).numpy()
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
         """Hidden layer by hidden layer, for all chosen trials at once: W ← W/√Var(layer output) until
@@ -337,19 +349,22 @@ def activation_layer(choice: Choice, name: str) -> Any:
 
 
 def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classes: int, initializer: Choice,
-                      act: Choice, seed: int) -> Any:
-    """A Keras model for one trial, ending in logits. Hidden layers are named dense_i/act_i (conv_i/act_conv_i)."""
+                      act: Choice, seed: int, bias_std: float = 0.0) -> Any:
+    """A Keras model for one trial, ending in logits. Hidden layers are named dense_i/act_i (conv_i/act_conv_i).
+    Layer i (output last) draws its kernel from layer_seed(seed, i) and, with σ_b = ``bias_std`` > 0, its biases
+    N(0, σ_b²) from bias_seed(seed, i): conv layers too."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     x, layer = inputs, 0
 
-    def kernel_init():
+    def inits() -> dict[str, Any]:
         nonlocal layer
         layer += 1
-        return build_initializer(initializer, seed, layer - 1)
+        return {"kernel_initializer": build_initializer(initializer, seed, layer - 1, act),
+                "bias_initializer": build_bias_initializer(bias_std, seed, layer - 1)}
 
     if arch.family == "cnn":  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
         for i, (filters, pool) in enumerate(CNN_CONVS):
-            x = keras.layers.Conv2D(filters, 3, kernel_initializer=kernel_init(), name=f"conv_{i}")(x)
+            x = keras.layers.Conv2D(filters, 3, **inits(), name=f"conv_{i}")(x)
             x = activation_layer(act, f"act_conv_{i}")(x)
             if pool:
                 x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
@@ -359,9 +374,9 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
     if len(input_shape) > 1 or arch.family == "cnn":
         x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden):
-        x = keras.layers.Dense(units, kernel_initializer=kernel_init(), name=f"dense_{i}")(x)
+        x = keras.layers.Dense(units, **inits(), name=f"dense_{i}")(x)
         x = activation_layer(act, f"act_{i}")(x)
-    logits = keras.layers.Dense(n_classes, kernel_initializer=kernel_init(), name="output")(x)
+    logits = keras.layers.Dense(n_classes, **inits(), name="output")(x)
     return keras.Model(inputs, logits, name=arch.kind)
 
 
@@ -374,7 +389,7 @@ class KerasNets(GroupNet):
         keras.backend.clear_session(free_memory=False)
         self.specs = list(specs)
         self.n = len(self.specs)
-        self.models = [build_keras_model(s.arch, input_shape, n_classes, s.initializer, s.activation, s.seed)
+        self.models = [build_keras_model(s.arch, input_shape, n_classes, s.initializer, s.activation, s.seed, s.bias_std)
                        for s in self.specs]
         self.variables = [v for m in self.models for v in m.trainable_variables]
         self.owners = [t for t, m in enumerate(self.models) for _ in m.trainable_variables]
@@ -418,7 +433,7 @@ class KerasNets(GroupNet):
 
         return [k.name for k, _ in pairs], kernels, run, forward
 
-    def jacobian(self, x) -> dict[str, np.ndarray]:
+    def jacobian(self, x) -> dict[str, Spectrum]:
         out = {}
         for spec, model in zip(self.specs, self.models):
             last = [k for k, _ in self._pairs(model) if k.name.startswith("dense_")][-1]
@@ -428,7 +443,8 @@ class KerasNets(GroupNet):
                 tape.watch(x)
                 z = sub(x, training=False)
             jac = tf.reshape(tape.batch_jacobian(z, x), [x.shape[0], z.shape[-1], -1]).numpy()
-            out[spec.id] = np.linalg.svd(jac.astype(np.float64), compute_uv=False)
+            # an explicit float32 Jacobian: singular values below ≈ 10⁻⁵·s_max are its rounding, not J's
+            out[spec.id] = spectrum_of_matrices(jac, FLOAT32_RESOLUTION)
         return out
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
@@ -445,9 +461,9 @@ class KerasNets(GroupNet):
         return self._probes[0][0], [stack(0, i) for i in range(n)], [stack(1, i) for i in range(n)]
 
     def lsuv(self, x) -> dict[str, list[dict[str, Any]]]:
-        """Each hidden kernel layer (Dense, Conv2D) at least min_width wide (units; channels of a conv)
-        rescaled by 1/√Var(its output) until |Var − 1| < tol; narrower ones and the output layer keep
-        their orthogonal init."""
+        """Each hidden kernel layer (Dense, Conv2D) whose output has at least min_width values (a Dense layer's
+        units; a conv layer's height·width·channels, as Mishkin & Matas' code counts them) rescaled by
+        1/√Var(its output) until |Var − 1| < tol; smaller ones and the output layer keep their orthogonal init."""
         logs = {}
         for spec, model in zip(self.specs, self.models):
             if spec.initializer.name != "lsuv":
@@ -457,7 +473,7 @@ class KerasNets(GroupNet):
             log = []
             for layer, _ in self._pairs(model):  # hidden layers, input first
                 sub = keras.Model(model.inputs, layer.output)
-                width = int(layer.kernel.shape[-1])
+                width = int(np.prod(layer.output.shape[1:]))  # values per example: units, or H·W·C of a conv
                 iterations, var = 0, float(tf.math.reduce_variance(sub(x, training=False)))
                 while width >= min_width and abs(var - 1.0) >= tol and iterations < max_iter and var > 0:
                     layer.kernel.assign(layer.kernel / np.sqrt(var))
@@ -470,13 +486,6 @@ class KerasNets(GroupNet):
 
 def _numpy(tensors: list[Any]) -> list[np.ndarray]:
     return [np.asarray(t) for t in tensors]
-
-
-def _singular_values_from_gram(jjt: np.ndarray, specs: list[TrialSpec]) -> dict[str, np.ndarray]:
-    """√eigenvalues of (trials, examples, k, k) Gram matrices JJᵀ (float64), descending."""
-    eig = np.linalg.eigvalsh(jjt)
-    values = np.sqrt(np.clip(eig, 0.0, None))[..., ::-1]
-    return {s.id: values[t] for t, s in enumerate(specs)}
 
 
 def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int) -> GroupNet:

@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names
-from init_lab.report.verdicts import MARKS, Shading, Verdicts, colour_label, is_true, mark, shading, tick_labels
+from init_lab.report.verdicts import (
+    MARKS,
+    Shading,
+    Verdicts,
+    cell_text,
+    colour_label,
+    is_true,
+    shading,
+    tick_labels,
+)
 
 Figures = dict[str, dict[str, Any]]  # chart id -> {"data": [...], "layout": {...}}: one page's charts
 DATA_ID = "initlab-charts"
@@ -110,25 +119,6 @@ def _ordered(order: list[str], present: Iterable[str]) -> list[str]:
 # --- heatmap -------------------------------------------------------------------------------------------
 
 
-def _cell_text(row: pd.Series | None) -> str:
-    """A heatmap cell's text: the mean, its mark (★ best, ≈ tied), ± std where there are several seeds, its
-    diverged/failed count, 'at chance'."""
-    if row is None or pd.isna(row["mean"]):
-        return "—"
-    mean, std = row["mean"], row["std"]
-    text = f"{mean:.3f}" if abs(mean) < 100 else f"{mean:.3g}"
-    if symbol := mark(row):
-        text += f" {symbol}"
-    if not pd.isna(std):
-        text += f"<br>±{std:.3f}"
-    bad = row["diverged"] + row["failed"]
-    if bad:
-        text += f"<br>{int(bad)} div/fail"
-    if is_true(row["at_chance"]):
-        text += "<br>at chance"
-    return text
-
-
 def _cell_hover(init: str, act: str, row: pd.Series | None, v: Verdicts) -> str:
     """A heatmap cell's hover: the combination, mean ± std, its CI, n, its trials that do not count, and where it
     stands against its group's best."""
@@ -164,7 +154,7 @@ def _heatmap_traces(run: RunData, part: pd.DataFrame, v: Verdicts, shade: Shadin
     def row_of(i: str, a: str) -> pd.Series | None:
         return rows.loc[(i, a)] if (i, a) in rows.index else None
 
-    text = [[_cell_text(row_of(i, a)) for a in position.columns] for i in position.index]
+    text = [[cell_text(row_of(i, a), "<br>") for a in position.columns] for i in position.index]
     hover = [[_cell_hover(i, a, row_of(i, a), v) for a in position.columns] for i in position.index]
     x, y = [label(a) for a in position.columns], [label(i) for i in position.index]
     z = [_values(r) for r in position.to_numpy(dtype=float)]
@@ -456,3 +446,55 @@ def comparison_figure(a: RunData, b: RunData, metric: str) -> dict[str, Any] | N
         legend={"title": {"text": "initializer"}},
     )
     return figure_dict(fig)
+
+
+# --- phase diagram -------------------------------------------------------------------------------------------
+
+
+def phase_figure(diagram) -> dict[str, Any] | None:
+    """The trainability phase diagram (``report.phase``) as a Plotly heatmap over σ_w² × depth, a panel per
+    activation × σ_b², with the theory's factor·ξ_c curve and the edge of chaos; hover: the cell's mean, std and n."""
+    if diagram is None or not diagram.panels:
+        return None
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = len(diagram.panels)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = make_subplots(nrows, ncols, subplot_titles=[label(p.title) for p in diagram.panels],
+                        horizontal_spacing=0.08, vertical_spacing=0.15)
+    for k, panel in enumerate(diagram.panels):
+        at = {"row": k // ncols + 1, "col": k % ncols + 1}
+        sw, depths, grid = panel.grid()
+        cells = panel.cells.set_index(["depth", "sigma_w2"])
+        hover = [[label(_phase_hover(cells, d, s, diagram.label)) for s in sw] for d in depths]
+        fig.add_trace(go.Heatmap(x=_values(sw), y=[int(d) for d in depths],
+                                 z=[_values(row) for row in grid], text=hover, hoverinfo="text",
+                                 colorscale="Viridis", coloraxis="coloraxis"), **at)
+        curve = panel.curve
+        top = max(depths) * 1.15
+        fig.add_trace(go.Scatter(x=_values(curve["sigma_w2"]), y=_values(curve["depth_limit"].clip(upper=top * 10)),
+                                 mode="lines", line={"color": "#d62728", "width": 2}, showlegend=k == 0,
+                                 name=label(f"{diagram.factor:g}·ξ_c (theory)"),
+                                 hovertemplate="σ_w² %{x:.4g}: " + f"{diagram.factor:g}" + "·ξ_c = %{y:.4g}<extra></extra>"),
+                      **at)
+        if panel.critical_sigma_w2 is not None:
+            fig.add_trace(go.Scatter(x=[panel.critical_sigma_w2] * 2, y=[0, top], mode="lines",
+                                     line={"color": "white", "dash": "dot"}, showlegend=k == 0,
+                                     name=label("χ₁ = 1 (edge of chaos)"), hoverinfo="skip"), **at)
+        fig.update_yaxes(title_text="depth", range=[0, top], **at)
+        fig.update_xaxes(title_text="σ_w²", range=[min(sw) - 0.1, max(sw) + 0.1], **at)
+    fig.update_layout(title=label(f"Trainability: {diagram.label} over σ_w² × depth; red: "
+                                  f"{diagram.factor:g}·ξ_c (Schoenholz et al. 2017)"),
+                      coloraxis={"colorscale": "Viridis", "colorbar": {"title": {"text": label(diagram.label)}}},
+                      height=max(nrows * 420 + 80, 420))
+    return figure_dict(fig)
+
+
+def _phase_hover(cells: pd.DataFrame, depth: int, sigma_w2: float, metric_label: str) -> str:
+    if (depth, sigma_w2) not in cells.index:
+        return f"σ_w² {sigma_w2:g}, depth {depth}: no trial"
+    row = cells.loc[(depth, sigma_w2)]
+    std = f" ± {fmt(row['std'])}" if pd.notna(row["std"]) else ""
+    return f"σ_w² {sigma_w2:g}, depth {depth}: {metric_label} {fmt(row['mean'])}{std} (n = {int(row['n'])} of {int(row['n_trials'])})"

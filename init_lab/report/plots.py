@@ -22,9 +22,8 @@ from init_lab.report.tables import RunData, facets, matrix  # noqa: E402
 from init_lab.report.verdicts import (  # noqa: E402
     MARKS,
     Verdicts,
+    cell_text,
     colour_label,
-    is_true,
-    mark,
     shading,
     tick_labels,
 )
@@ -124,7 +123,7 @@ def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
     image = None
     for idx, (title, part) in enumerate(parts):
         ax = axes[idx // ncols][idx % ncols]
-        cells = part.assign(position=shade.position.loc[part.index], text=part.apply(_cell_text, axis=1))
+        cells = part.assign(position=shade.position.loc[part.index], text=part.apply(cell_text, axis=1))
         position, text = matrix(cells, run, "position"), matrix(cells, run, "text")
         image = ax.imshow(position.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(position.columns)), position.columns, rotation=30, ha="right")
@@ -151,22 +150,6 @@ def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
 
 
 APART_GREY = "#d0d0d0"
-
-
-def _cell_text(row: pd.Series) -> str:
-    """A heatmap cell: the mean (± std where several seeds), its mark, its diverged/failed count, 'at chance'."""
-    v, s = row["mean"], row["std"]
-    text = "—" if pd.isna(v) else (f"{v:.3f}" if abs(v) < 100 else f"{v:.3g}")
-    if symbol := mark(row):
-        text += f" {symbol}"
-    if not pd.isna(s):
-        text += f"\n±{s:.3f}"
-    bad = row["diverged"] + row["failed"]
-    if bad:
-        text += f"\n{int(bad)} div/fail"
-    if is_true(row["at_chance"]):
-        text += "\nat chance"
-    return text
 
 
 def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
@@ -267,27 +250,49 @@ def diagnostics_plot(run: RunData) -> bytes | None:
 
 def jacobian_plot(spectra: pd.DataFrame, title: str) -> bytes | None:
     """Distribution of the input–output Jacobian's singular values per combination (all seeds and
-    examples pooled): a violin of log10 s, with the mean squared singular value marked."""
+    examples pooled): a violin of log10 s (the ``log10_singular_value`` column, finite where s itself
+    underflows), the mean squared singular value marked, and above each violin log10 of the median condition
+    number, or how many singular values are exactly 0 where the Jacobian is rank-deficient."""
     if spectra.empty:
         return None
     combos = list(dict.fromkeys(spectra["combination"]))
-    data, means = [], []
+    if "log10_singular_value" in spectra:
+        logs_all = spectra["log10_singular_value"].astype(float)
+    else:  # a probe written before the column existed
+        with np.errstate(divide="ignore"):
+            logs_all = np.log10(spectra["singular_value"].astype(float))
+    data, means, labels = [], [], []
     for combo in combos:
-        s = spectra.loc[spectra["combination"] == combo, "singular_value"].to_numpy(dtype=float)
-        positive = s[s > 0]
-        data.append(np.log10(positive) if positive.size else np.array([np.nan]))
-        means.append(0.5 * math.log10(float(np.mean(s**2))) if np.mean(s**2) > 0 else np.nan)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(combos) + 2), 5.0))
+        part = spectra["combination"] == combo
+        logs = logs_all[part].to_numpy()
+        finite = logs[np.isfinite(logs)]
+        data.append(finite if finite.size else np.array([np.nan]))
+        top = finite.max() if finite.size else np.nan  # √⟨s²⟩ from the logs, scaled by the largest to stay finite
+        means.append(top + 0.5 * math.log10(np.mean(10.0 ** (2 * (finite - top)))) if finite.size else np.nan)
+        by_example = pd.DataFrame({"log": logs, "key": list(zip(spectra.loc[part, "seed"], spectra.loc[part, "example"]))})
+        zeros = int(np.isneginf(logs).sum())
+        if zeros:
+            labels.append(f"{zeros / by_example['key'].nunique():.0f} s = 0")
+        else:
+            conds = by_example.groupby("key")["log"].agg(lambda v: v.max() - v.min())
+            labels.append(f"cond 1e{np.median(conds):.0f}" if conds.notna().any() else "")
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(combos) + 2), 6.5))
     drawable = [i for i, d in enumerate(data) if np.isfinite(d).sum() > 1]
     if drawable:
         ax.violinplot([data[i] for i in drawable], positions=[i + 1 for i in drawable], showextrema=True, widths=0.8)
     ax.scatter(np.arange(1, len(combos) + 1), means, marker="_", s=200, color="black", zorder=3, label="√⟨s²⟩")
     ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+    low = min((np.nanmin(d) for d in data if np.isfinite(d).any()), default=-1.0)
+    high = max((np.nanmax(d) for d in data if np.isfinite(d).any()), default=1.0)
+    ax.set_ylim(low - 0.03 * (high - low), high + 0.22 * (high - low))  # room for the labels above the violins
+    for i, text in enumerate(labels):
+        ax.text(i + 1, 0.98, text, transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7, rotation=90)
     ax.set_xticks(np.arange(1, len(combos) + 1), combos, rotation=60, ha="right", fontsize=8)
     ax.set_ylabel("log10 singular value of ∂z_L/∂x")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
-    ax.set_title(title, fontsize=11)
+    ax.set_title(title + "\n(float64, QR through the layers; above each: median condition number, or the mean count "
+                 "of exactly-zero singular values per Jacobian)", fontsize=10)
     fig.tight_layout()
     return _png(fig)
 
@@ -552,3 +557,59 @@ def training_signals_plot(run: RunData) -> bytes | None:
     fig.suptitle(f"Activations on the probe batch during training — {run.name}; first seed of each "
                  f"initializer + activation{_left_out_note(left_out)}", fontsize=10)
     return _png(fig, tight=False)
+
+
+def _edges(values: list[float]) -> np.ndarray:
+    """Cell edges around sorted centres: midpoints, the ends half a neighbour's gap out (one value: ±0.5)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = (v[:-1] + v[1:]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def phase_plot(diagram, title: str) -> bytes | None:
+    """The trainability phase diagram (``report.phase``; Schoenholz et al. 2017, Figs. 5–6): the metric's mean over
+    seeds as a heatmap over σ_w² (x) and depth (y), a panel per activation × σ_b², the theory's factor·ξ_c as a
+    white curve (trainable below it, by the paper) and the edge of chaos χ₁ = 1 dotted. None without a panel."""
+    if diagram is None or not diagram.panels:
+        return None
+    n = len(diagram.panels)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.4 * ncols, 4.4 * nrows), squeeze=False)
+    values = np.concatenate([p.grid()[2].ravel() for p in diagram.panels])
+    finite = values[np.isfinite(values)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    mesh = None
+    for ax, panel in zip(axes.ravel(), diagram.panels):
+        sw, depths, grid = panel.grid()
+        x_edges, y_edges = _edges(sw), _edges(depths)
+        mesh = ax.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(grid), cmap="viridis", vmin=vmin, vmax=vmax,
+                             shading="flat")
+        if grid.size <= 120:
+            for i, d in enumerate(depths):
+                for j, s in enumerate(sw):
+                    if np.isfinite(grid[i, j]):
+                        light = grid[i, j] < (vmin + vmax) / 2
+                        ax.text(s, d, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                                color="white" if light else "black")
+        curve = panel.curve
+        y_top = float(y_edges[-1])
+        limit = curve["depth_limit"].clip(upper=y_top * 10).to_numpy()
+        ax.plot(curve["sigma_w2"], limit, color="white", lw=2.2)
+        ax.plot(curve["sigma_w2"], limit, color="#d62728", lw=1.2, label=f"{diagram.factor:g}·ξ_c (theory)")
+        if panel.critical_sigma_w2 is not None and x_edges[0] < panel.critical_sigma_w2 < x_edges[-1]:
+            ax.axvline(panel.critical_sigma_w2, color="white", ls=":", lw=1.2,
+                       label=f"χ₁ = 1 (σ_w² = {panel.critical_sigma_w2:.3g})")
+        ax.set_xlim(x_edges[0], x_edges[-1])
+        ax.set_ylim(y_edges[0], y_top)
+        ax.set_xlabel("σ_w² (variance_scaling scale)")
+        ax.set_ylabel("depth (hidden layers)")
+        ax.set_title(panel.title, fontsize=10)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.7)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.85, label=diagram.label)
+    fig.suptitle(title, fontsize=11)
+    return _png(fig)

@@ -24,6 +24,7 @@ import pandas as pd
 from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
 from init_lab.catalog.defaults import ALPHA, POWER, PROBE_SIZE
 from init_lab.report import interactive
+from init_lab.report.phase import phase_diagram
 from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
 from init_lab.report.verdicts import (
     CELL_COLUMNS,
@@ -77,6 +78,15 @@ SIGNALS_TEXT = (
     "(leaky_relu, elu, selu, prelu: < 0 on every probe example, a gradient still flows) and of saturated values "
     "(derivative below 5% of its maximum). A conv layer's unit is a channel, over every position."
 )
+PHASE_TEXT = (
+    "After Schoenholz et al. (2017), Figs. 5–6: the metric's mean over seeds for each exact weight variance σ_w² "
+    "(variance_scaling's scale) and depth, a panel per activation and bias variance σ_b²; failed and unfinished "
+    "trials are left out and diverged ones enter as in every table. Red: {factor:g}·ξ_c, with ξ_c = −1/ln χ_c the "
+    "mean-field depth scale of the correlation map at that σ_w², σ_b² and activation (their eq. 9); the paper finds "
+    "networks trainable below it. Dotted: the edge of chaos χ₁ = 1, where ξ_c diverges. The theory is for "
+    "infinite width; with little training the trainable region is narrower than the curve (see "
+    "docs/reproductions.md)."
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,7 @@ FIGURES = {
     "signals": Figure("diagnostics.png", "Per-layer signals", SIGNALS_TEXT),
     "training_signals": Figure("training_signals.png", "Activations during training", TRAINING_SIGNALS_TEXT),
     "histograms": Figure("histograms.png", "Activation and gradient histograms", HISTOGRAMS_TEXT),
+    "phase": Figure("phase_diagram.png", "Trainability phase diagram: σ_w² × depth", PHASE_TEXT),
 }
 HEATMAP_FILE = "heatmap.png"
 CHARTS_TEXT = (
@@ -112,7 +123,7 @@ LAYERS_TEXT = (
 )
 # figure -> the element id of the interactive chart that report.html shows in its place (the PNG stays for
 # report.md); the diagnostics PNG stays in report.html too, below its chart: it shows more than the chart
-CHART_IDS = {"heatmap": "chart-heatmap", "curves": "chart-curves", "signals": "chart-layers"}
+CHART_IDS = {"heatmap": "chart-heatmap", "curves": "chart-curves", "signals": "chart-layers", "phase": "chart-phase"}
 KEEP_PNG = {"signals"}
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
@@ -272,7 +283,8 @@ def markdown(run: RunData, metric: str, images: dict[str, str], verdicts: Verdic
     out += [f"- {md_escape(line)}" for line in verdict_lines(verdicts)] + [""]
     for key, figure in FIGURES.items():
         if key in images:
-            out += [f"## {figure.heading}", "", figure.text, "", f"![{figure.heading.lower()}]({images[key]})", ""]
+            out += [f"## {figure.heading}", "", _figure_text(figure), "",
+                    f"![{figure.heading.lower()}]({images[key]})", ""]
     out += [f"## Leaderboard (by {md_escape(label)})", "", md_table(board.drop(columns=["error"], errors="ignore")), ""]
     errors = board[board["error"].fillna("") != ""] if "error" in board else board.iloc[0:0]
     if len(errors):
@@ -368,6 +380,13 @@ def _html_meta(run: RunData) -> str:
     )
 
 
+def _figure_text(figure: Figure) -> str:
+    """A figure's explanation (the phase diagram's names its curve's factor)."""
+    from init_lab.catalog.defaults import PHASE_XI_FACTOR
+
+    return figure.text.format(factor=PHASE_XI_FACTOR) if figure is FIGURES["phase"] else figure.text
+
+
 def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> list[str]:
     """The figures' sections: the interactive chart where there is one, else the PNG; the per-layer chart
     goes with the diagnostics PNG, which shows more (std over epochs, dead and saturated fractions)."""
@@ -376,7 +395,7 @@ def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> l
         chart = CHART_IDS.get(key, "")
         if key not in images and chart not in charts:
             continue
-        parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(figure.text)}</p>")
+        parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(_figure_text(figure))}</p>")
         if chart in charts:
             intro = f"<p>{html.escape(LAYERS_TEXT)}</p>" if key == "signals" else ""
             parts.append(intro + interactive.chart_div(chart))
@@ -429,6 +448,7 @@ def report_charts(run: RunData, verdicts: Verdicts) -> interactive.Figures:
         CHART_IDS["heatmap"]: interactive.heatmap_figure(run, verdicts),
         CHART_IDS["curves"]: interactive.curves_figure(run),
         CHART_IDS["signals"]: interactive.layers_figure(run),
+        CHART_IDS["phase"]: interactive.phase_figure(phase_diagram(run, verdicts.metric)),
     }
     return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
 
@@ -491,6 +511,7 @@ def _write_report(run: RunData, metric: str, plots: bool, verdicts: Verdicts) ->
             "signals": plotting.diagnostics_plot(run),
             "training_signals": plotting.training_signals_plot(run),
             "histograms": plotting.histograms_plot(run),
+            "phase": plotting.phase_plot(phase_diagram(run, metric), f"Trainability phase diagram — {run.name}"),
         }
         images = {key: data for key, data in made.items() if data}
     names = {"heatmap": HEATMAP_FILE, **{key: figure.file for key, figure in FIGURES.items()}}

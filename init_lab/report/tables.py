@@ -46,7 +46,7 @@ METRICS: dict[str, tuple[str, bool]] = {
     "initial_loss": ("training loss at initialization (epoch 0)", False),
     "wall_seconds": ("wall time (s)", False),
 }
-AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size"]
+AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size", "bias_std"]
 # metrics in which a diverged trial without a value of its own enters the statistics at chance (see ``entered``)
 ACCURACY_METRICS = frozenset({"best_val_accuracy", "final_val_accuracy", "test_accuracy"})
 # a trial's CSV tables, and the columns of an empty one (a run without them: old, diagnostics off, pending)
@@ -75,6 +75,7 @@ class RunData:
     thresholds: list[float]
     manifest: dict[str, Any]
     damage: Damage = field(default_factory=Damage)  # damaged files, named (run.integrity); the rest is read
+    config: Any = None  # the run's SweepConfig, as read from its config.yaml (the phase diagram reads its grid)
 
     @property
     def n_finished(self) -> int:
@@ -158,6 +159,7 @@ def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
         act_order=list(dict.fromkeys(s.act_label for s in specs)),
         thresholds=list(config.training.thresholds),
         manifest=manifest,
+        config=config,
         damage=Damage(damage.trials, damage.run + checkpoint_problems(store)),
     )
 

@@ -49,6 +49,8 @@ def export(run: RunData, logdir: Path) -> int:
         return event_pb2.Event(wall_time=wall or time.time(), step=step, summary=summary)
 
     axes = ["initializer", "activation", "seed", *run.swept]
+    if "bias_std" not in axes and "bias_std" in run.trials and (run.trials["bias_std"].fillna(0) != 0).any():
+        axes.append("bias_std")  # σ_b set once for the run (model.bias_std): still what these trials started from
     domains = {}
     for axis in axes:
         values = sorted(run.trials[axis].dropna().unique().tolist(), key=str)

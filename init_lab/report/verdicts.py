@@ -259,8 +259,25 @@ def comparisons_frame(comparisons: Sequence[Comparison], fixed: Sequence[str]) -
     return pd.DataFrame([c.row() for c in comparisons], columns=columns)
 
 
+class _Stated:
+    """What a set of comparisons says in every format: its comparisons.csv table and its caveats."""
+
+    comparisons: tuple[Comparison, ...]
+    fixed: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def comparisons_table(self) -> pd.DataFrame:
+        return comparisons_frame(self.comparisons, self.fixed)
+
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        """The notes beyond the two every report states: why there are no p-values, nothing to compare."""
+        return self.notes[2:]
+
+
 @dataclass(frozen=True)
-class Verdicts:
+class Verdicts(_Stated):
     """A report's statistics of one metric: its cells and the paired comparisons within their groups."""
 
     metric: str
@@ -272,15 +289,6 @@ class Verdicts:
     cells: pd.DataFrame  # tables.pivot's columns, then CELL_COLUMNS
     comparisons: tuple[Comparison, ...]  # against the best (or the baseline), Holm-adjusted over all of them
     notes: tuple[str, ...]  # said once: the entry rule, the method, then the caveats ("one seed", …)
-
-    @property
-    def comparisons_table(self) -> pd.DataFrame:
-        return comparisons_frame(self.comparisons, self.fixed)
-
-    @property
-    def caveats(self) -> tuple[str, ...]:
-        """The notes beyond the two every report states: why there are no p-values, nothing to compare."""
-        return self.notes[2:]
 
     @property
     def tested(self) -> bool:
@@ -455,6 +463,24 @@ def mark(cell: pd.Series | dict) -> str:
     return MARKS["tied"] if is_true(cell.get("tied_with_best")) else ""
 
 
+def cell_text(cell: pd.Series | None, newline: str = "\n") -> str:
+    """A heatmap cell's text, the same in heatmap.png and report.html (``newline``: "\n" or "<br>"): the mean
+    (± std where several seeds), its mark, its diverged/failed count, 'at chance'; "—" without a value."""
+    if cell is None or pd.isna(cell["mean"]):
+        return "—"
+    mean, std = cell["mean"], cell["std"]
+    lines = [f"{mean:.3f}" if abs(mean) < 100 else f"{mean:.3g}"]
+    if symbol := mark(cell):
+        lines[0] += f" {symbol}"
+    if not pd.isna(std):
+        lines.append(f"±{std:.3f}")
+    if bad := cell["diverged"] + cell["failed"]:
+        lines.append(f"{int(bad)} div/fail")
+    if is_true(cell["at_chance"]):
+        lines.append("at chance")
+    return newline.join(lines)
+
+
 def marked_leaderboard(run: RunData, verdicts: Verdicts) -> pd.DataFrame:
     """``tables.leaderboard`` with ``vs_best``: each trial's cell against its group's best ('best', 'tied with
     best', 'behind best', '' where untested) — for the trials that count, so rank 1 against rank 2 by noise reads
@@ -473,7 +499,7 @@ def marked_leaderboard(run: RunData, verdicts: Verdicts) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class PairedRuns:
+class PairedRuns(_Stated):
     """Run A against run B, trial by trial (same initializer, activation, seed and shared swept values): per cell
     and over all shared trials, the paired statistics of A − B."""
 
@@ -485,14 +511,6 @@ class PairedRuns:
     fixed: tuple[str, ...]  # the cell's axes (empty in the row over all shared trials)
     comparisons: tuple[Comparison, ...]  # per cell, then all shared trials; Holm over all of them
     notes: tuple[str, ...]  # as ``Verdicts.notes``
-
-    @property
-    def comparisons_table(self) -> pd.DataFrame:
-        return comparisons_frame(self.comparisons, self.fixed)
-
-    @property
-    def caveats(self) -> tuple[str, ...]:
-        return self.notes[2:]
 
 
 def analyse_runs(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> PairedRuns:

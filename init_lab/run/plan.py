@@ -29,6 +29,8 @@ def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
     The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
     """
     described = {k: v for k, v in spec.describe().items() if k != "epochs"}
+    if not described["bias_std"]:  # zero biases, as before the option existed: states saved then stay valid
+        del described["bias_std"]
     training = config.training
     dataset = config.dataset.model_dump()
     if not dataset["standardize"]:  # the default leaves no trace: states saved before the option existed stay valid

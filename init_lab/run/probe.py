@@ -22,6 +22,7 @@ import pandas as pd
 
 from init_lab.analysis import theory
 from init_lab.analysis.diagnostics import layer_rows
+from init_lab.analysis.jacobian import Spectrum
 from init_lab.catalog import defaults
 from init_lab.catalog.models import net_kind
 from init_lab.config.grid import TrialSpec, expand
@@ -75,25 +76,39 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
     input_sq = (np.asarray(x_probe, dtype=np.float64).reshape(len(x_probe), -1) ** 2).mean(axis=1)
     input_dim = int(np.prod(prepared.input_shape))
     predictions: dict[tuple, theory.Prediction] = {}
-    rows, spectra = [], []
+    rows, spectra, jacobians = [], [], {}
     for chunk in _chunks(specs):
         net = build_net(net_kind(chunk[0].arch, True), chunk, prepared.input_shape, prepared.n_classes)
         net.lsuv(x_lsuv)
         signals = net.probe(x, y)
         singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
         for s in chunk:
-            key = (s.initializer, s.activation, s.arch)
-            if key not in predictions:
+            key = (s.initializer, s.activation, s.arch, s.bias_std)
+            if key not in predictions:  # σ_b² = the trial's bias_std²: the biases it was built with
                 predictions[key] = theory.predict(s.initializer, s.activation, s.arch.hidden, input_dim,
-                                                  prepared.n_classes, input_sq, s.arch.family)
+                                                  prepared.n_classes, input_sq, s.arch.family, s.bias_std ** 2)
             rows += _layer_rows(s, signals[s.id], predictions[key])
-            for example, values in enumerate(singular.get(s.id, [])):
-                spectra += [{"combination": label(s), "seed": s.seed, "example": example, "index": i, "singular_value": v}
-                            for i, v in enumerate(values)]
+            if s.id in singular:
+                jacobians.setdefault(label(s), []).append(singular[s.id])
+                spectra += _spectrum_rows(s, singular[s.id])
     layers = pd.DataFrame(rows)
-    spectra_df = pd.DataFrame(spectra, columns=["combination", "seed", "example", "index", "singular_value"])
-    by_label = {label(s): predictions[(s.initializer, s.activation, s.arch)] for s in specs}
-    return ProbeResult(layers, _summary(layers, spectra_df, by_label), spectra_df, prepared.source, chosen)
+    spectra_df = pd.DataFrame(spectra, columns=SPECTRA_COLUMNS)
+    by_label = {label(s): predictions[(s.initializer, s.activation, s.arch, s.bias_std)] for s in specs}
+    return ProbeResult(layers, _summary(layers, jacobians, by_label), spectra_df, prepared.source, chosen)
+
+
+SPECTRA_COLUMNS = ["combination", "seed", "example", "index", "singular_value", "log10_singular_value"]
+
+
+def _spectrum_rows(spec: TrialSpec, spectrum: Spectrum) -> list[dict]:
+    """probe_spectra.csv: every singular value, also as log10 (which stays finite where the value underflows);
+    0 and −inf beyond the Jacobian's rank, empty where the computation does not resolve it (conv nets)."""
+    log10 = spectrum.log_s / math.log(10.0)
+    with np.errstate(over="ignore"):
+        values = np.exp(spectrum.log_s)
+    return [{"combination": label(spec), "seed": spec.seed, "example": e, "index": i, "singular_value": float(values[e, i]),
+             "log10_singular_value": float(log10[e, i])}
+            for e in range(log10.shape[0]) for i in range(log10.shape[1])]
 
 
 def _chunks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
@@ -148,7 +163,8 @@ def _noise_sd(prediction: theory.Prediction, widths: list[int]) -> float:
     return 0.5 * math.sqrt(sum(2.0 / n for n in widths[:-1]))
 
 
-def _summary(layers: pd.DataFrame, spectra: pd.DataFrame, predictions: dict[str, theory.Prediction]) -> pd.DataFrame:
+def _summary(layers: pd.DataFrame, jacobians: dict[str, list[Spectrum]],
+             predictions: dict[str, theory.Prediction]) -> pd.DataFrame:
     out = []
     for combo, part in layers.groupby("combination", sort=False):
         p = predictions[combo]
@@ -162,13 +178,19 @@ def _summary(layers: pd.DataFrame, spectra: pd.DataFrame, predictions: dict[str,
             measured[what] = mean
             row |= {f"{what}_ratio": mean, f"{what}_ratio_min": lo, f"{what}_ratio_max": hi,
                     f"theory_{what}_ratio": p.ratio(what)}
+        # one network's band, and the band of the geometric mean of this many independent networks (sd/√seeds):
+        # the measured geometric mean is judged against the second, each seed against the first
         band_lo, band_hi = theory.band(p.ratio("pre_std"), sd, BAND)
-        row |= {"band_lo": band_lo, "band_hi": band_hi, "noise_sd": sd,
-                "vs_theory": _verdict(measured["pre_std"], band_lo, band_hi, p.reason),
+        mean_lo, mean_hi = theory.band(p.ratio("pre_std"), sd, BAND, seeds=row["seeds"])
+        per_seed = _ratios(part, "pre_std")
+        inside = int(((per_seed >= band_lo) & (per_seed <= band_hi)).sum()) if band_lo is not None else None
+        row |= {"band_lo": band_lo, "band_hi": band_hi, "mean_band_lo": mean_lo, "mean_band_hi": mean_hi,
+                "seeds_in_band": inside, "noise_sd": sd,
+                "vs_theory": _verdict(measured["pre_std"], mean_lo, mean_hi, p.reason),
                 "theory_note": p.reason}
         if p.fixed is not None:
             row |= {"sigma_w2": p.fixed.sigma_w2, "q_star": p.fixed.q_star, "chi_1": p.fixed.chi_1, "phase": p.fixed.phase}
-        row |= _spectrum(spectra[spectra["combination"] == combo], p, widths[-1])
+        row |= _spectrum(jacobians.get(combo, []), p, widths[-1])
         row["flags"] = "; ".join(_flags(part, measured, sd))
         out.append(row)
     return pd.DataFrame(out)
@@ -184,20 +206,26 @@ def _verdict(measured: float | None, lo: float | None, hi: float | None, reason:
     return "above band" if measured > hi else "within band"
 
 
-def _spectrum(part: pd.DataFrame, prediction: theory.Prediction, n_last: int) -> dict:
-    """Mean squared singular value (‖J‖²_F / n_L, as the theory), spread (std) and max/min of the Jacobian's
-    min(n_L, input) singular values, over seeds and examples."""
+def _spectrum(spectra: list[Spectrum], prediction: theory.Prediction, n_last: int) -> dict:
+    """Over seeds × examples: the mean squared singular value (‖J‖²_F / n_L, as the theory), log10 of the condition
+    number s_max/s_min (median, lowest, highest; ∞ where J is rank-deficient, NaN where not resolved), the
+    rank (lowest) of the k = min(n_L, input) singular values, and the std of log10 s over the non-zero ones."""
     theory_ms = prediction.propagation.jacobian_ms if prediction.propagation is not None else None
-    if part.empty:
-        return {"jac_mean_sq": None, "jac_std": None, "jac_max_over_min": None, "theory_jac_mean_sq": theory_ms}
-    per = part.groupby(["seed", "example"])["singular_value"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = (per.max() / per.min()).replace(np.nan, math.inf)  # s_min = 0 (e.g. dead units): unbounded
-    return {
-        "jac_mean_sq": float((part["singular_value"] ** 2).groupby([part["seed"], part["example"]]).sum().mean() / n_last),
-        "jac_std": float(per.std(ddof=0).mean()),
-        "jac_max_over_min": float(ratios.median()) if (per.max() > 0).any() else None,
-        "theory_jac_mean_sq": theory_ms,
+    empty = {"jac_mean_sq": None, "jac_rank": None, "jac_k": None, "log10_condition": None, "log10_condition_min": None,
+             "log10_condition_max": None, "jac_log10_s_std": None, "theory_jac_mean_sq": theory_ms}
+    if not spectra:
+        return empty
+    log_s = np.concatenate([s.log_s for s in spectra])
+    with np.errstate(over="ignore"):
+        mean_sq = np.nansum(np.exp(2 * log_s), axis=1) / n_last
+    cond = np.concatenate([s.log10_condition() for s in spectra])
+    spread = np.concatenate([s.log10_spread() for s in spectra])
+    rank = np.concatenate([s.rank for s in spectra])
+    return empty | {
+        "jac_mean_sq": float(mean_sq.mean()), "jac_rank": int(rank.min()), "jac_k": int(log_s.shape[1]),
+        "log10_condition": float(np.median(cond)), "log10_condition_min": float(np.min(cond)),
+        "log10_condition_max": float(np.max(cond)),
+        "jac_log10_s_std": float(np.nanmean(spread)) if np.isfinite(spread).any() else None,
     }
 
 

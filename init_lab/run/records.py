@@ -40,6 +40,7 @@ def summary_columns(thresholds: list[float]) -> list[str]:
         "optimizer",
         "learning_rate",
         "batch_size",
+        "bias_std",
         "epochs_run",
         "initial_loss",
         "initial_val_accuracy",
@@ -124,6 +125,7 @@ def summary_row(record: dict[str, Any]) -> dict[str, Any]:
     row = {k: v for k, v in record.items() if not isinstance(v, dict)}
     for key in ("initializer", "activation", "seed", "model", "depth", "width", "optimizer", "learning_rate", "batch_size"):
         row[key] = spec.get(key)
+    row["bias_std"] = spec.get("bias_std", 0.0) if spec else None  # a record from before the field: zero biases
     row.update(record.get("epochs_to_threshold") or {})
     row.update(record.get("diagnostics") or {})
     if row.get("error"):
