@@ -245,5 +245,6 @@ def test_matched_kernels_have_one_over_the_activations_second_moment(activation,
 
 
 def test_every_registered_initializer_is_tested():
-    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv", "matched"}
+    tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv", "matched",
+                            "variance_scaling"}  # variance_scaling: tests/test_sigma_axes.py
     assert set(INITIALIZERS.names()) == tested

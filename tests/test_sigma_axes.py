@@ -107,10 +107,11 @@ def test_biases_are_drawn_alike_by_keras_and_packed_nets():
 
 
 def test_conv_layers_draw_biases_too():
+    from init_lab.catalog.models import Architecture
     from init_lab.engine.nets import build_keras_model
 
     spec = _specs(TINY)[0]
-    model = build_keras_model(spec.arch.__class__("mnist_cnn", "cnn"), (28, 28, 1), 10, spec.initializer,
+    model = build_keras_model(Architecture("mnist_cnn", "cnn"), (28, 28, 1), 10, spec.initializer,
                               spec.activation, 0, 0.2)
     conv = model.get_layer("conv_0").bias.numpy()
     assert conv.shape == (32,) and conv.std() == pytest.approx(0.2, rel=0.35) and conv.any()
@@ -238,3 +239,22 @@ def test_the_report_draws_the_phase_diagram_only_for_its_axes(reference_run, tmp
     names = {p.name for p in write_report(plain)}
     assert "phase_diagram.png" not in names
     assert "chart-phase" not in (plain.root / "report" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_probe_builds_and_predicts_with_the_biases():
+    """The probe's networks carry the trial's biases and its theory uses σ_b² = bias_std²: the measured last/first
+    pre-activation std ratio of a deep tanh stack at σ_w² = 1 falls in the band predicted at σ_b² = 0.05, where the
+    unbiased prediction (the signal decays towards 0) is far off."""
+    from init_lab.analysis import meanfield as mf
+    from init_lab.run.probe import run_probe
+
+    text = PHASE.replace("depth: [2, 4]", "depth: [12]").replace("width: 8", "width: 256").replace(
+        "[{name: variance_scaling, scale: 1.0}, {name: variance_scaling, scale: 3.0}]", "[{name: variance_scaling}]")
+    biased = run_probe(config_from_text(text), batch=128, seeds=3, jacobian_examples=0).summary.iloc[0]
+    plain = run_probe(config_from_text(text.replace("bias_std: 0.2236068", "bias_std: 0")), batch=128, seeds=3,
+                      jacobian_examples=0).summary.iloc[0]
+    tanh = mf.phi(ACTIVATIONS.resolve("tanh"))
+    assert biased["q_star"] == pytest.approx(mf.fixed_point(tanh, 1.0, 0.2236068**2, q0=1.0).q_star, rel=1e-6)
+    assert biased["band_lo"] <= biased["pre_std_ratio"] <= biased["band_hi"]
+    assert biased["theory_pre_std_ratio"] > 1.5 * plain["theory_pre_std_ratio"]
+    assert biased["pre_std_ratio"] > 1.5 * plain["pre_std_ratio"]
