@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from init_lab.cli import app
 from init_lab.config.schema import config_from_text, load_config
 from init_lab.config.shipped import description, resolve_config, shipped_configs
 from init_lab.config.starter import starter_text
 
-REPO = Path(__file__).resolve().parents[1]
+from .helpers import REPO, assert_clean_exit, invoke
+
 SHIPPED = sorted(p.stem for p in (REPO / "init_lab" / "configs").glob("*.yaml"))
 # what a build copies: the working tree without its outputs (a build writes build/ and *.egg-info next to the code)
 IGNORE = shutil.ignore_patterns(".venv", "runs", ".git", "build", "dist", "*.egg-info", "__pycache__",
@@ -39,16 +39,6 @@ device: cpu
 """
 # the quick start, cut to a few hundred digits and one epoch
 QUICK = ["--set", "training.epochs=1", "--set", "dataset.train_size=500", "--set", "dataset.test_size=100"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_exit(result, code: int) -> None:
-    """Exited with ``code`` through the CLI's edge (no exception escaped: a user mistake is never a traceback)."""
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
 # --- one copy of the shipped configs, each with its description ------------------------------------------
@@ -75,7 +65,7 @@ def test_a_name_resolves_to_the_shipped_config_and_says_which_file(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     for given in ("smoke", "smoke.yaml"):
         result = invoke("validate", given)
-        assert_exit(result, 0)
+        assert_clean_exit(result, 0)
         assert f"using the shipped config 'smoke': {shipped_configs()['smoke']}" in result.stderr
         assert "config 'smoke'" in result.stdout and "using" not in result.stdout
 
@@ -84,7 +74,7 @@ def test_a_path_always_wins_over_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "quickstart").write_text(TINY, encoding="utf-8")  # a file named like a shipped config
     result = invoke("validate", "quickstart")
-    assert_exit(result, 0)
+    assert_clean_exit(result, 0)
     assert "config 'mine'" in result.stdout and "shipped" not in result.stderr
     assert resolve_config("quickstart").path == Path("quickstart") and not resolve_config("quickstart").shipped
 
@@ -93,7 +83,7 @@ def test_the_note_points_at_a_local_file_of_the_same_name(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "smoke.yaml").write_text(TINY, encoding="utf-8")
     result = invoke("validate", "smoke")  # the name, not the file: the shipped config, and a hint
-    assert_exit(result, 0)
+    assert_clean_exit(result, 0)
     assert "config 'smoke'" in result.stdout and "for ./smoke.yaml, give the file name" in result.stderr
 
 
@@ -103,7 +93,7 @@ def test_neither_a_file_nor_a_shipped_name_is_a_did_you_mean_error(command, tmp_
     work.mkdir()
     monkeypatch.chdir(work)
     result = invoke(*command, "quickstrt")
-    assert_exit(result, 1)
+    assert_clean_exit(result, 1)
     assert "no shipped config of that name. Did you mean 'quickstart'?" in result.stderr
     assert all(name in result.stderr for name in SHIPPED)
     assert list(work.iterdir()) == []  # nothing written, no run directory
@@ -112,7 +102,7 @@ def test_neither_a_file_nor_a_shipped_name_is_a_did_you_mean_error(command, tmp_
 def test_a_missing_path_is_not_looked_up_by_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("validate", "elsewhere/quickstart.yaml")
-    assert_exit(result, 1)
+    assert_clean_exit(result, 1)
     assert "config file elsewhere/quickstart.yaml does not exist. Did you mean 'quickstart'?" in result.stderr
 
 
@@ -121,45 +111,45 @@ def test_a_missing_path_is_not_looked_up_by_name(tmp_path, monkeypatch):
 def test_init_writes_a_commented_starter_that_validates_and_is_never_overwritten_unasked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("init")
-    assert_exit(result, 0)
+    assert_clean_exit(result, 0)
     path = tmp_path / "experiment.yaml"
     text = path.read_text(encoding="utf-8")
     assert text.startswith("# experiment: an initlab sweep config, started from the shipped config 'quickstart'")
     assert "initlab sweep experiment.yaml" in text and "name: experiment\n" in text
     assert text.count("#") > 15  # commented: the header and quickstart's own notes
-    assert_exit(invoke("validate", "experiment.yaml"), 0)
+    assert_clean_exit(invoke("validate", "experiment.yaml"), 0)
     assert load_config(path).grid == load_config(shipped_configs()["quickstart"]).grid
 
     path.write_text("# mine\n", encoding="utf-8")
     again = invoke("init")
-    assert_exit(again, 1)
+    assert_clean_exit(again, 1)
     assert "exists: pass --force" in again.stderr and path.read_text() == "# mine\n"
-    assert_exit(invoke("init", "--force"), 0)
+    assert_clean_exit(invoke("init", "--force"), 0)
     assert path.read_text(encoding="utf-8") == text
 
 
 def test_init_names_the_file_and_starts_from_any_config(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert_exit(invoke("init", "deep-relu", "--from", "he2015"), 0)
+    assert_clean_exit(invoke("init", "deep-relu", "--from", "he2015"), 0)
     cfg = load_config(tmp_path / "deep-relu.yaml")
     assert cfg.name == "deep-relu" and cfg.grid == load_config(shipped_configs()["he2015"]).grid
 
     (tmp_path / "mine.yaml").write_text(TINY, encoding="utf-8")  # a file of one's own
-    assert_exit(invoke("init", "copy.yaml", "--from", "mine.yaml"), 0)
+    assert_clean_exit(invoke("init", "copy.yaml", "--from", "mine.yaml"), 0)
     assert load_config(tmp_path / "copy.yaml").name == "copy"
     (tmp_path / "flow.yaml").write_text("{grid: {initializer: [zeros], activation: [tanh]}}\n", encoding="utf-8")
-    assert_exit(invoke("init", "flowing", "--from", "flow.yaml"), 0)  # no name: line to rename: written out plainly
+    assert_clean_exit(invoke("init", "flowing", "--from", "flow.yaml"), 0)  # no name: line to rename: written out plainly
     assert load_config(tmp_path / "flowing.yaml").name == "flowing"
     (tmp_path / "broken.yaml").write_text("grid: [unclosed\n", encoding="utf-8")
     broken = invoke("init", "never", "--from", "broken.yaml")
-    assert_exit(broken, 1)
+    assert_clean_exit(broken, 1)
     assert "broken.yaml:" in broken.stderr and "not valid YAML" in broken.stderr  # the source's own error
     for extra in ("flow.yaml", "flowing.yaml", "broken.yaml"):
         (tmp_path / extra).unlink()
 
     for bad in ("../outside", "sub/dir", "-x"):
         result = invoke("init", "--", bad) if bad.startswith("-") else invoke("init", bad)
-        assert_exit(result, 1)
+        assert_clean_exit(result, 1)
         assert "is not a config name" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.yaml", "deep-relu.yaml", "mine.yaml"]
 
@@ -175,7 +165,7 @@ def _commands():
 def test_help_shows_flags_as_flags_and_ends_with_examples_that_parse(command):
     args = [command, "--help"] if command else ["--help"]
     result = invoke(*args)
-    assert_exit(result, 0)
+    assert_clean_exit(result, 0)
     assert "<bool>" not in result.output, result.output
     assert "--help " in result.output and "Show this message and exit." in result.output
     tail = result.output.rstrip().split("Examples:")
