@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from init_lab.catalog import defaults
 from init_lab.catalog.models import NetKind
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import Group
@@ -55,20 +56,27 @@ def trial_line(record: dict[str, Any]) -> str:
 
 
 class PlainObserver(Observer):
-    """One line per epoch and per trial: for logs, pipes and CI."""
+    """One line per epoch and per trial, for logs, pipes and CI: ``[4/12]`` is the trial's place in the grid (its
+    id number + 1, of all the grid's trials), whatever order groups finish in; a long epoch says how far it got at
+    least every ``defaults.PLAIN_PROGRESS_SECONDS``."""
 
-    def __init__(self, console: Console):
-        self.console = console
-        self.t0 = time.perf_counter()
+    def __init__(self, console: Console, clock=time.perf_counter):
+        self.console, self.clock = console, clock
+        self.t0 = clock()
         self.done = 0
-        self.total = 0
-        self.positions: dict[str, int] = {}
+        self.todo = 0  # trials this invocation trains (for the ETA)
+        self.grid = 0  # trials of the whole grid (the counter's denominator)
+        self.said = self.t0  # when the last line was printed
 
     def _print(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        self.said = self.clock()
+
+    def _place(self, spec: TrialSpec) -> str:
+        return f"[{spec.index + 1}/{self.grid}]"
 
     def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
-        self.total = len(todo)
+        self.todo, self.grid = len(todo), len(trials)
         kept = len(trials) - len(todo)
         extra = f", {kept} already finished" if kept else ""
         self._print(f"sweep: {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
@@ -77,29 +85,34 @@ class PlainObserver(Observer):
         self._print(f"data: {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
 
     def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int = 0) -> None:
-        self.positions = {s.id: position + i for i, s in enumerate(specs)}
         resumed = f", continuing after epoch {start_epoch}" if start_epoch else ""
         if len(specs) > 1:
-            self._print(f"[{position}-{position + len(specs) - 1}/{total}] training {len(specs)} trials packed together "
-                        f"({specs[0].arch.label}, seed {specs[0].seed}{resumed})")
+            self._print(f"training {len(specs)} trials packed together, {specs[0].id} … {specs[-1].id} "
+                        f"({specs[0].arch.label}{resumed})")
         elif start_epoch:
-            self._print(f"[{position}/{total}] {specs[0].id}: continuing after epoch {start_epoch}")
+            self._print(f"{self._place(specs[0])} {specs[0].id}: continuing after epoch {start_epoch}")
+
+    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
+        if self.clock() - self.said >= defaults.PLAIN_PROGRESS_SECONDS and step < steps:
+            # the recorder reports a group's progress under its first trial; loss and accuracy: the live trials' mean
+            self._print(f"  … group of {spec.id}, epoch {epoch}/{spec.train.epochs}: step {step}/{steps}, "
+                        f"running loss={_fmt(loss)} acc={_fmt(acc)}")
 
     def notice(self, message: str) -> None:
         self._print(f"note: {message}")
 
     def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
         self._print(
-            f"[{self.positions.get(spec.id, '?')}/{self.total}] {spec.id} epoch {row['epoch']}/{spec.train.epochs} "
+            f"{self._place(spec)} {spec.id} epoch {row['epoch']}/{spec.train.epochs} "
             f"loss={_fmt(row['loss'])} acc={_fmt(row['accuracy'])} val_loss={_fmt(row['val_loss'])} "
             f"val_acc={_fmt(row['val_accuracy'])} ({row['seconds']:.1f}s)"
         )
 
     def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
         self.done += 1
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / self.done * (self.total - self.done)
-        self._print(f"[{self.positions.get(spec.id, '?')}/{self.total}] {spec.id} {trial_line(record)}  (ETA {_hms(eta)})")
+        elapsed = self.clock() - self.t0
+        eta = elapsed / self.done * max(self.todo - self.done, 0)
+        self._print(f"{self._place(spec)} {spec.id} {trial_line(record)}  (ETA {_hms(eta)})")
 
 
 class RichObserver(Observer):

@@ -162,3 +162,35 @@ def test_sweep_end_and_report_rank_the_same_way_with_honest_times(tmp_path):
     assert (board["group_seconds"] == board["group_seconds"].round(1)).all()
     record = json.loads(next((out / "latest" / "trials").glob("*/trial.json")).read_text())
     assert record["wall_seconds"] == pytest.approx(record["group_seconds"] / record["packed_with"])
+
+
+def test_plain_progress_numbers_trials_by_their_grid_place_and_reports_long_epochs():
+    """In a log: [n/N] is the trial's id number + 1 of the whole grid, whatever order trials finish in; an epoch
+    longer than PLAIN_PROGRESS_SECONDS prints how far it got (and a short one prints nothing extra)."""
+    import io
+
+    from rich.console import Console
+
+    from init_lab.catalog import defaults
+    from init_lab.config.grid import expand
+    from init_lab.config.schema import config_from_text
+    from init_lab.console import PlainObserver
+
+    specs = expand(config_from_text(TINY))  # 000_he_normal-relu … 003_zeros-tanh
+    now = [0.0]
+    buf = io.StringIO()
+    log = PlainObserver(Console(file=buf, width=200), clock=lambda: now[0])
+    log.sweep_start(REPO, specs, specs[2:], "cpu")
+    log.group_start(specs[2:], 1, 2)
+    log.progress(specs[2], 1, 3, 10, 2.0, 0.1)  # 0 s since the last line: nothing
+    now[0] = defaults.PLAIN_PROGRESS_SECONDS + 1
+    log.progress(specs[2], 1, 5, 10, 1.5, 0.4)
+    row = {"epoch": 1, "loss": 1.2, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.6, "seconds": 31.0}
+    log.epoch_end(specs[3], row)
+    log.trial_end(specs[3], {"status": "completed", "best_val_accuracy": 0.6, "best_epoch": 1, "test_accuracy": 0.6,
+                             "wall_seconds": 31.0})
+    lines = buf.getvalue().splitlines()
+    assert lines[1].startswith("training 2 trials packed together, 002_zeros-relu-s0 … 003_zeros-tanh-s0")
+    assert [line for line in lines if "step" in line] == [
+        "  … group of 002_zeros-relu-s0, epoch 1/2: step 5/10, running loss=1.5000 acc=0.4000"]
+    assert lines[-2].startswith("[4/4] 003_zeros-tanh-s0 epoch 1/2") and lines[-1].startswith("[4/4] 003_zeros-tanh-s0")

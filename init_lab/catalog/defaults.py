@@ -125,3 +125,6 @@ BIAS_STD = 0.0
 # the phase diagram (report/phase.py): trainable depth ≈ this many correlation depth scales ξ_c
 # (Schoenholz et al. 2017, §5 and Figs. 5–6: networks train up to about 6·ξ_c layers)
 PHASE_XI_FACTOR = 6.0
+
+# --- progress ------------------------------------------------------------------------------------
+PLAIN_PROGRESS_SECONDS = 30.0  # in a log (stdout not a terminal), a long epoch prints how far it got this often
