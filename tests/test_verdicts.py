@@ -20,6 +20,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from init_lab.catalog import defaults
+from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
 from init_lab.config.grid import expand
 from init_lab.config.schema import config_from_text
@@ -344,8 +345,8 @@ def test_compare_axis_and_baseline(tmp_path):
     assert bad.exit_code == 1 and "Did you mean 'initializer'?" in bad.stderr
     bad = runner.invoke(app, ["report", str(run_dir), "--baseline", "glorot_uniformm", "--no-files"])
     assert bad.exit_code == 1 and "Did you mean 'glorot_uniform'?" in bad.stderr
-    single = v.analyse(run, axis="depth")  # an axis this run does not sweep
-    assert single.comparisons == () and "Nothing to compare" in single.notes[-1]
+    with pytest.raises(ConfigError, match="does not sweep depth"):  # an axis this run does not sweep: refused
+        v.analyse(run, axis="depth")
 
 
 def test_every_format_holds_the_verdicts(tmp_path):
@@ -470,3 +471,12 @@ def test_learning_curve_titles_clear_the_row_above(tmp_path):
     title = next(a for a in layout["annotations"] if a["text"] == "activation: selu")
     assert next_loss_top <= title["y"] < accuracy_bottom - 40 / plot_px
     assert all(layout[f"xaxis{k}"].get("showticklabels") for k in range(5, 9))  # every accuracy panel's epochs
+
+
+def test_a_compare_axis_the_run_does_not_sweep_is_refused(tmp_path):
+    """An option that cannot apply is refused, not answered with an empty section."""
+    run = load_run(make_run(tmp_path / "run", config(), shifted({"he_normal": 0.0, "glorot_uniform": 0.0})))
+    with pytest.raises(ConfigError, match="--compare-axis depth: this run does not sweep depth; compare along one "
+                                          "of initializer, activation"):
+        v.analyse(run, axis="depth")
+    assert v.analyse(run, axis="activation").axis == "activation"  # a grid axis with one value is still an axis

@@ -370,6 +370,9 @@ def analyse(run: RunData, metric: str = "best_val_accuracy", axis: str = default
     label, higher = check_metric(metric, run.thresholds)
     check_axis(axis)
     keys = [*run.swept, "initializer", "activation"]
+    if axis not in keys:  # an axis the run holds one value of: no two cells differ in it, so nothing to compare
+        raise ConfigError(f"--compare-axis {axis}: this run does not sweep {axis}; compare along one of "
+                          f"{', '.join(keys)}.")
     fixed = [k for k in keys if k != axis]
     table = pivot(run, metric)
     if baseline is not None:
