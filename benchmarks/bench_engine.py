@@ -41,7 +41,7 @@ CHILD = r"""
 import sys, time, json
 t0 = time.perf_counter()
 try:
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
     from init_lab.run.sweep import run_sweep
 except ImportError:  # the layout before the engine rewrite
     from init_lab.config import config_from_text

@@ -139,7 +139,7 @@ def packed_step(device: str) -> None:
     """GFLOP/s of one epoch of initlab's 16-trial packed training step on MNIST, against the matmul peak."""
     from init_lab.catalog.models import NetKind
     from init_lab.config.grid import expand
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
     from init_lab.engine import backend
     from init_lab.engine.data import load_device_data
     from init_lab.engine.loop import _compile, batch_orders
@@ -175,8 +175,9 @@ def packed_step(device: str) -> None:
 def shipped_configs(out: Path, device: str) -> None:
     """Peak RSS of a short sweep of every shipped config, next to the dry-run estimate of the whole config."""
     from init_lab.config.grid import expand
-    from init_lab.config.schema import load_config
-    from init_lab.run.memory import MemoryPlan, format_bytes
+    from init_lab.config.loading import load_config
+    from init_lab.run.capacity import format_bytes
+    from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
 
     print("\n(d) shipped configs: peak RSS of a 1-epoch sweep on 2,048 training images vs the --dry-run estimate")

@@ -25,6 +25,9 @@ from rich.text import Text
 from init_lab._version import __version__
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import InitLabError
+from init_lab.catalog.status import TrialStatus
+from init_lab.run.executors import ExecutorKind
+from init_lab.runschema.axes import COMPARABLE
 
 
 class UsageProblem(InitLabError):
@@ -58,11 +61,6 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
     html = "html"
-
-
-class Executor(str, Enum):
-    local = "local"
-    ray = "ray"
 
 
 class Listing(str, Enum):
@@ -154,7 +152,7 @@ def sweep(
     pack: Annotated[
         bool, typer.Option("--pack/--no-pack", help="Train compatible MLP trials together (default) or one model each.")
     ] = True,
-    executor: Annotated[Executor, typer.Option("--executor", help="local, or ray (trials as Ray tasks).")] = Executor.local,
+    executor: Annotated[ExecutorKind, typer.Option("--executor", help="local, or ray (trials as Ray tasks).")] = ExecutorKind.LOCAL,
     address: Annotated[
         Optional[str], typer.Option("--address", help="With --executor ray: join this cluster (default: start a local one).")
     ] = None,
@@ -163,9 +161,10 @@ def sweep(
     ] = defaults.CONFIRM_TRIALS,
 ) -> None:
     """Expand the grid, train every trial, write the run directory, print the leaderboard."""
-    from init_lab.config.schema import load_config
-    from init_lab.console import make_observer
-    from init_lab.run.sweep import plan, resume_sweep, run_sweep
+    from init_lab import api
+    from init_lab.config.loading import load_config
+    from init_lab.console.progress import make_observer
+    from init_lab.run.sweep import plan
 
     if config is None and resume is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR", param_hint="CONFIG")
@@ -178,15 +177,15 @@ def sweep(
     if cfg is not None and resume is None:
         _confirm_size(len(plan(cfg)), max_trials, yes)
     observer = make_observer(out)
-    options = dict(device=device.value if device else None, observer=observer, command=sys.argv, pack=pack,
+    options = dict(device=device.value if device else None, progress=observer, command=sys.argv, pack=pack,
                    executor=executor.value, address=address, yes=yes, confirm=_confirm_too_large)
     previous = signal.signal(signal.SIGTERM, _terminate)  # a scheduler's SIGTERM stops as cleanly as Ctrl-C
     try:
         if resume is not None:
-            result = resume_sweep(resume, cfg, overrides=None if cfg is not None else set_ or [], runs=out_dir,
-                                  retry_failed=retry_failed, **options)
+            run = api.resume(resume, config=cfg, overrides=None if cfg is not None else set_ or [], runs=out_dir,
+                             retry_failed=retry_failed, **options)
         else:
-            result = run_sweep(cfg, out=out_dir, name=name, **options)
+            run = api.sweep(cfg, out=out_dir, name=name, **options)
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
         err.print(
@@ -201,11 +200,13 @@ def sweep(
     finally:
         signal.signal(signal.SIGTERM, previous)
         getattr(observer, "close", lambda: None)()
-    _print_final_leaderboard(result.run_dir)
-    counts = ", ".join(f"{result.count(s)} {s}" for s in ("completed", "diverged", "failed") if result.count(s))
-    out.print(f"{len(result.records)} trials ({counts}) in {result.seconds:.1f}s on {result.device}")
-    out.print(Text.assemble("run directory: ", (str(result.run_dir), "bold")), soft_wrap=True)
-    failed = result.failure_error()
+    _print_final_leaderboard(run)
+    done = run.invocation
+    counts = ", ".join(f"{done.count(s)} {s.value}" for s in (TrialStatus.COMPLETED, TrialStatus.DIVERGED,
+                                                              TrialStatus.FAILED) if done.count(s))
+    out.print(f"{len(done.records)} trials ({counts}) in {done.seconds:.1f}s on {done.device}")
+    out.print(Text.assemble("run directory: ", (str(run.path), "bold")), soft_wrap=True)
+    failed = done.failure_error()
     if failed is not None:  # a failed trial is an error, not a result: exit 1, so CI notices (a divergence is 0)
         raise failed
 
@@ -220,16 +221,13 @@ def _confirm_too_large(message: str) -> bool:
     raise typer.Exit(1)  # declined: the message is on the screen already, nothing was written
 
 
-def _print_final_leaderboard(run_dir: Path) -> None:
+def _print_final_leaderboard(run) -> None:
     """The sweep-end leaderboard: the report's, ranked by the same function (``tables.rank``), with its tie marks."""
-    from init_lab.console import report_leaderboard_table
-    from init_lab.report.tables import load_run, metric_names
-    from init_lab.report.verdicts import analyse, marked_leaderboard
+    from init_lab.console.tables import report_leaderboard_table
+    from init_lab.report.tables import metric_names
 
     metric = "best_val_accuracy"
-    run = load_run(run_dir)
-    board = marked_leaderboard(run, analyse(run, metric))
-    out.print(report_leaderboard_table(board, metric, metric_names([])[metric][0]))
+    out.print(report_leaderboard_table(run.leaderboard(metric), metric, metric_names([])[metric][0]))
 
 
 def _terminate(signum, frame) -> None:
@@ -252,7 +250,7 @@ def _confirm_size(n: int, limit: int, yes: bool) -> None:
 def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> None:
     """The trials, then the execution groups the sweep would train, with their memory estimates."""
     from init_lab.config.grid import sanitize
-    from init_lab.console import groups_table, plan_table
+    from init_lab.console.tables import groups_table, plan_table
     from init_lab.run.duration import estimate_seconds, format_duration
     from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
@@ -311,8 +309,8 @@ def report(
         Optional[Path], typer.Option("--tensorboard", help="Also write TensorBoard event files (scalars, HParams) here.")
     ] = None,
     compare_axis: Annotated[str, typer.Option(
-        "--compare-axis", help="Verdicts compare the cells that differ in this axis only: initializer, activation, "
-        "depth, width, optimizer, learning_rate, batch_size, bias_std.")] = defaults.COMPARE_AXIS,
+        "--compare-axis", help="Verdicts compare the cells that differ in this axis only: "
+        f"{', '.join(COMPARABLE)}.")] = defaults.COMPARE_AXIS,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Compare each cell with this value of the compared axis (default: its group's best).")]
         = None,
@@ -322,7 +320,8 @@ def report(
 ) -> None:
     """Leaderboard, initializer × activation heatmap with confidence intervals, paired verdicts over seeds, learning
     curves: in the terminal and as files."""
-    from init_lab.report.tables import check_metric, load_run
+    from init_lab.report.run import load_run
+    from init_lab.report.tables import check_metric
     from init_lab.report.verdicts import analyse, analyse_runs
 
     if len(run_dirs) > 2:
@@ -366,7 +365,7 @@ def _print_damage(run) -> None:
     for line in run.damage.lines():
         err.print(Text.assemble(("damaged: ", "bold yellow"), line), soft_wrap=True, highlight=False)
     if run.damage.trials:
-        err.print(f"initlab sweep --resume {run.root} trains the damaged trials again; the others are kept.",
+        err.print(f"initlab sweep --resume {run.path} trains the damaged trials again; the others are kept.",
                   soft_wrap=True, highlight=False, markup=False)
 
 
@@ -389,7 +388,7 @@ def _print_caveats(verdicts) -> None:
 
 
 def _print_report(run, verdicts, label: str, fmt: Format, top: int | None, table_: ReportTable) -> None:
-    from init_lab.console import pivot_tables, report_leaderboard_table, verdicts_lines
+    from init_lab.console.tables import pivot_tables, report_leaderboard_table, verdicts_lines
     from init_lab.report.render import html_report, status_line
     from init_lab.report.verdicts import marked_leaderboard
 
@@ -417,7 +416,7 @@ def _print_comparison(a, b, metric: str, label: str, fmt: Format, paired, table_
 
     table = comparison(a, b, metric)
     if fmt == Format.table:
-        from init_lab.console import comparison_table, verdicts_lines
+        from init_lab.console.tables import comparison_table, verdicts_lines
 
         out.print(comparison_table(table, a.name, b.name, label))
         for line in verdicts_lines(paired):
@@ -444,8 +443,8 @@ def probe(
     device: Annotated[Optional[Device], typer.Option("--device", help="auto, cpu or gpu.")] = None,
 ) -> None:
     """Signal propagation at initialization over seeds, against mean-field theory and its finite-width band."""
-    from init_lab.config.schema import load_config
-    from init_lab.console import probe_table
+    from init_lab.config.loading import load_config
+    from init_lab.console.tables import probe_table
     from init_lab.engine.backend import setup_device
     from init_lab.report.plots import jacobian_plot, probe_plot
     from init_lab.run.probe import run_probe
@@ -497,8 +496,8 @@ def theory(
     """Mean-field theory without data or TensorFlow: critical σ_w², fixed point q*, χ₁, depth scales, ratios."""
     from init_lab.analysis.theory import input_moment as default_moment
     from init_lab.analysis.theory import stack_tables
-    from init_lab.config.schema import load_config
-    from init_lab.console import theory_table
+    from init_lab.config.loading import load_config
+    from init_lab.console.tables import theory_table
     from init_lab.report.plots import theory_plot
 
     cfg = load_config(_config_file(config), set_ or [])
@@ -524,7 +523,7 @@ def validate(
     set_: SetOption = None,
 ) -> None:
     """Check a config and print the expanded plan, without running anything."""
-    from init_lab.config.schema import load_config
+    from init_lab.config.loading import load_config
     from init_lab.run.sweep import plan
 
     cfg = load_config(_config_file(config), set_ or [])
@@ -579,7 +578,7 @@ def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> Non
     from init_lab.catalog.datasets import DATASETS
     from init_lab.catalog.initializers import INITIALIZERS
     from init_lab.catalog.models import MODEL_KINDS
-    from init_lab.config.schema import OPTIMIZERS
+    from init_lab.catalog.optimizers import OPTIMIZERS
 
     table = Table(title=what.value, show_lines=True)
     if what in (Listing.initializers, Listing.activations):
@@ -606,7 +605,7 @@ def list_(what: Annotated[Listing, typer.Argument(help="What to list.")]) -> Non
     else:
         items = {
             Listing.models: {k: m.description for k, m in MODEL_KINDS.items()},
-            Listing.optimizers: OPTIMIZERS,
+            Listing.optimizers: {k: f"{o.formula}\n[dim]{o.note} ({o.reference})[/]" for k, o in OPTIMIZERS.entries.items()},
         }[what]
         table.add_column("name", style="bold")
         table.add_column("description")

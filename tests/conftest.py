@@ -1,5 +1,14 @@
-"""Fixtures: a hermetic environment for every test, config files, and a session cache of reference runs.
-Helpers (the tiny config, CLI runners, table readers, the recording observer) are in helpers.py."""
+"""What every test shares: settings made at import, before init_lab is imported, and four fixtures. Helpers (the
+tiny config, the CLI in and out of process, table readers, run copies, an import blocker, hostile strings, the
+recording observer) are in helpers.py.
+
+At import: XLA off (``INITLAB_XLA=0``), TensorFlow's C++ info and warning logs off unless ``TF_CPP_MIN_LOG_LEVEL``
+is set, ``COLUMNS=160``, Hypothesis's deterministic profile (``HYPOTHESIS_PROFILE=explore`` draws new examples).
+Fixtures: ``_hermetic`` (autouse: no developer data dir, fault switches or XLA setting, an empty Keras cache, the
+same auto memory budget on every machine); ``xla`` (the packed step compiled with XLA, for the bit-identity
+tests); ``write_config`` (writes a config file, ``TINY`` by default, into the test's tmp_path);
+``reference_run`` (session-scoped: a sweep's run directory, trained once per session and shared, read-only).
+"""
 
 from __future__ import annotations
 
@@ -36,7 +45,7 @@ def _hermetic(monkeypatch, tmp_path):
     """No test sees the developer's data dir, fault switches or XLA setting (XLA is off: see `xla`); Keras' cache
     is an empty folder; the auto memory budget is the same on every machine (group sizes do not follow today's
     free RAM)."""
-    from init_lab.run import memory
+    from init_lab.run import capacity
 
     monkeypatch.delenv("INITLAB_DATA_DIR", raising=False)
     monkeypatch.setenv("INITLAB_XLA", "0")
@@ -44,8 +53,8 @@ def _hermetic(monkeypatch, tmp_path):
         monkeypatch.delenv(name)
     monkeypatch.setenv("COLUMNS", "160")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(memory, "host_available_bytes", lambda: HOST_RAM)
-    monkeypatch.setattr(memory, "gpu_free_bytes", lambda: None)
+    monkeypatch.setattr(capacity, "host_available_bytes", lambda: HOST_RAM)
+    monkeypatch.setattr(capacity, "gpu_free_bytes", lambda: None)
 
 
 @pytest.fixture
@@ -79,7 +88,7 @@ def reference_run(tmp_path_factory) -> Callable[..., Path]:
 
     def get(text: str = TINY, overrides: tuple[str, ...] | list[str] = (), pack: bool = True) -> Path:
         from init_lab.catalog import defaults
-        from init_lab.config.schema import config_from_text
+        from init_lab.config.loading import config_from_text
         from init_lab.run.sweep import run_sweep
 
         key = (text, tuple(overrides), pack, defaults.XLA)  # a test under `xla` gets a reference made with XLA

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from init_lab.run.recorder import Observer
+from init_lab.run.observer import Observer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,10 +119,10 @@ class EventLog(Observer):
         self.calls.append(("start", specs[0].id, start_epoch))
 
     def epoch_end(self, spec, row):
-        self.calls.append(("epoch", spec.id, row["epoch"]))
+        self.calls.append(("epoch", spec.id, row.epoch))
 
     def trial_end(self, spec, record):
-        self.calls.append(("end", spec.id, record["status"]))
+        self.calls.append(("end", spec.id, record.status.value))
 
     def notice(self, message):
         self.calls.append(("notice", message))

@@ -14,7 +14,7 @@ import init_lab
 from init_lab.api import _config
 from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
-from init_lab.config.schema import config_from_dict
+from init_lab.config.loading import config_from_dict
 
 from .helpers import REPO, TINY, copy_run
 
@@ -28,7 +28,7 @@ def run(tmp_path_factory):
 
 def test_sweep_from_a_dict_and_frames_equal_the_files(run):
     assert isinstance(run, init_lab.Run) and run.status == "completed"
-    assert run.config["name"] == "tiny" and run.config["training"]["epochs"] == 2
+    assert run.config.name == "tiny" and run.config.training.epochs == 2
     summary = pd.read_csv(run.path / "summary.csv")
     assert run.summary["error"].isna().all() and summary["error"].isna().all()  # None here, NaN from the CSV
     columns = [c for c in summary.columns if c != "error"]
@@ -149,7 +149,7 @@ def test_sweep_and_probe_take_a_config_object_with_overrides(tmp_path):
     overrides = ["training.epochs=1", "grid.activation=[{name: leaky_relu, alpha: 0.2}]"]
     run = init_lab.sweep(cfg, out=tmp_path, overrides=overrides, progress=False)
     assert run.status == "completed" and len(run.summary) == 2
-    assert run.config["training"]["epochs"] == 1
-    assert run.config["grid"]["activation"] == [{"name": "leaky_relu", "alpha": 0.2}]
+    assert run.config.training.epochs == 1
+    assert run.config.resolved()["grid"]["activation"] == [{"name": "leaky_relu", "alpha": 0.2}]
     frames = init_lab.probe(cfg, overrides=["grid.initializer=[he_normal]"], seeds=1, jacobian_examples=2, batch=16)
     assert len(frames["summary"]) == 2  # he_normal × (relu, tanh)

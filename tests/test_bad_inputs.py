@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from init_lab.catalog.errors import SweepTooLargeError
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run import preflight
 from init_lab.run.sweep import run_sweep
 

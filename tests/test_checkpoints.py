@@ -7,7 +7,7 @@ import json
 import pytest
 
 from init_lab.catalog.errors import RunDirError
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run.store import resolve_run_dir
 from init_lab.run.sweep import resume_sweep, run_sweep
 
@@ -47,9 +47,9 @@ def test_extending_a_finished_sweep_equals_a_fresh_longer_run(tmp_path, text, pa
     extended = resume_sweep(short.run_dir, overrides=["training.epochs=4"], pack=pack)
     fresh = run_sweep(config_from_text(text, overrides=["training.epochs=4"]), out=tmp_path / "fresh", pack=pack)
     assert extended.count("completed") == fresh.count("completed") == len(fresh.records)
-    assert all(r["epochs_run"] == 4 for r in extended.records)
+    assert all(r.epochs_run == 4 for r in extended.records)
     assert run_tables(short.run_dir) == run_tables(fresh.run_dir)
-    assert [r["test_accuracy"] for r in extended.records] == [r["test_accuracy"] for r in fresh.records]
+    assert [r.test_accuracy for r in extended.records] == [r.test_accuracy for r in fresh.records]
     assert "epochs: 4" in (short.run_dir / "config.yaml").read_text()  # the run now says what it holds
     manifest = json.loads((short.run_dir / "manifest.json").read_text())
     assert manifest["extensions"][-1]["epochs"] == 4 and manifest["execution"]["resumed_groups"]

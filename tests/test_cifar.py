@@ -17,7 +17,7 @@ import pytest
 from init_lab.catalog import cifar, defaults
 from init_lab.catalog.datasets import DATASETS, load_dataset, make_synthetic, prepare
 from init_lab.catalog.errors import ConfigError, DataError
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 
 from .helpers import assert_clean_exit, block_imports, invoke, read_csv
 
@@ -339,9 +339,11 @@ def test_synthetic_shape_and_classes_are_validated_config_fields():
 
 def test_the_default_synthetic_data_and_fingerprint_are_unchanged():
     """The new options at their defaults leave no trace: the same images, the same checkpoint fingerprint."""
+    from pathlib import Path
+
+    from init_lab.catalog.devices import DeviceKind
     from init_lab.config.grid import expand
-    from init_lab.run.checkpoints import fingerprint
-    from init_lab.run.plan import trial_fingerprint
+    from init_lab.run.checkpoints import CheckpointStore, fingerprint
 
     a, b = make_synthetic(50, 10), make_synthetic(50, 10, shape=(28, 28), classes=10)
     np.testing.assert_array_equal(a.x_train, b.x_train)
@@ -354,7 +356,7 @@ def test_the_default_synthetic_data_and_fingerprint_are_unchanged():
     described = {k: v for k, v in spec.describe().items() if k not in ("epochs", "bias_std")}  # as on a15a15c
     before = {"spec": described, "dataset": dataset,
               "diagnostics": True, "deterministic": True, "device": "cpu"}
-    assert trial_fingerprint(config, spec, "cpu") == fingerprint(before)
+    assert CheckpointStore(Path("checkpoints"), config, DeviceKind.CPU).fingerprint(spec) == fingerprint(before)
 
 
 def test_train_and_test_subsets_are_stratified():

@@ -128,8 +128,8 @@ def test_live_terminal_display_renders_a_sweep(tmp_path):
 
     from rich.console import Console
 
-    from init_lab.config.schema import config_from_text
-    from init_lab.console import RichObserver, make_observer
+    from init_lab.config.loading import config_from_text
+    from init_lab.console.progress import RichObserver, make_observer
     from init_lab.run.sweep import run_sweep
 
     buf = io.StringIO()
@@ -145,7 +145,8 @@ def test_live_terminal_display_renders_a_sweep(tmp_path):
 def test_sweep_end_and_report_rank_the_same_way_with_honest_times(tmp_path):
     """One ranking (report.tables.rank): the leaderboard printed at the end of a sweep lists the trials in the
     order `initlab report` does; packed trials show their group's wall time and size, to a tenth of a second."""
-    from init_lab.report.tables import leaderboard, load_run
+    from init_lab.report.run import load_run
+    from init_lab.report.tables import leaderboard
 
     out = tmp_path / "runs"
     swept = invoke("sweep", REPO / "configs" / "smoke.yaml", "--out", out, "--set", "grid.seed=[0, 1]")
@@ -172,9 +173,11 @@ def test_plain_progress_numbers_trials_by_their_grid_place_and_reports_long_epoc
     from rich.console import Console
 
     from init_lab.catalog import defaults
+    from init_lab.catalog.status import TrialStatus
     from init_lab.config.grid import expand
-    from init_lab.config.schema import config_from_text
-    from init_lab.console import PlainObserver
+    from init_lab.config.loading import config_from_text
+    from init_lab.console.progress import PlainObserver
+    from init_lab.runschema.records import EpochRow, TrialRecord
 
     specs = expand(config_from_text(TINY))  # 000_he_normal-relu … 003_zeros-tanh
     now = [0.0]
@@ -185,10 +188,9 @@ def test_plain_progress_numbers_trials_by_their_grid_place_and_reports_long_epoc
     log.progress(specs[2], 1, 3, 10, 2.0, 0.1)  # 0 s since the last line: nothing
     now[0] = defaults.PLAIN_PROGRESS_SECONDS + 1
     log.progress(specs[2], 1, 5, 10, 1.5, 0.4)
-    row = {"epoch": 1, "loss": 1.2, "accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.6, "seconds": 31.0}
-    log.epoch_end(specs[3], row)
-    log.trial_end(specs[3], {"status": "completed", "best_val_accuracy": 0.6, "best_epoch": 1, "test_accuracy": 0.6,
-                             "wall_seconds": 31.0})
+    log.epoch_end(specs[3], EpochRow(epoch=1, loss=1.2, accuracy=0.5, val_loss=1.1, val_accuracy=0.6, seconds=31.0))
+    log.trial_end(specs[3], TrialRecord(specs[3].id, 3, TrialStatus.COMPLETED, best_val_accuracy=0.6, best_epoch=1,
+                                        test_accuracy=0.6, wall_seconds=31.0))
     lines = buf.getvalue().splitlines()
     assert lines[1].startswith("training 2 trials packed together, 002_zeros-relu-s0 … 003_zeros-tanh-s0")
     assert [line for line in lines if "step" in line] == [

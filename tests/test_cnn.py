@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .helpers import assert_clean_exit, copy_run, invoke, read_csv, run_tables
@@ -62,7 +62,7 @@ def test_a_cnn_sweep_extended_equals_a_longer_fresh_one(cnn_run, tmp_path):
     """The CNN's checkpoint (Keras weights and optimizer state) restores exactly: 2 epochs then 1 more = 3."""
     short = copy_run(cnn_run, tmp_path / "short")
     extended = resume_sweep(short, overrides=["training.epochs=3"])
-    assert extended.count("completed") == 2 and all(r["epochs_run"] == 3 for r in extended.records)
+    assert extended.count("completed") == 2 and all(r.epochs_run == 3 for r in extended.records)
     manifest = json.loads((short / "manifest.json").read_text())
     assert set(manifest["execution"]["resumed_groups"].values()) == {2}  # continued after epoch 2, not retrained
     fresh = run_sweep(config_from_text(CNN, overrides=["training.epochs=3"]), out=tmp_path / "fresh")

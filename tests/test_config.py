@@ -6,7 +6,7 @@ import pytest
 
 from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.registry import Choice
-from init_lab.config.schema import apply_overrides, config_from_text, load_config, parse_override
+from init_lab.config.loading import apply_overrides, config_from_text, load_config, parse_override
 
 from .helpers import REPO
 
@@ -165,7 +165,7 @@ def test_shipped_configs_are_valid(name):
 
 
 def test_resolved_config_round_trips():
-    from init_lab.config.schema import config_to_yaml
+    from init_lab.config.loading import config_to_yaml
 
     cfg = config_from_text(GOOD + "training: {epochs: 2}\n", overrides=["grid.activation=[relu, {name: elu, alpha: 0.5}]"])
     again = config_from_text(config_to_yaml(cfg))

@@ -9,7 +9,7 @@ import json
 import pytest
 
 import init_lab
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .helpers import TINY, EventLog, assert_clean_exit, copy_run, invoke, run_tables
@@ -77,7 +77,7 @@ def test_resume_trains_the_damaged_trial_again_and_keeps_the_rest(damaged, kind)
     DAMAGE[kind][0](run_dir)
     log = EventLog()
     result = resume_sweep(run_dir, observer=log)
-    everyone = {r["trial_id"] for r in result.records}
+    everyone = {r.trial_id for r in result.records}
     assert result.ok and set(result.skipped) == everyone - {TRIAL}  # the others are kept as they were
     assert any(n.startswith(f"{TRIAL}: ") and "damaged, so it trains again" in n for n in log.notices), log.notices
     assert run_tables(run_dir) == run_tables(original)  # from its final checkpoint: the very same tables

@@ -117,7 +117,7 @@ def test_prepare_split_is_fixed_and_scaled():
 
 
 def test_standardize_is_off_by_default_and_leaves_pixels_in_0_1():
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
 
     config = config_from_text("name: s\ngrid: {initializer: [he_normal], activation: [relu]}")
     assert config.dataset.standardize is False
@@ -154,10 +154,13 @@ def test_standardize_per_pixel_with_training_statistics(family):
 
 def test_standardize_reaches_the_data_and_the_checkpoint_fingerprint():
     pytest.importorskip("keras")
+    from pathlib import Path
+
+    from init_lab.catalog.devices import DeviceKind
     from init_lab.config.grid import expand
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
     from init_lab.engine.data import load_prepared
-    from init_lab.run.plan import trial_fingerprint
+    from init_lab.run.checkpoints import CheckpointStore
 
     text = "name: s\ndataset: {name: synthetic, synthetic_train: 200, synthetic_test: 50}\n" \
            "grid: {initializer: [he_normal], activation: [relu]}"
@@ -166,4 +169,8 @@ def test_standardize_reaches_the_data_and_the_checkpoint_fingerprint():
     assert load_prepared(off.dataset, "mlp").x_train.min() == 0.0
     assert load_prepared(on.dataset, "mlp").x_train.min() < 0.0
     (spec_off,), (spec_on,) = expand(off), expand(on)
-    assert trial_fingerprint(off, spec_off, "cpu") != trial_fingerprint(on, spec_on, "cpu")
+
+    def fingerprint(config, spec):
+        return CheckpointStore(Path("checkpoints"), config, DeviceKind.CPU).fingerprint(spec)
+
+    assert fingerprint(off, spec_off) != fingerprint(on, spec_on)

@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, LayerSignals, layer_rows, summarize
-from init_lab.config.schema import config_from_text
+from init_lab.analysis.diagnostics import LayerSignals, layer_rows, summarize
+from init_lab.config.loading import config_from_text
 from init_lab.run.sweep import run_sweep
+from init_lab.runschema.columns import LAYER_COLUMNS
 
 from .helpers import TINY, read_csv
 
@@ -75,7 +76,7 @@ def test_model_probe_matches_a_numpy_backprop():
     keras = pytest.importorskip("keras")
     from init_lab.analysis.diagnostics import layer_rows
     from init_lab.config.grid import expand
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
     from init_lab.engine.nets import KerasNets
 
     rng = np.random.default_rng(0)
@@ -116,7 +117,7 @@ def test_sweeps_record_layers_csv_and_summaries(tmp_path):
         assert list(rows[0]) == LAYER_COLUMNS
         assert [(int(r["epoch"]), int(r["layer"])) for r in rows] == [(e, i) for e in range(3) for i in range(2)]
         record = result.records[0]
-        assert record["diagnostics"]["init_act_std_last_over_first"] > 0
+        assert record.diagnostics["init_act_std_last_over_first"] > 0
         zeros = layers_of(result.run_dir, "002_zeros-relu-s0")
         assert all(float(r["act_std"]) == 0 for r in zeros)
         assert all(float(r["dead_frac"]) == 1.0 for r in zeros)  # all-zero pre-activations: never active
@@ -171,7 +172,7 @@ def test_lsuv_reaches_its_tolerance_and_logs_it(tmp_path):
                                             "model.depth=20", "model.width=64"])
     for pack in (True, False):
         record = run_sweep(cfg, out=tmp_path / str(pack), pack=pack).records[0]
-        log = record["lsuv"]
+        log = record.lsuv
         assert [e["layer"] for e in log] == [f"dense_{i}" for i in range(20)]  # hidden layers only
         assert all(abs(e["final_variance"] - 1) < 0.1 and "skipped" not in e for e in log)
         assert all(0 <= e["iterations"] <= 10 for e in log) and log[0]["iterations"] >= 1
@@ -285,14 +286,14 @@ def test_runs_recorded_before_negative_frac_still_report(tmp_path):
 
     from init_lab.report.plots import diagnostics_plot
     from init_lab.report.render import write_report
-    from init_lab.report.tables import load_run
+    from init_lab.report.run import load_run
 
     cfg = config_from_text(TINY, overrides=["grid.activation=[relu, leaky_relu]", "grid.initializer=[he_normal]",
                                             "training.epochs=1"])
     result = run_sweep(cfg, out=tmp_path)
     leaky = layers_of(result.run_dir, "001_he_normal-leaky_relu-s0")
     assert all(math.isnan(float(r["dead_frac"])) and 0 <= float(r["negative_frac"]) <= 1 for r in leaky)
-    assert 0 <= result.records[1]["diagnostics"]["peak_negative_frac"] <= 1
+    assert 0 <= result.records[1].diagnostics["peak_negative_frac"] <= 1
     assert diagnostics_plot(load_run(result.run_dir)) is not None
     for trial in (result.run_dir / "trials").iterdir():  # as an older initlab wrote them
         rows = read_csv(trial / "layers.csv")

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from init_lab.catalog.errors import ConfigError
-from init_lab.config.schema import SweepConfig, apply_overrides, config_from_text, parse_override
+from init_lab.config.loading import apply_overrides, config_from_text, parse_override
+from init_lab.config.schema import SweepConfig
 
 FIELDS = ["name", "dataset", "model", "grid", "training", "device", "initializer", "activation", "seed", "epochs",
           "kind", "hidden", "depth", "width", "learning_rate", "stddev", "alpha", "gain", "validation_split", "path"]

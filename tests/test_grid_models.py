@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from init_lab.config.grid import expand, sanitize
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 
 
 def test_expansion_order_ids_and_count():

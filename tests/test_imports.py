@@ -24,8 +24,8 @@ import init_lab
 seen["import init_lab"] = loaded("tensorflow", "keras", "pandas")
 import init_lab.analysis.meanfield, init_lab.analysis.theory
 seen["theory engine"] = loaded("tensorflow", "keras")
-import init_lab.run.memory as memory
-memory.budget_and_source("auto", "auto")
+import init_lab.run.memory, init_lab.run.capacity as capacity
+capacity.budget_and_source("auto", "auto")
 seen["memory budget"] = loaded("tensorflow", "keras")
 from init_lab.cli import app
 import init_lab.report.render

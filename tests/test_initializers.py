@@ -167,7 +167,7 @@ def test_orthogonal_named_gains_are_pytorchs_calculate_gain(gain, value):
 
 def test_named_gain_label_and_errors():
     from init_lab.catalog.errors import ConfigError
-    from init_lab.config.schema import config_from_text, config_to_yaml
+    from init_lab.config.loading import config_from_text, config_to_yaml
 
     assert INITIALIZERS.resolve({"name": "orthogonal", "gain": "relu"}).label(INITIALIZERS) == "orthogonal(gain=relu)"
     assert INITIALIZERS.resolve({"name": "orthogonal", "gain": 0.5}).label(INITIALIZERS) == "orthogonal(gain=0.5)"

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from init_lab.catalog.errors import RunDirError, RunLockedError
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run import lock as lock_module
 from init_lab.run.lock import LOCK_FILE, RunLock, read_holder
 from init_lab.run.store import resolve_run_dir

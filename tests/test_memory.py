@@ -1,4 +1,5 @@
-"""Memory-aware groups: the estimate, the budget, groups cut to fit it, out-of-memory retries — no number changes."""
+"""Memory-aware groups: the estimate (``memory``), the budget (``capacity``), groups cut to fit it (``plan``),
+out-of-memory retries — no number changes."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from init_lab.catalog.errors import ConfigError, RunDirError
 from init_lab.catalog.models import Architecture, NetKind
 from init_lab.cli import app
 from init_lab.config.grid import expand
-from init_lab.config.schema import config_from_text, parse_memory
+from init_lab.config.loading import config_from_text
+from init_lab.config.schema import parse_memory
 from init_lab.engine.events import Group, TrialState
-from init_lab.run import memory
-from init_lab.run.executors import is_out_of_memory
-from init_lab.run.memory import DataShape, MemoryPlan, estimate_group_bytes, layer_sizes, split_to_budget
-from init_lab.run.plan import plan_groups
+from init_lab.run import capacity, memory
+from init_lab.run.memory import DataShape, MemoryPlan, estimate_group_bytes, layer_sizes
+from init_lab.run.plan import plan_groups, split_to_budget
+from init_lab.run.retry import is_out_of_memory
 from init_lab.run.sweep import check_resume_change, resume_sweep, run_sweep
 
 from .helpers import TINY, EventLog, assert_clean_exit, copy_run, invoke, read_csv, run_tables
@@ -43,7 +45,7 @@ def fitting(n: int, text: str = EIGHT) -> int:
 
 
 # this machine's own probes, captured before conftest's hermetic fixture fixes them for every test
-REAL_HOST_AVAILABLE, REAL_GPU_FREE = memory.host_available_bytes, memory.gpu_free_bytes
+REAL_HOST_AVAILABLE, REAL_GPU_FREE = capacity.host_available_bytes, capacity.gpu_free_bytes
 
 
 # --- the estimate ----------------------------------------------------------------------------------
@@ -91,13 +93,6 @@ def test_cnn_and_mlp_parameter_counts_match_the_networks():
     assert layer_sizes(spec.arch, (784,), 10) == (mlp.count_params(), 16 + 16 + 10, 16)
 
 
-def test_slot_counts_match_the_optimizers():
-    from init_lab.engine.optim import SLOTS
-
-    assert memory.SLOT_COUNT == {kind: len(names) for kind, names in SLOTS.items()}
-    assert memory.optimizer_slots("sgd", 0.0) == 0 and memory.optimizer_slots("sgd", 0.9) == 1
-
-
 def test_data_shape_from_the_config():
     cfg = config_from_text(TINY)
     assert DataShape.from_config(cfg, "mlp") == DataShape((784,), 10, 480, 120, 200)
@@ -137,7 +132,7 @@ def test_a_bad_budget_in_a_config_names_the_field_and_its_line():
         config_from_text(TINY, overrides=["resources.memory=atuo"])
     assert config_from_text(TINY, overrides=["resources.memory=2GB"]).resolved()["resources"]["memory"] == "2GB"
     with pytest.raises(ConfigError, match="resources.memory: .*got 'x'"):
-        memory.budget_and_source("cpu", "x")  # the API's own check names the option too
+        capacity.budget_and_source("cpu", "x")  # the API's own check names the option too
 
 
 def test_changing_the_budget_on_resume_is_allowed(tmp_path, reference_run):
@@ -152,28 +147,28 @@ def test_changing_the_budget_on_resume_is_allowed(tmp_path, reference_run):
 
 
 def test_auto_budget_on_cpu_is_a_share_of_available_ram(monkeypatch):
-    monkeypatch.setattr(memory, "host_available_bytes", REAL_HOST_AVAILABLE)
-    budget, source = memory.budget_and_source("cpu (2 cores)", "auto")
-    assert 0 < budget <= memory.host_available_bytes() and "host RAM" in source
-    assert memory.budget_and_source("cpu", "3GiB") == (3 * 2**30, "resources.memory")
-    monkeypatch.setattr(memory, "_meminfo", lambda field: None)  # no /proc/meminfo: the physical total
-    assert memory.host_available_bytes() > 0
+    monkeypatch.setattr(capacity, "host_available_bytes", REAL_HOST_AVAILABLE)
+    budget, source = capacity.budget_and_source("cpu (2 cores)", "auto")
+    assert 0 < budget <= capacity.host_available_bytes() and "host RAM" in source
+    assert capacity.budget_and_source("cpu", "3GiB") == (3 * 2**30, "resources.memory")
+    monkeypatch.setattr(capacity, "_meminfo", lambda field: None)  # no /proc/meminfo: the physical total
+    assert capacity.host_available_bytes() > 0
 
 
 def test_auto_budget_on_gpu_from_nvidia_smi_or_the_fallback(monkeypatch, tmp_path):
-    monkeypatch.setattr(memory, "gpu_free_bytes", REAL_GPU_FREE)
-    monkeypatch.setattr(memory.shutil, "which", lambda name: None)
-    assert memory.budget_and_source("gpu (Fake; 1 visible)", "auto") == (
+    monkeypatch.setattr(capacity, "gpu_free_bytes", REAL_GPU_FREE)
+    monkeypatch.setattr(capacity.shutil, "which", lambda name: None)
+    assert capacity.budget_and_source("gpu (Fake; 1 visible)", "auto") == (
         int(defaults.GPU_MEMORY_FALLBACK * defaults.MEMORY_FRACTION),
         "auto: 50% of 8.59 GB (nvidia-smi cannot tell the GPU's)")
-    assert "host RAM" in memory.budget_and_source("auto", "auto")[1]  # a dry run without a GPU: host RAM
+    assert "host RAM" in capacity.budget_and_source("auto", "auto")[1]  # a dry run without a GPU: host RAM
     smi = tmp_path / "nvidia-smi"
     smi.write_text("#!/bin/sh\necho 1000\n")
     smi.chmod(0o755)
-    monkeypatch.setattr(memory.shutil, "which", lambda name: str(smi))
-    held = memory._tensorflow_gpu_bytes_in_use()  # 0 here: TensorFlow holds nothing on a GPU
-    assert memory.budget_and_source("gpu", "auto") == (int((1000 * 2**20 + held) * 0.5), "auto: 50% of free GPU memory")
-    assert memory.budget_and_source("auto", "auto")[1] == "auto: 50% of free GPU memory"
+    monkeypatch.setattr(capacity.shutil, "which", lambda name: str(smi))
+    held = capacity._tensorflow_gpu_bytes_in_use()  # 0 here: TensorFlow holds nothing on a GPU
+    assert capacity.budget_and_source("gpu", "auto") == (int((1000 * 2**20 + held) * 0.5), "auto: 50% of free GPU memory")
+    assert capacity.budget_and_source("auto", "auto")[1] == "auto: 50% of free GPU memory"
 
 
 # --- cutting groups to fit --------------------------------------------------------------------------
@@ -226,7 +221,7 @@ def test_a_sweep_split_to_its_budget_computes_the_same_numbers(tmp_path, baselin
     cfg = config_from_text(EIGHT, overrides=[f"resources.memory={fitting(3)}"])
     result = run_sweep(cfg, out=tmp_path)
     assert result.count("completed") == 8
-    assert [r["packed_with"] for r in result.records] == [3, 3, 3, 3, 3, 3, 2, 2]
+    assert [r.packed_with for r in result.records] == [3, 3, 3, 3, 3, 3, 2, 2]
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["execution"]["groups"] == [3, 3, 2]
     assert manifest["execution"]["memory"]["budget_bytes"] == fitting(3)
@@ -247,7 +242,7 @@ def test_out_of_memory_splits_and_retries_with_the_same_numbers(tmp_path, monkey
     observer = EventLog()
     result = run_sweep(cfg, out=tmp_path / "oom", observer=observer)
     assert result.count("completed") == 8
-    assert [r["packed_with"] for r in result.records] == [size] * 8
+    assert [r.packed_with for r in result.records] == [size] * 8
     oom = [line for line in observer.notices if "ran out of memory (MemoryError: injected" in line]
     assert len(oom) == retries and "in groups of 4 and 4" in oom[0]
     assert all(("from their states after epoch 1" if mid_epoch else "from epoch 1") in line for line in oom)
@@ -258,9 +253,9 @@ def test_out_of_memory_splits_and_retries_with_the_same_numbers(tmp_path, monkey
 def test_a_single_trial_out_of_memory_fails_with_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("INITLAB_FAULT_OOM_ABOVE", "0")
     result = run_sweep(config_from_text(TINY), out=tmp_path)
-    assert [r["status"] for r in result.records] == ["failed"] * 4  # and the sweep went on to the end
-    assert all(r["error"].startswith("MemoryError: injected: a group of 1 trials") for r in result.records)
-    assert all("out of memory with this trial alone" in r["error"] for r in result.records)
+    assert [r.status for r in result.records] == ["failed"] * 4  # and the sweep went on to the end
+    assert all(r.error.startswith("MemoryError: injected: a group of 1 trials") for r in result.records)
+    assert all("out of memory with this trial alone" in r.error for r in result.records)
 
 
 def test_out_of_memory_is_recognised_without_importing_tensorflow():
@@ -294,7 +289,7 @@ def test_dry_run_shows_groups_their_estimates_and_the_budget(write_config):
     assert result.exit_code == 0, result.output
     assert "3 execution group(s)" in result.output and "-m3" in result.output and "(resources.memory)" in result.output
     assert "0–2" in result.output and "6–7" in result.output and "the memory budget cut 1 group(s) of 8" in result.output
-    estimate = memory.format_bytes(estimate_group_bytes(specs_of()[:3], plan_for(0).data))
+    estimate = capacity.format_bytes(estimate_group_bytes(specs_of()[:3], plan_for(0).data))
     assert estimate in result.output
     result = runner.invoke(app, ["sweep", str(path), "--dry-run", "--set", "resources.memory=1KB"])
     assert result.exit_code == 0, result.output

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from init_lab.config.schema import config_from_text
+from init_lab.catalog.optimizers import OPTIMIZERS, slot_names
+from init_lab.config.loading import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .helpers import TINY, run_tables
@@ -72,6 +73,22 @@ def test_a_stacked_variable_steps_each_trial_as_keras_with_its_own_rate(case):
     for t, lr in enumerate(rates):
         expected = keras_steps(case, lr, w0[t], [g[t] for g in grads])
         np.testing.assert_allclose(mine.numpy()[t], expected, rtol=1e-6, atol=1e-9, err_msg=f"trial {t}")
+
+
+@pytest.mark.parametrize("kind, momentum", [(name, m) for name in OPTIMIZERS.names() for m in (0.0, 0.9)])
+def test_the_registry_names_the_slots_the_optimizer_keeps(kind, momentum):
+    """The slots ``catalog.optimizers`` declares (which the memory estimate counts) are the ones GroupOptimizer
+    creates, one per model variable, and each is state its update rule moves."""
+    from init_lab.engine.backend import tf
+    from init_lab.engine.optim import GroupOptimizer
+
+    variables = [tf.Variable(np.ones(SHAPE, np.float32)), tf.Variable(np.ones(SHAPE[1:], np.float32))]
+    optimizer = GroupOptimizer(kind, [0.01, 0.01], momentum, variables)
+    assert tuple(optimizer.slots) == slot_names(kind, momentum)
+    assert all(len(slots) == len(variables) for slots in optimizer.slots.values())
+    optimizer.apply([tf.fill(v.shape, 0.5) for v in variables])
+    assert all(np.abs(s.numpy()).sum() > 0 for slots in optimizer.slots.values() for s in slots)
+    assert len(slot_names("sgd", 0.0)) == 0 and len(slot_names("sgd", 0.9)) == 1  # plain SGD keeps no state
 
 
 SINGLE = TINY.replace("activation: [relu, tanh]", "activation: [prelu]").replace(

@@ -19,7 +19,7 @@ import pytest
 import typer
 
 from init_lab.cli import app
-from init_lab.config.schema import config_from_text, load_config
+from init_lab.config.loading import config_from_text, load_config
 from init_lab.config.shipped import description, resolve_config, shipped_configs
 from init_lab.config.starter import starter_text
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from init_lab.config.grid import expand
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.engine.nets import PackedMLP
 from init_lab.run.plan import plan_groups
 from init_lab.run.sweep import run_sweep
@@ -80,13 +80,13 @@ def test_a_diverging_trial_does_not_change_the_others(tmp_path):
                                              "grid.initializer=[he_normal, glorot_uniform, {name: random_normal, stddev: 1.0e+6}]"])
     a = run_sweep(calm, out=tmp_path / "calm")
     b = run_sweep(wild, out=tmp_path / "wild")
-    assert b.records[2]["status"] == "diverged" and a.records[2]["status"] != "diverged"
-    assert b.records[0]["packed_with"] == 3
+    assert b.records[2].status == "diverged" and a.records[2].status != "diverged"
+    assert b.records[0].packed_with == 3
     ta, tb = run_tables(a.run_dir), run_tables(b.run_dir)
     for trial in ("000_he_normal-relu-s0", "001_glorot_uniform-relu-s0"):
         for table in ("", "/layers", "/steps", "/step_layers", "/histograms"):
             assert ta[trial + table] == tb[trial + table], trial + table  # bit for bit
-    assert [r["test_accuracy"] for r in a.records[:2]] == [r["test_accuracy"] for r in b.records[:2]]
+    assert [r.test_accuracy for r in a.records[:2]] == [r.test_accuracy for r in b.records[:2]]
 
 
 def test_a_trial_gets_the_same_bits_whatever_group_it_trains_in(tmp_path, reference_run):
@@ -95,7 +95,7 @@ def test_a_trial_gets_the_same_bits_whatever_group_it_trains_in(tmp_path, refere
     part = run_sweep(config_from_text(GRID, overrides=["grid.initializer=[he_normal]",
                                                        "grid.activation=[relu, tanh, elu]"]), out=tmp_path / "part")
     tw, tp = run_tables(whole), run_tables(part.run_dir)
-    assert read_csv(whole / "summary.csv")[0]["packed_with"] == "24" and part.records[0]["packed_with"] == 3
+    assert read_csv(whole / "summary.csv")[0]["packed_with"] == "24" and part.records[0].packed_with == 3
     for mine, theirs in [("000_he_normal-relu-s0", "000_he_normal-relu-s0"), ("001_he_normal-tanh-s0",
                          "001_he_normal-tanh-s0"), ("002_he_normal-elu-s0", "003_he_normal-elu-s0")]:
         for table in ("", "/layers", "/steps", "/step_layers", "/histograms"):
@@ -112,17 +112,17 @@ def test_learned_slopes_pack_without_touching_their_neighbours(tmp_path):
     trial gets the same bits as alone, and packed PReLU equals the Keras PReLU model."""
     cfg = config_from_text(MIXED, overrides=["grid.initializer=[he_normal]"])
     mixed = run_sweep(cfg, out=tmp_path / "mixed")
-    assert mixed.records[0]["packed_with"] == 4 and mixed.count("completed") == 4
+    assert mixed.records[0].packed_with == 4 and mixed.count("completed") == 4
     tm = epoch_values(mixed.run_dir)
     for i, act in enumerate(["relu", "{name: leaky_relu, alpha: 0.2}", "{name: elu, alpha: 0.5}", "prelu"]):
         alone = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", f"grid.activation=[{act}]"]),
                           out=tmp_path / f"alone{i}")
         (trial,) = epoch_values(alone.run_dir).values()
-        assert trial == tm[mixed.records[i]["trial_id"]], act
+        assert trial == tm[mixed.records[i].trial_id], act
     keras_prelu = run_sweep(config_from_text(MIXED, overrides=["grid.initializer=[he_normal]", "grid.activation=[prelu]"]),
                             out=tmp_path / "keras", pack=False)
     (reference,) = epoch_values(keras_prelu.run_dir).values()
-    for rp, rk in zip(tm[mixed.records[3]["trial_id"]], reference, strict=True):
+    for rp, rk in zip(tm[mixed.records[3].trial_id], reference, strict=True):
         assert rp["loss"] == pytest.approx(rk["loss"], rel=1e-4)
 
 
@@ -136,7 +136,7 @@ def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
     (per-epoch losses within 1e-4 relative) and its own group of one, bit for bit."""
     cfg = config_from_text(SEEDS_RATES, overrides=["grid.activation=[relu, tanh, elu]"])
     packed = run_sweep(cfg, out=tmp_path / "packed")
-    assert {r["packed_with"] for r in packed.records} == {24}
+    assert {r.packed_with for r in packed.records} == {24}
     single = run_sweep(cfg, out=tmp_path / "single", pack=False)
     tp, ts = epoch_values(packed.run_dir), epoch_values(single.run_dir)
     for trial in tp:

@@ -11,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from init_lab.cli import app
-from init_lab.config.schema import SweepConfig, load_config
+from init_lab.config.loading import load_config
+from init_lab.config.schema import SweepConfig
 from init_lab.run.probe import combinations, probe_seeds, run_probe
 
 from .helpers import assert_clean_exit

@@ -14,8 +14,8 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a local Ray instance: seconds to start, and Ray is an optional extra
 
 from init_lab.catalog.errors import InitLabError  # noqa: E402
-from init_lab.config.schema import config_from_text, config_to_yaml  # noqa: E402
-from init_lab.run.executors import RayExecutor, check_ray_address  # noqa: E402
+from init_lab.config.loading import config_from_text, config_to_yaml  # noqa: E402
+from init_lab.run.ray_executor import RayExecutor, check_ray_address  # noqa: E402
 from init_lab.run.sweep import run_sweep  # noqa: E402
 
 from .helpers import TINY, EventLog, assert_clean_exit, block_imports, invoke, run_tables  # noqa: E402
@@ -52,7 +52,7 @@ def test_per_epoch_events_reach_the_driver(ray_still_up, tmp_path):
     log = EventLog()
     result = run_sweep(config_from_text(TINY), out=tmp_path / "runs", executor="ray", observer=log)
     assert result.count("completed") == 4
-    for trial in (r["trial_id"] for r in result.records):
+    for trial in (r.trial_id for r in result.records):
         mine = [c for c in log.calls if c[1] == trial and c[0] != "start"]
         assert [c[0] for c in mine] == ["epoch", "epoch", "end"], mine  # epochs arrive before the trial ends
 

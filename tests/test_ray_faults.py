@@ -10,7 +10,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from init_lab.config.schema import config_from_text  # noqa: E402
+from init_lab.config.loading import config_from_text  # noqa: E402
 from init_lab.run.sweep import run_sweep  # noqa: E402
 
 from .helpers import TINY, EventLog, read_csv, run_tables  # noqa: E402
@@ -55,9 +55,9 @@ def test_retries_that_run_out_fail_the_groups_trials_and_the_sweep_ends(tmp_path
     cfg = config_from_text(TINY, overrides=["grid.initializer=[he_normal]", "grid.activation=[relu]"])
     result = run_sweep(cfg, out=tmp_path / "runs", executor="ray")
     (record,) = result.records
-    assert record["status"] == "failed" and record["error"].startswith("Ray task failed")
-    assert "crash" in record["error"].lower() or "died" in record["error"].lower(), record["error"]
-    trial = json.loads((result.run_dir / "trials" / record["trial_id"] / "trial.json").read_text())
-    assert trial["status"] == "failed" and trial["error"] == record["error"]
+    assert record.status == "failed" and record.error.startswith("Ray task failed")
+    assert "crash" in record.error.lower() or "died" in record.error.lower(), record.error
+    trial = json.loads((result.run_dir / "trials" / record.trial_id / "trial.json").read_text())
+    assert trial["status"] == "failed" and trial["error"] == record.error
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     assert manifest["counts"] == {"failed": 1}

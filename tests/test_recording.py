@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.analysis.diagnostics import PERCENTILES, STEP_COLUMNS, STEP_LAYER_COLUMNS
 from init_lab.analysis.histograms import HistogramLog, count, gradient_edges, read
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.registry import Choice
-from init_lab.config.schema import config_from_text, config_to_yaml
+from init_lab.config.loading import config_from_text, config_to_yaml
 from init_lab.run.sweep import run_sweep
+from init_lab.runschema.columns import PERCENTILES, STEP_COLUMNS, STEP_LAYER_COLUMNS
 
 from .helpers import TINY, read_csv
 

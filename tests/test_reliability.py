@@ -15,7 +15,7 @@ from datetime import datetime
 import pytest
 
 from init_lab.catalog.errors import RunDirError
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run import store
 from init_lab.run.store import create_run_dir, resolve_run_dir, update_latest
 from init_lab.run.sweep import resume_sweep, run_sweep
@@ -166,8 +166,8 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     log = EventLog()
     pack = case != "one-model"
     result = run_sweep(config_from_text(TINY), out=tmp_path, pack=pack, observer=log)
-    assert [r["status"] for r in result.records] == ["completed", "failed", "completed", "completed"]
-    assert result.records[1]["error"] == "ValueError: boom: bad shape"
+    assert [r.status for r in result.records] == ["completed", "failed", "completed", "completed"]
+    assert result.records[1].error == "ValueError: boom: bad shape"
     assert read_csv(result.run_dir / "summary.csv")[1]["error"] == "ValueError: boom: bad shape"
     expected = {"one-model": [], "packed-error": ["failed (RuntimeError: packed step failed); training its 4 live "
                                                   "trial(s) one at a time, from epoch 1"],
@@ -178,9 +178,9 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
         assert not log.notices
 
     # failed trials are kept on resume, and rerun with retry_failed
-    assert resume_sweep(result.run_dir).records[1]["status"] == "failed"
+    assert resume_sweep(result.run_dir).records[1].status == "failed"
     monkeypatch.setattr(loop, "build_net", real)
-    assert resume_sweep(result.run_dir, retry_failed=True, pack=pack).records[1]["status"] == "completed"
+    assert resume_sweep(result.run_dir, retry_failed=True, pack=pack).records[1].status == "completed"
 
 
 def test_full_disk_stops_the_sweep_with_one_message_keeping_finished_trials(tmp_path, monkeypatch):

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from init_lab.analysis import histograms
 from init_lab.cli import app
 from init_lab.report import plots
-from init_lab.report.tables import comparison, leaderboard, load_run, pivot
+from init_lab.report.run import load_run
+from init_lab.report.tables import comparison, leaderboard, pivot
 from init_lab.report.tbexport import histogram_fields
 
 from .helpers import HOSTILE, TINY, block_imports, copy_run
@@ -230,7 +231,7 @@ def test_learning_curves_draw_training_from_steps(runs, figures):
     assert not run.steps.empty and run.steps["progress"].min() == 0.0
     assert plots.learning_curves(run) == b"png"
     loss_axes = figures[0].axes[0]  # first activation's loss panel; its first initializer comes first
-    ids = run.trials.query("initializer == 'he_normal' and activation == 'relu'")["trial_id"]
+    ids = run.summary.query("initializer == 'he_normal' and activation == 'relu'")["trial_id"]
     steps = run.steps[run.steps["trial_id"].isin(ids)]
     expected = steps.groupby("progress")["loss"].mean()  # both seeds log at the same progress values
     train, val = loss_axes.lines[0], loss_axes.lines[1]
@@ -256,10 +257,10 @@ def test_histogram_figure_shows_first_seed_per_combination(runs, figures):
     assert plots.histograms_plot(run) == b"png"
     fig = figures[0]
     assert len(fig.axes) == 4 * 4  # four combinations, four panels each
-    first = run.trials.sort_values(["seed", "index"]).drop_duplicates(["initializer", "activation"])["trial_id"]
+    first = run.summary.sort_values(["seed", "index"]).drop_duplicates(["initializer", "activation"])["trial_id"]
     assert [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::4]] == first.tolist()
     (a, b, c, d) = fig.axes[:4]
-    h = run.histograms(first.iloc[0])
+    h = run.histogram_arrays(first.iloc[0])
     assert "≈0" in [t.get_text() for t in c.get_xticklabels()] and c.get_xscale() == "log"
     assert f"after epoch {h['epoch'][-1]}" in b.get_title() and "initialization" in a.get_title()
     # a layer's activation fractions, as drawn, are its counts over all of its values
@@ -303,7 +304,7 @@ def test_run_without_step_files_or_histograms_still_reports(runs, tmp_path):
     (trials[0] / "histograms.npz").write_bytes(b"not a histogram")  # unreadable: skipped like a missing one
     run = load_run(run_dir)
     assert run.steps.empty and run.step_layers.empty and "progress" in run.steps
-    assert run.histograms(trials[0].name) is None
+    assert run.histogram_arrays(trials[0].name) is None
     assert plots.histograms_plot(run) is None and plots.training_signals_plot(run) is None
     result = runner.invoke(app, ["report", str(run_dir), "--tensorboard", str(tmp_path / "tb")])
     assert result.exit_code == 0, result.output
@@ -317,12 +318,12 @@ def test_tensorboard_export_has_step_scalars_and_histograms(runs, tmp_path):
     result = runner.invoke(app, ["report", str(runs[0]), "--tensorboard", str(logdir), "--no-files"])
     assert result.exit_code == 0, result.output
     run = load_run(runs[0])
-    tid = run.trials["trial_id"].iloc[0]
+    tid = run.summary["trial_id"].iloc[0]
     acc = tensorboard_accumulator(logdir / tid)
     steps = run.steps[run.steps["trial_id"] == tid]
     assert [e.step for e in acc.Scalars("step/loss")] == steps["step"].tolist()
     np.testing.assert_allclose([e.value for e in acc.Scalars("step/accuracy")], steps["accuracy"], rtol=1e-6)
-    h = run.histograms(tid)
+    h = run.histogram_arrays(tid)
     name = h["layers"][0]
     assert {f"activations/{name}", f"gradients/{name}", f"activations_steps/{name}"} <= set(acc.Tags()["histograms"])
     grads = acc.Histograms(f"gradients/{name}")

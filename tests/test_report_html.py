@@ -16,9 +16,10 @@ from typer.testing import CliRunner
 
 from init_lab.cli import app
 from init_lab.report import interactive
+from init_lab.report.colours import shading
 from init_lab.report.render import html_report
-from init_lab.report.tables import load_run
-from init_lab.report.verdicts import analyse, shading
+from init_lab.report.run import load_run
+from init_lab.report.verdicts import analyse
 
 from .helpers import HOSTILE_DIR, TINY, copy_run
 from .helpers import HOSTILE_NAME as HOSTILE
@@ -78,12 +79,12 @@ def test_html_holds_chart_data_for_every_trial_and_no_external_url(report):
     run_dir, page = report
     raw, data = charts_json(page)
     assert set(data["figures"]) == CHART_IDS and data["config"]["displaylogo"] is False
-    for trial_id in load_run(run_dir).trials["trial_id"]:
+    for trial_id in load_run(run_dir).summary["trial_id"]:
         assert trial_id in raw
     # every trial has its own curves, hidden until its legend entry is clicked
     curves = data["figures"]["chart-curves"]["data"]
     hidden = {t["legendgroup"] for t in curves if t.get("visible") == "legendonly"}
-    assert hidden == set(load_run(run_dir).trials["trial_id"])
+    assert hidden == set(load_run(run_dir).summary["trial_id"])
     rest = without_library(page)
     assert rest.count("<script") == 3 and page.count(interactive.DATA_ID) == 2  # the block and the lines reading it
     for external in ("<script src", "<link", 'href="http', 'src="http', "@import", "http://", "https://", "//cdn"):
@@ -115,7 +116,7 @@ def test_hostile_names_are_escaped_in_the_chart_data(runs, tmp_path):
 
 def test_heatmap_colours_the_gap_to_each_groups_best(report):
     """Issue 23: the colour is the gap to the best initializer of the cell's activation (1: the best; the scale's
-    values are ``verdicts.shading``'s), cells at chance or without a value in a grey trace of their own."""
+    values are ``colours.shading``'s), cells at chance or without a value in a grey trace of their own."""
     run_dir, page = report
     verdicts = analyse(load_run(run_dir))
     position = shading(verdicts.cells, verdicts.higher).position
@@ -138,7 +139,7 @@ def test_comparison_file_holds_the_shared_trials(runs, tmp_path):
     _, data = charts_json(page)
     points = [t for t in data["figures"]["chart-comparison"]["data"] if t["mode"] == "markers"]
     hovers = " ".join(h for t in points for h in t["hovertext"])
-    trials = load_run(a).trials
+    trials = load_run(a).summary
     shared = trials.loc[trials["seed"] == 0, "trial_id"]
     assert sum(len(t["x"]) for t in points) == 4 and all(tid in hovers for tid in shared)
     assert not any(tid in hovers for tid in trials.loc[trials["seed"] == 1, "trial_id"])

@@ -14,7 +14,7 @@ from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.errors import ConfigError
 from init_lab.catalog.initializers import INITIALIZERS, TRUNCATED_STD, weight_variance
 from init_lab.config.grid import expand
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 
 from .helpers import TINY, copy_run, invoke, read_csv, run_tables
 
@@ -118,14 +118,21 @@ def test_conv_layers_draw_biases_too():
 
 
 def test_zero_bias_std_is_bit_identical_to_a_run_without_the_field(reference_run):
-    from init_lab.run.plan import trial_fingerprint
+    from pathlib import Path
+
+    from init_lab.catalog.devices import DeviceKind
+    from init_lab.run.checkpoints import CheckpointStore
 
     explicit = TINY.replace("hidden: [16, 16]}", "hidden: [16, 16], bias_std: 0}")
     assert run_tables(reference_run(TINY)) == run_tables(reference_run(explicit))
     old, zero, biased = (config_from_text(t) for t in (TINY, explicit, BIASED))
+
+    def fingerprint(config, spec):
+        return CheckpointStore(Path("checkpoints"), config, DeviceKind.CPU).fingerprint(spec)
+
     for a, b, c in zip(expand(old), expand(zero), expand(biased)):
         # checkpoints saved before the field existed stay valid at σ_b = 0; σ_b > 0 is another computation
-        assert trial_fingerprint(old, a, "cpu") == trial_fingerprint(zero, b, "cpu") != trial_fingerprint(biased, c, "cpu")
+        assert fingerprint(old, a) == fingerprint(zero, b) != fingerprint(biased, c)
 
 
 SWEPT = TINY.replace("activation: [relu, tanh]", "activation: [tanh]\n  bias_std: [0, 0.1]")
@@ -133,7 +140,8 @@ SWEPT = TINY.replace("activation: [relu, tanh]", "activation: [tanh]\n  bias_std
 
 def test_bias_std_axis_in_ids_summary_report_and_api(reference_run):
     from init_lab import api
-    from init_lab.report.tables import leaderboard, load_run, pivot
+    from init_lab.report.run import load_run
+    from init_lab.report.tables import leaderboard, pivot
 
     run_dir = reference_run(SWEPT)
     ids = sorted(p.name for p in (run_dir / "trials").iterdir())
@@ -194,7 +202,8 @@ def test_phase_diagram_data_and_its_six_xi_c_curve(reference_run):
     from init_lab.analysis import meanfield as mf
     from init_lab.analysis.theory import input_moment
     from init_lab.report.phase import phase_diagram
-    from init_lab.report.tables import entered, load_run
+    from init_lab.report.run import load_run
+    from init_lab.report.tables import entered
 
     run = load_run(reference_run(PHASE))
     diagram = phase_diagram(run, "best_val_accuracy")
@@ -205,7 +214,7 @@ def test_phase_diagram_data_and_its_six_xi_c_curve(reference_run):
     assert cells[["sigma_w2", "depth"]].values.tolist() == [[1.0, 2], [1.0, 4], [3.0, 2], [3.0, 4]]
     assert (cells["n"] == 2).all()
     values = entered(run, "best_val_accuracy")
-    first = run.trials["trial_id"].str.contains("scale=3") & (run.trials["depth"] == 4)
+    first = run.summary["trial_id"].str.contains("scale=3") & (run.summary["depth"] == 4)
     assert cells["mean"].iloc[3] == pytest.approx(values[first].mean())
     # the curve: 6·ξ_c from the mean-field fixed point at σ_b² = 0.05, tanh, from the first layer's q
     moment = input_moment("synthetic")[0]
@@ -227,18 +236,18 @@ def test_phase_diagram_data_and_its_six_xi_c_curve(reference_run):
 
 def test_the_report_draws_the_phase_diagram_only_for_its_axes(reference_run, tmp_path):
     from init_lab.report.render import write_report
-    from init_lab.report.tables import load_run
+    from init_lab.report.run import load_run
 
     run = load_run(copy_run(reference_run(PHASE), tmp_path / "phase"))  # a copy: the reference run is shared
     names = {p.name for p in write_report(run)}
     assert "phase_diagram.png" in names
-    page = (run.root / "report" / "report.html").read_text(encoding="utf-8")
+    page = (run.path / "report" / "report.html").read_text(encoding="utf-8")
     assert 'id="chart-phase"' in page and "6·ξ_c" in page
-    assert "phase_diagram.png" in (run.root / "report" / "report.md").read_text(encoding="utf-8")
+    assert "phase_diagram.png" in (run.path / "report" / "report.md").read_text(encoding="utf-8")
     plain = load_run(copy_run(reference_run(), tmp_path / "plain"))
     names = {p.name for p in write_report(plain)}
     assert "phase_diagram.png" not in names
-    assert "chart-phase" not in (plain.root / "report" / "report.html").read_text(encoding="utf-8")
+    assert "chart-phase" not in (plain.path / "report" / "report.html").read_text(encoding="utf-8")
 
 
 def test_the_probe_builds_and_predicts_with_the_biases():

@@ -362,7 +362,7 @@ def test_lsuv_min_width_counts_a_conv_layers_height_width_channels():
     keras = pytest.importorskip("keras")
     from init_lab.catalog.models import NetKind
     from init_lab.config.grid import expand
-    from init_lab.config.schema import config_from_text
+    from init_lab.config.loading import config_from_text
     from init_lab.engine.nets import build_net
 
     # conv_0: 26·26·32 = 21,632 values, conv_1: 11·11·64 = 7,744, conv_2: 3·3·64 = 576, dense_0: 64 units

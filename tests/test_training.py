@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.run.sweep import resume_sweep, run_sweep
 
 from .helpers import TINY, read_csv, run_tables
@@ -21,7 +21,7 @@ def test_same_config_and_seed_give_identical_tables(tmp_path):
     b = run_sweep(cfg, out=tmp_path / "b")
     ta, tb = run_tables(a.run_dir), run_tables(b.run_dir)
     assert len(ta) == 4 * 5 and ta == tb  # 4 trials × 5 tables, byte-identical: every epoch, layer, step, histogram
-    assert [r["test_accuracy"] for r in a.records] == [r["test_accuracy"] for r in b.records]
+    assert [r.test_accuracy for r in a.records] == [r.test_accuracy for r in b.records]
 
 
 def test_different_seeds_give_different_results(tmp_path):
@@ -53,15 +53,15 @@ def test_diverging_trial_is_recorded_and_the_sweep_goes_on(tmp_path):
         ],
     )
     result = run_sweep(cfg, out=tmp_path)
-    by_lr = {r["spec"]["learning_rate"]: r for r in result.records}
+    by_lr = {r.spec["learning_rate"]: r for r in result.records}
     bad, good = by_lr[1e12], by_lr[0.1]
-    assert bad["status"] == "diverged"
-    assert bad["test_accuracy"] is None and bad["epochs_run"] >= 1
-    assert good["status"] == "completed" and good["epochs_run"] == 3 and good["test_accuracy"] > 0.5
-    rows = read_csv(result.run_dir / "trials" / bad["trial_id"] / "epochs.csv")
-    assert len(rows) == bad["epochs_run"] + 1 and bad["epochs_run"] < 3  # epoch 0 (the init) first
+    assert bad.status == "diverged"
+    assert bad.test_accuracy is None and bad.epochs_run >= 1
+    assert good.status == "completed" and good.epochs_run == 3 and good.test_accuracy > 0.5
+    rows = read_csv(result.run_dir / "trials" / bad.trial_id / "epochs.csv")
+    assert len(rows) == bad.epochs_run + 1 and bad.epochs_run < 3  # epoch 0 (the init) first
     assert not math.isfinite(float(rows[-1]["loss"]))
-    trial = json.loads((result.run_dir / "trials" / bad["trial_id"] / "trial.json").read_text())
+    trial = json.loads((result.run_dir / "trials" / bad.trial_id / "trial.json").read_text())
     assert trial["status"] == "diverged"
 
 

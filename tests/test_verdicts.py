@@ -2,7 +2,7 @@
 
 The statistics are checked on arrays against SciPy and by simulation (coverage, power); the report on run
 directories generated here — config.yaml plus each trial's trial.json and epochs.csv, in the format
-``tables.load_run`` reads — with planted values, so every number has a known answer and no test trains.
+``report.run.load_run`` reads — with planted values, so every number has a known answer and no test trains.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
 from init_lab.config.grid import expand
-from init_lab.config.schema import config_from_text
+from init_lab.config.loading import config_from_text
 from init_lab.report import verdicts as v
+from init_lab.report.colours import shading
 from init_lab.report.render import verdict_line, verdict_lines
-from init_lab.report.tables import ENTRY_RULE, load_run, pivot
+from init_lab.report.run import load_run
+from init_lab.report.tables import ENTRY_RULE, pivot
 from init_lab.run.records import pending_record
 
 runner = CliRunner()
@@ -58,7 +60,7 @@ def make_run(root: Path, text: str, outcome) -> Path:
         if got is None:
             continue
         fields = {"best_val_accuracy": got, "test_accuracy": got} if isinstance(got, (int, float)) else got
-        record = {**pending_record(spec), "status": "completed", "epochs_run": 1, "best_epoch": 1, **fields}
+        record = {**pending_record(spec).to_json(), "status": "completed", "epochs_run": 1, "best_epoch": 1, **fields}
         d = root / "trials" / spec.id
         d.mkdir()
         (d / "trial.json").write_text(json.dumps(record), encoding="utf-8")
@@ -208,7 +210,7 @@ def test_planted_difference_is_detected_with_scipys_numbers(tmp_path):
     verdicts = v.analyse(run, "test_accuracy")
     assert [(c.a, c.b, c.fixed) for c in verdicts.comparisons] == [
         ("glorot_uniform", "he_normal", {"activation": "relu"}), ("glorot_uniform", "he_normal", {"activation": "tanh"})]
-    trials = run.trials
+    trials = run.summary
     for c in verdicts.comparisons:
         a, b = (trials[(trials["initializer"] == i) & (trials["activation"] == c.fixed["activation"])]
                 .sort_values("seed")["test_accuracy"].to_numpy() for i in ("glorot_uniform", "he_normal"))
@@ -237,7 +239,7 @@ def test_a_paired_shift_that_an_unpaired_test_misses(tmp_path):
     run = load_run(make_run(tmp_path / "run", config(acts=("relu",), seeds=range(8)),
                             shifted({"he_normal": 0.003, "glorot_uniform": 0.0}, noise=0.0003)))
     (c,) = v.analyse(run).comparisons
-    trials = run.trials.sort_values("seed")
+    trials = run.summary.sort_values("seed")
     a, b = (trials.loc[trials["initializer"] == i, "best_val_accuracy"].to_numpy() for i in ("glorot_uniform",
                                                                                               "he_normal"))
     assert stats.ttest_ind(a, b).pvalue > 0.4  # unpaired: nothing to see
@@ -406,7 +408,7 @@ def test_two_runs_are_paired_trial_by_trial(tmp_path):
     paired = v.analyse_runs(load_run(a_dir), load_run(b_dir))
     *per_cell, overall = paired.comparisons
     assert len(per_cell) == 4 and overall.fixed == {} and overall.stats.n == 12
-    b_trials = load_run(b_dir).trials
+    b_trials = load_run(b_dir).summary
     for c in per_cell:
         mine = b_trials[(b_trials["initializer"] == c.fixed["initializer"])
                         & (b_trials["activation"] == c.fixed["activation"])].sort_values("seed")
@@ -428,14 +430,14 @@ def test_shading_is_the_gap_to_the_groups_best_on_a_log_scale():
     cells = pd.DataFrame({"mean": [0.981, 0.980, 0.972, 0.11, math.nan],
                           "diff_to_best": [0.0, -0.001, -0.009, -0.871, math.nan],
                           "at_chance": [False, False, False, True, False]})
-    shade = v.shading(cells, higher=True)
+    shade = shading(cells, higher=True)
     assert shade.by_gap and shade.position[0] == 1 and shade.position[2] == 0  # the largest gap left at chance
     assert 0.2 < shade.position[1] < 0.8  # a 0.1-point gap is far from both ends, though 9 points span the scale
     assert shade.position[[3, 4]].isna().all()  # at chance, no value: drawn apart
     assert [t for _, t in shade.ticks][0] == 0 and shade.ticks[-1] == (0.0, 0.009)
-    even = v.shading(cells.assign(diff_to_best=[0.0, 0.0, 0.0, 0.0, math.nan]), higher=True)
+    even = shading(cells.assign(diff_to_best=[0.0, 0.0, 0.0, 0.0, math.nan]), higher=True)
     assert even.position[:3].tolist() == [1.0, 1.0, 1.0]
-    ungrouped = v.shading(cells.assign(diff_to_best=math.nan), higher=False)  # no group of two: the value range
+    ungrouped = shading(cells.assign(diff_to_best=math.nan), higher=False)  # no group of two: the value range
     assert not ungrouped.by_gap and ungrouped.position[0] == 0 and ungrouped.position[2] == 1
 
 

@@ -37,18 +37,7 @@ import numpy as np
 from init_lab.analysis import histograms
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.registry import NegativeSide
-
-LAYER_COLUMNS = [
-    "epoch", "layer", "name", "units", "pre_mean", "pre_std", "act_mean", "act_std", "saturated_frac",
-    "dead_frac", "negative_frac", "grad_out_rms", "grad_kernel_rms", "kernel_std",
-]
-PERCENTILES = (2, 16, 50, 84, 98)  # of the activation values: ±2σ, ±1σ and the median for a Gaussian
-STEP_LAYER_COLUMNS = [
-    "step", "epoch", "progress", "layer", "name", "act_mean", "act_std", "saturated_frac", "dead_frac",
-    "negative_frac", *(f"p{p}" for p in PERCENTILES),
-]
-STEP_COLUMNS = ["step", "epoch", "progress", "loss", "accuracy"]
-PEAKS = ("dead_frac", "negative_frac", "saturated_frac")  # summarized as peak_<column> in trial.json
+from init_lab.runschema.columns import PEAKS, PERCENTILES
 
 
 @dataclass

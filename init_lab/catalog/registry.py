@@ -71,6 +71,11 @@ class Entry:
     # activations: |x| beyond which φ′(x) < 5 % of its maximum (the flat tails); None if φ has no such tails
     saturation: float | None = None
     negative_side: NegativeSide | None = None  # activations of the ReLU family: see NegativeSide
+    reference: str = ""  # optimizers: where the update rule comes from
+    # optimizers: the state kept per model variable (Adam's m and v), which the memory estimate counts; with
+    # ``momentum_slots`` only when training.momentum > 0 (SGD's velocity: plain SGD keeps none)
+    slots: tuple[str, ...] = ()
+    momentum_slots: bool = False
 
 
 @dataclass(frozen=True, order=True)

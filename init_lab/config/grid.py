@@ -1,10 +1,10 @@
 """Grid expansion: a validated config → the ordered list of trials, each with a stable id.
 
-Order: initializer, activation, then the optional axes (depth, width, optimizer,
-learning rate, batch size, bias std σ_b), then seed — the seed varies fastest, so the trials
-of one combination sit together. The id ``003_he_normal-relu-s0`` starts with the
-trial's position and carries every swept value; ``sanitize`` keeps it safe as a
-directory name whatever the config says.
+Order: initializer, activation, then the optional axes in ``runschema.axes.AXES`` order (depth,
+width, optimizer, learning rate, batch size, bias std σ_b), then seed — the seed varies fastest, so
+the trials of one combination sit together. The id ``003_he_normal-relu-lr0.01-s0`` starts with the
+trial's position and carries every swept value (each labelled by its axis); ``sanitize`` keeps it
+safe as a directory name whatever the config says.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from init_lab.catalog.initializers import INITIALIZERS
 from init_lab.catalog.models import Architecture
 from init_lab.catalog.registry import Choice
 from init_lab.config.schema import SweepConfig
+from init_lab.runschema.axes import AXES, BY_NAME
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
@@ -63,7 +64,7 @@ class TrialSpec:
         return self.activation.label(ACTIVATIONS)
 
     def describe(self) -> dict[str, Any]:
-        """Plain-JSON description (trial.json 'spec', summary.csv columns)."""
+        """Plain-JSON description (trial.json 'spec', summary.csv columns): every axis's value, and the rest."""
         return {
             "initializer": self.init_label,
             "activation": self.act_label,
@@ -72,39 +73,24 @@ class TrialSpec:
             "activation_params": self.activation.kwargs,
             "model": self.arch.kind,
             "hidden": list(self.arch.hidden),
-            "depth": len(self.arch.hidden),
-            "width": self.arch.hidden[0] if self.arch.hidden else None,
             "epochs": self.train.epochs,
-            "batch_size": self.train.batch_size,
-            "optimizer": self.train.optimizer,
-            "learning_rate": self.train.learning_rate,
             "momentum": self.train.momentum,
-            "bias_std": self.bias_std,
+            **{axis.name: axis.of(self) for axis in AXES},
         }
-
-
-_SHORT = {"depth": "d", "width": "w", "optimizer": "", "learning_rate": "lr", "batch_size": "bs", "bias_std": "sb"}
 
 
 def expand(config: SweepConfig) -> list[TrialSpec]:
     """All trials of the grid, in a stable order."""
-    g, t = config.grid, config.training
-    optional = {
-        "depth": g.depth,
-        "width": g.width,
-        "optimizer": g.optimizer,
-        "learning_rate": g.learning_rate,
-        "batch_size": g.batch_size,
-        "bias_std": g.bias_std,
-    }
-    swept = {k: v for k, v in optional.items() if v}
+    g, t, m = config.grid, config.training, config.model
+    swept = {axis.name: values for axis in AXES if (values := getattr(g, axis.name))}
     n = len(g.initializer) * len(g.activation) * len(g.seed) * math.prod(len(v) for v in swept.values())
     width = max(3, len(str(n - 1)))
     trials: list[TrialSpec] = []
     for init, act, *rest in itertools.product(g.initializer, g.activation, *swept.values(), g.seed):
         values = dict(zip(swept, rest[:-1]))
         seed = rest[-1]
-        arch = config.model.architecture(values.get("depth"), values.get("width"))
+        # where each axis's value changes the computation: the network's shape, σ_b, the training settings
+        arch = m.architecture(values.get("depth"), values.get("width"))
         settings = TrainSettings(
             epochs=t.epochs,
             batch_size=values.get("batch_size", t.batch_size),
@@ -113,11 +99,11 @@ def expand(config: SweepConfig) -> list[TrialSpec]:
             momentum=t.momentum,
         )
         parts = [init.label(INITIALIZERS), act.label(ACTIVATIONS)]
-        parts += [f"{_SHORT[k]}{v:g}" if isinstance(v, float) else f"{_SHORT[k]}{v}" for k, v in values.items()]
+        parts += [BY_NAME[k].label(v) for k, v in values.items()]
         parts.append(f"s{seed}")
         index = len(trials)
         trial_id = f"{index:0{width}d}_" + "-".join(sanitize(p, max_len=40) for p in parts)
         trials.append(TrialSpec(index, trial_id, init, act, seed, arch, settings, values,
-                                bias_std=float(values.get("bias_std", config.model.bias_std))))
+                                bias_std=float(values.get("bias_std", m.bias_std))))
     return trials
 

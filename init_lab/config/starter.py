@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from init_lab.catalog.errors import ConfigError
-from init_lab.config.schema import config_from_text, load_config
+from init_lab.config.loading import config_from_text, load_config
 from init_lab.config.shipped import SUFFIXES
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -6,7 +6,7 @@ writes files. Events hold plain Python and NumPy data only, so they cross proces
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -15,10 +15,7 @@ from init_lab.analysis.histograms import HistogramLog
 from init_lab.catalog.models import NetKind
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
-
-# epoch 0: the initial weights — training loss/accuracy on the first INIT_TRAIN_EXAMPLES training examples,
-# validation on the validation set, before any step (seconds 0)
-EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "learning_rate"]
+from init_lab.runschema.records import EpochRow, StepRow
 
 
 @dataclass
@@ -36,16 +33,47 @@ class TrialState:
     status: TrialStatus = TrialStatus.RUNNING  # RUNNING, or DIVERGED once a loss is non-finite
     step: int = 0
     arrays: list[np.ndarray] = field(default_factory=list)
-    epochs: list[dict[str, Any]] = field(default_factory=list)  # epochs.csv rows so far (epoch 0 first)
+    epochs: list[EpochRow] = field(default_factory=list)  # epochs.csv rows so far (epoch 0 first)
     layers: list[dict[str, Any]] = field(default_factory=list)  # layers.csv rows so far
     lsuv: list[dict[str, Any]] | None = None
     seconds: float = 0.0  # wall time of its group so far
-    steps: list[dict[str, Any]] = field(default_factory=list)  # steps.csv rows so far
+    steps: list[StepRow] = field(default_factory=list)  # steps.csv rows so far
     step_layers: list[dict[str, Any]] = field(default_factory=list)  # step_layers.csv rows so far
     histograms: HistogramLog | None = None  # histograms.npz so far (with diagnostics)
 
     def without_arrays(self) -> TrialState:
         return replace(self, arrays=[])
+
+    def copy(self) -> TrialState:
+        """The state as it is now: the loop goes on appending rows (and histogram snapshots) to the live
+        object, and a copy must not grow with it. Lists are copied; rows, arrays and snapshots shared."""
+        h = self.histograms
+        if h is not None:
+            h = replace(h, **{f.name: list(v) for f in fields(h) if isinstance(v := getattr(h, f.name), list)})
+        return replace(self, arrays=list(self.arrays), epochs=list(self.epochs), layers=list(self.layers),
+                       steps=list(self.steps), step_layers=list(self.step_layers), histograms=h)
+
+    def to_meta(self) -> dict[str, Any]:
+        """Everything but the arrays (and histograms), as JSON: a checkpoint's entry for the trial, which
+        counts its arrays and says whether histograms were saved beside them."""
+        return {
+            "net": self.net.value, "epoch": self.epoch, "status": self.status.value, "step": self.step,
+            "n_arrays": len(self.arrays), "epochs": [r.to_dict() for r in self.epochs], "layers": self.layers,
+            "lsuv": self.lsuv, "seconds": self.seconds, "steps": [r.to_dict() for r in self.steps],
+            "step_layers": self.step_layers,
+            "histograms": self.histograms is not None,
+        }
+
+    @classmethod
+    def from_meta(cls, trial_id: str, meta: dict[str, Any], arrays: list[np.ndarray],
+                  histograms: HistogramLog | None = None) -> TrialState:
+        """The state ``to_meta`` described, with its arrays read back (entries written before steps were
+        recorded have no step rows)."""
+        return cls(
+            trial_id, NetKind(meta["net"]), meta["epoch"], TrialStatus(meta["status"]), meta["step"], arrays,
+            [EpochRow.from_dict(r) for r in meta["epochs"]], meta["layers"], meta["lsuv"], meta["seconds"],
+            [StepRow.from_dict(r) for r in meta.get("steps", [])], meta.get("step_layers", []), histograms,
+        )
 
 
 @dataclass

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -48,6 +47,7 @@ from init_lab.engine.events import (
 )
 from init_lab.engine.nets import GroupNet, build_net
 from init_lab.engine.optim import GroupOptimizer
+from init_lab.runschema.records import EpochRow, StepRow
 
 PROGRESS_CHUNKS = 8  # progress reports per epoch
 
@@ -86,14 +86,13 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
             state.seconds += seconds
             if not live[t]:
                 continue
-            row = {"epoch": epoch, "loss": float(loss_sum[t] / n), "accuracy": float(correct[t] / n),
-                   "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": seconds,
-                   "learning_rate": spec.train.learning_rate}
+            row = EpochRow(epoch, float(loss_sum[t] / n), float(correct[t] / n), float(val_loss[t]),
+                           float(val_acc[t]), seconds, spec.train.learning_rate)
             state.epochs.append(row)
             if spec.id in signals:
                 _record_signals(state, spec, epoch, signals[spec.id])
             state.epoch = epoch
-            if not (math.isfinite(row["loss"]) and math.isfinite(row["val_loss"])):
+            if not (math.isfinite(row.loss) and math.isfinite(row.val_loss)):
                 state.status = TrialStatus.DIVERGED
                 live[t] = False
         _snapshot(net, opt, states)
@@ -133,10 +132,9 @@ def _record_start(net: GroupNet, data: DeviceData, evaluate, states: dict[str, T
     val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
     for t, spec in enumerate(net.specs):
         state = states[spec.id]
-        state.epochs.append({"epoch": 0, "loss": float(loss[t]), "accuracy": float(acc[t]),
-                             "val_loss": float(val_loss[t]), "val_accuracy": float(val_acc[t]), "seconds": 0.0,
-                             "learning_rate": spec.train.learning_rate})
-        state.steps.append({"step": 0, "epoch": 0, "progress": 0.0, "loss": float(loss[t]), "accuracy": float(acc[t])})
+        state.epochs.append(EpochRow(0, float(loss[t]), float(acc[t]), float(val_loss[t]), float(val_acc[t]), 0.0,
+                                     spec.train.learning_rate))
+        state.steps.append(StepRow(0, 0, 0.0, float(loss[t]), float(acc[t])))
     if data.recording.step_diagnostics_epochs:
         _record_step_signals(net, data, states, np.ones(net.T, dtype=bool), 0, 0, 0.0)
 
@@ -211,10 +209,7 @@ def _restore(net: GroupNet, opt: GroupOptimizer, group: Group) -> dict[str, Tria
     except ValueError:
         return None
     opt.step.assign(saved[0].step)
-    return {s.trial_id: replace(s, epochs=list(s.epochs), layers=list(s.layers), steps=list(s.steps),
-                                step_layers=list(s.step_layers),
-                                histograms=HistogramLog.from_arrays(s.histograms.arrays()) if s.histograms else None)
-            for s in saved}
+    return {s.trial_id: s.copy() for s in saved}  # the group's live states grow; the saved ones stay as they were
 
 
 def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, epoch: int, live: np.ndarray,
@@ -239,9 +234,8 @@ def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, ep
         step, progress = (epoch - 1) * steps + done, epoch - 1 + done / steps
         for t, spec in enumerate(net.specs):
             if live[t]:
-                states[spec.id].steps.append({"step": step, "epoch": epoch, "progress": progress,
-                                              "loss": float(window_loss[t] / examples),
-                                              "accuracy": float(window_correct[t] / examples)})
+                states[spec.id].steps.append(StepRow(step, epoch, progress, float(window_loss[t] / examples),
+                                                     float(window_correct[t] / examples)))
         if step_signals:
             _record_step_signals(net, data, states, live, step, epoch, progress)
         if done // report > (done - count) // report or done == steps:  # about PROGRESS_CHUNKS per epoch

@@ -30,7 +30,7 @@ from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.analysis.jacobian import Spectrum, log_singular_values, spectrum_of_matrices
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.catalog.models import CNN_CONVS, CNN_DENSE, Architecture, NetKind
+from init_lab.catalog.models import Architecture, Conv, NetKind, split_stack
 from init_lab.catalog.registry import Choice
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.backend import LINALG, OPS, build_bias_initializer, build_initializer, keras, tf
@@ -350,9 +350,9 @@ def activation_layer(choice: Choice, name: str) -> Any:
 
 def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classes: int, initializer: Choice,
                       act: Choice, seed: int, bias_std: float = 0.0) -> Any:
-    """A Keras model for one trial, ending in logits. Hidden layers are named dense_i/act_i (conv_i/act_conv_i).
-    Layer i (output last) draws its kernel from layer_seed(seed, i) and, with σ_b = ``bias_std`` > 0, its biases
-    N(0, σ_b²) from bias_seed(seed, i): conv layers too."""
+    """A Keras model for one trial, ending in logits: ``arch.layers`` in order, then the output layer. Hidden layers
+    are named dense_i/act_i (conv_i/act_conv_i; pools pool_i). Layer i (output last) draws its kernel from
+    layer_seed(seed, i) and, with σ_b = ``bias_std`` > 0, its biases N(0, σ_b²) from bias_seed(seed, i): conv layers too."""
     inputs = keras.Input(shape=input_shape, name="pixels")
     x, layer = inputs, 0
 
@@ -362,19 +362,20 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
         return {"kernel_initializer": build_initializer(initializer, seed, layer - 1, act),
                 "bias_initializer": build_bias_initializer(bias_std, seed, layer - 1)}
 
-    if arch.family == "cnn":  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
-        for i, (filters, pool) in enumerate(CNN_CONVS):
-            x = keras.layers.Conv2D(filters, 3, **inits(), name=f"conv_{i}")(x)
-            x = activation_layer(act, f"act_conv_{i}")(x)
-            if pool:
-                x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
-        hidden: tuple[int, ...] = (CNN_DENSE,)
-    else:
-        hidden = arch.hidden
-    if len(input_shape) > 1 or arch.family == "cnn":
+    images, dense = split_stack(arch.layers)
+    convs = pools = 0
+    for spec in images:  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
+        if isinstance(spec, Conv):
+            x = keras.layers.Conv2D(spec.filters, spec.kernel, **inits(), name=f"conv_{convs}")(x)
+            x = activation_layer(act, f"act_conv_{convs}")(x)
+            convs += 1
+        else:
+            x = keras.layers.MaxPooling2D(spec.size, name=f"pool_{pools}")(x)
+            pools += 1
+    if len(input_shape) > 1 or images:
         x = keras.layers.Flatten(name="flatten")(x)
-    for i, units in enumerate(hidden):
-        x = keras.layers.Dense(units, **inits(), name=f"dense_{i}")(x)
+    for i, spec in enumerate(dense):
+        x = keras.layers.Dense(spec.units, **inits(), name=f"dense_{i}")(x)
         x = activation_layer(act, f"act_{i}")(x)
     logits = keras.layers.Dense(n_classes, **inits(), name="output")(x)
     return keras.Model(inputs, logits, name=arch.kind)

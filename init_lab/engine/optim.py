@@ -9,16 +9,16 @@ The learning rate is per trial: one rate per variable, a (n, 1, …) tensor for 
 the trials of a packed group, a scalar for a variable one trial owns (``GroupNet.per_variable``). An
 elementwise product with a broadcast rate rounds exactly like one with a scalar, so a trial steps the
 same whatever rates its neighbours have.
+
+Which slots each optimizer keeps, its constants and its formula are the registry's (``catalog.optimizers``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from init_lab.catalog.optimizers import ADAM_BETAS, EPSILON, RMS_RHO, slot_names
 from init_lab.engine.backend import tf
-
-SLOTS = {"adam": ("m", "v"), "sgd": ("momentum",), "rmsprop": ("velocity",)}
-ADAM_BETAS, EPSILON, RMS_RHO = (0.9, 0.999), 1e-7, 0.9
 
 
 class GroupOptimizer:
@@ -26,14 +26,10 @@ class GroupOptimizer:
 
     def __init__(self, kind: str, rates: list[Any], momentum: float, variables: list[Any]):
         self.kind, self.rates, self.momentum = kind, rates, momentum
-        names = SLOTS[kind] if not (kind == "sgd" and momentum == 0) else ()
-        self.slots = {n: [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables] for n in names}
+        self.slots = {n: [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+                      for n in slot_names(kind, momentum)}
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.variables = variables
-
-    def state(self) -> list[Any]:
-        """Slot variables in a fixed order (kind by kind, then model order)."""
-        return [s for name in sorted(self.slots) for s in self.slots[name]]
 
     def apply(self, grads: list[Any]) -> None:
         self.step.assign_add(1)

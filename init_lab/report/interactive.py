@@ -21,17 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names
-from init_lab.report.verdicts import (
-    MARKS,
-    Shading,
-    Verdicts,
-    cell_text,
-    colour_label,
-    is_true,
-    shading,
-    tick_labels,
-)
+from init_lab.report.colours import Shading, colour_label, shading, tick_labels
+from init_lab.report.run import Run
+from init_lab.report.tables import comparison, facets, fmt, fmt_diff, metric_names
+from init_lab.report.verdicts import MARKS, Verdicts, cell_text, is_true
 
 Figures = dict[str, dict[str, Any]]  # chart id -> {"data": [...], "layout": {...}}: one page's charts
 DATA_ID = "initlab-charts"
@@ -143,13 +136,12 @@ def _cell_hover(init: str, act: str, row: pd.Series | None, v: Verdicts) -> str:
 APART = [[0.0, "#d0d0d0"], [1.0, "#d0d0d0"]]  # cells at chance or without a value: one grey, off the scale
 
 
-def _heatmap_traces(run: RunData, part: pd.DataFrame, v: Verdicts, shade: Shading, first: bool) -> list:
+def _heatmap_traces(run: Run, part: pd.DataFrame, v: Verdicts, shade: Shading, first: bool) -> list:
     """A facet's cells on the shared colour scale, and its cells drawn apart (grey) as a second trace."""
     import plotly.graph_objects as go
 
-    cells = part.assign(position=shade.position.loc[part.index])
-    position = matrix(cells, run, "position")
-    rows = cells.set_index(["initializer", "activation"])
+    position = shade.matrix(run, part)
+    rows = part.set_index(["initializer", "activation"])
 
     def row_of(i: str, a: str) -> pd.Series | None:
         return rows.loc[(i, a)] if (i, a) in rows.index else None
@@ -174,10 +166,10 @@ def _heatmap_traces(run: RunData, part: pd.DataFrame, v: Verdicts, shade: Shadin
     return [scale, grey]
 
 
-def heatmap_figure(run: RunData, verdicts: Verdicts) -> dict[str, Any] | None:
+def heatmap_figure(run: Run, verdicts: Verdicts) -> dict[str, Any] | None:
     """The metric's mean over seeds per initializer (rows) × activation (columns), a panel per combination
     of the other swept axes, all on one colour scale: the gap to the cell's group's best on a log scale
-    (``verdicts.shading``), cells at chance or without a value grey and apart; each cell shows the mean, ★ for its
+    (``colours.shading``), cells at chance or without a value grey and apart; each cell shows the mean, ★ for its
     group's best and ≈ for cells tied with it (± std over seeds where there are several, its diverged/failed
     count), its hover the CI, n, what does not count and its standing against the best. None without a value."""
     from plotly.subplots import make_subplots
@@ -227,7 +219,7 @@ def _line(x, y, *, meta: str, colour: str, dashed: bool, markers: bool, x_name: 
     )
 
 
-def _curves(run: RunData, ids: set[str], metric: str) -> list[tuple[pd.Series, bool, str]]:
+def _curves(run: Run, ids: set[str], metric: str) -> list[tuple[pd.Series, bool, str]]:
     """[(mean curve over the trials ``ids``, dashed?, what)] for the training and the validation ``metric``:
     training from steps.csv against progress where recorded, else the per-epoch training mean."""
     from init_lab.report.plots import _mean_curve  # the PNGs' own averaging: both figures agree
@@ -240,7 +232,7 @@ def _curves(run: RunData, ids: set[str], metric: str) -> list[tuple[pd.Series, b
     return [(train, False, "training"), (_mean_curve(per_epoch, "epoch", f"val_{metric}"), True, "validation")]
 
 
-def _add_curves(fig, run: RunData, ids: set[str], at: tuple[int, int], meta: str, colour: str, **extra) -> None:
+def _add_curves(fig, run: Run, ids: set[str], at: tuple[int, int], meta: str, colour: str, **extra) -> None:
     """Loss (in row ``at[0]``) and accuracy (the row below) of the trials ``ids``: training and validation.
     ``extra`` (legend entry, group, visibility) goes to the first trace; the others follow it in the legend."""
     per_epoch_only = run.steps.empty
@@ -262,14 +254,14 @@ def _panel_titles(names: list[str], ncols: int, rows_per_panel: int) -> list[str
     return titles
 
 
-def curves_figure(run: RunData) -> dict[str, Any] | None:
+def curves_figure(run: Run) -> dict[str, Any] | None:
     """Loss (log scale) and accuracy over training from epoch 0 (the initial weights): a pair of panels per
     activation, a colour per initializer (mean over seeds and pooled swept values; training thin and solid
     from steps.csv where recorded, validation dashed with markers per epoch). Each trial has its own traces
     too, hidden until its entry in the right-hand legend is clicked. None when no epoch was recorded."""
     from plotly.subplots import make_subplots
 
-    trials = run.trials[run.trials["trial_id"].isin(set(run.epochs["trial_id"]))]
+    trials = run.summary[run.summary["trial_id"].isin(set(run.epochs["trial_id"]))]
     if trials.empty:
         return None
     acts = _ordered(run.act_order, trials["activation"])
@@ -310,7 +302,7 @@ def _curves_plot_px(nrows: int) -> int:
     return nrows * 2 * PANEL_PX + (nrows - 1) * GAP_PX
 
 
-def _style_curves(fig, run: RunData, nrows: int, n_inits: int) -> None:
+def _style_curves(fig, run: Run, nrows: int, n_inits: int) -> None:
     height = _curves_plot_px(nrows) + 110 + 75 + 22 * math.ceil(n_inits / 6)
     for r in range(nrows):
         fig.update_yaxes(type="log", row=CURVE_ROWS * r + 1)
@@ -336,7 +328,7 @@ def _style_curves(fig, run: RunData, nrows: int, n_inits: int) -> None:
 # --- per-layer signals -------------------------------------------------------------------------------------
 
 
-def layers_figure(run: RunData) -> dict[str, Any] | None:
+def layers_figure(run: Run) -> dict[str, Any] | None:
     """Each hidden layer's activation std on the probe batch (log scale) as small multiples: a panel per
     activation, a colour per initializer (mean over seeds), dashed at initialization (epoch 0) and solid
     after the combination's last recorded epoch. None without layers.csv.
@@ -347,8 +339,7 @@ def layers_figure(run: RunData) -> dict[str, Any] | None:
 
     if run.layers.empty:
         return None
-    data = run.layers.merge(run.trials[["trial_id", "initializer", "activation"]], on="trial_id")
-    data = data.replace([np.inf, -np.inf], np.nan)
+    data = run.layers.replace([np.inf, -np.inf], np.nan)  # its rows carry each trial's axes
     acts = _ordered(run.act_order, data["activation"])
     inits = _ordered(run.init_order, data["initializer"])
     colours = _colours(inits)
@@ -397,24 +388,24 @@ def _layer_lines(part: pd.DataFrame, combination: str, colour: str, **extra) -> 
 # --- comparison of two runs ----------------------------------------------------------------------------------
 
 
-def shared_trials(a: RunData, b: RunData, metric: str) -> pd.DataFrame:
+def shared_trials(a: Run, b: Run, metric: str) -> pd.DataFrame:
     """``tables.comparison``'s rows that both runs hold, with each run's trial id (trial_a, trial_b)."""
     table = comparison(a, b, metric)
     keys = [c for c in table.columns if c not in ("status_a", "a", "status_b", "b", "delta", "in")]
     both = table[table["in"] == "both"]
     for run, column in ((a, "trial_a"), (b, "trial_b")):
-        ids = run.trials[[*keys, "trial_id"]].rename(columns={"trial_id": column})
+        ids = run.summary[[*keys, "trial_id"]].rename(columns={"trial_id": column})
         both = both.merge(ids, on=keys, how="left")
     return both.reset_index(drop=True)
 
 
-def _comparison_hover(row: pd.Series, a: RunData, b: RunData) -> str:
+def _comparison_hover(row: pd.Series, a: Run, b: Run) -> str:
     return (f"A: {label(row['trial_a'])} ({label(row['status_a'])}): {row['a']:.4g}<br>"
             f"B: {label(row['trial_b'])} ({label(row['status_b'])}): {row['b']:.4g}<br>"
             f"B − A = {row['delta']:+.4g}<br>A = {label(a.name)}<br>B = {label(b.name)}")
 
 
-def comparison_figure(a: RunData, b: RunData, metric: str) -> dict[str, Any] | None:
+def comparison_figure(a: Run, b: Run, metric: str) -> dict[str, Any] | None:
     """The metric of each trial the two runs share, run A (x) against run B (y), a colour per initializer,
     with the line y = x: points above it did better in B when higher is better. Hover: both trials, their
     values and the difference. None when no shared trial has a value in both runs."""

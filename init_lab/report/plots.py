@@ -1,6 +1,12 @@
-"""PNG figures of a run (matplotlib, Agg backend): learning curves and the final-accuracy heatmap.
+"""PNG figures (matplotlib, Agg backend), each function one figure's PNG bytes (None where it has nothing to draw).
 
-Each function returns PNG bytes; ``store`` writes them. Curves average over seeds.
+Of a run's report (``render.write_report`` has the run store write them): the heatmap of the metric
+(``heatmap``), learning curves (``learning_curves``), per-layer signals at initialization and over training
+(``diagnostics_plot``), Glorot & Bengio's activation and gradient histograms (``histograms_plot``) and activations
+during training (``training_signals_plot``), the trainability phase diagram (``phase_plot``). Of ``initlab probe``:
+signal propagation at initialization (``probe_plot``) and the Jacobian's singular values (``jacobian_plot``); of
+``initlab theory``: the mean-field prediction over depth (``theory_plot``). A run's figures average over seeds,
+except the histograms and the signals during training, which show each combination's first seed.
 """
 
 from __future__ import annotations
@@ -18,15 +24,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from init_lab.report.tables import RunData, facets, matrix  # noqa: E402
-from init_lab.report.verdicts import (  # noqa: E402
-    MARKS,
-    Verdicts,
-    cell_text,
-    colour_label,
-    shading,
-    tick_labels,
-)
+from init_lab.report.colours import colour_label, shading, tick_labels  # noqa: E402
+from init_lab.report.run import Run  # noqa: E402
+from init_lab.report.tables import facets, matrix  # noqa: E402
+from init_lab.report.verdicts import MARKS, Verdicts, cell_text  # noqa: E402
 
 DPI = 110
 
@@ -48,15 +49,14 @@ def _mean_curve(frame: pd.DataFrame, x: str, y: str) -> pd.Series:
     return wide.interpolate(method="index", limit_area="inside").mean(axis=1)
 
 
-def learning_curves(run: RunData) -> bytes | None:
+def learning_curves(run: Run) -> bytes | None:
     """Loss (log scale) and accuracy over training: one column of panels per activation, a colour per
     initializer, epoch 0 = the initial weights. Training: a thin solid line through steps.csv (the mean
     over every k batches, at its position in epochs), or solid with markers per epoch for runs without
     it; validation: dashed with markers per epoch. None when no epoch was recorded."""
     if run.epochs.empty:
         return None
-    info = run.trials[["trial_id", "initializer", "activation", *run.swept]]
-    data = run.epochs.merge(info, on="trial_id").replace([np.inf, -np.inf], np.nan)
+    data = run.epochs.replace([np.inf, -np.inf], np.nan)  # its rows carry each trial's axes
     steps = run.steps.replace([np.inf, -np.inf], np.nan)
     acts = [a for a in run.act_order if a in set(data["activation"])]
     inits = [i for i in run.init_order if i in set(data["initializer"])]
@@ -101,9 +101,9 @@ def learning_curves(run: RunData) -> bytes | None:
     return _png(fig)
 
 
-def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
+def heatmap(run: Run, verdicts: Verdicts) -> bytes | None:
     """The metric's mean over seeds, initializer × activation, one panel per swept-axis value, coloured by the gap
-    to each cell's group's best on a log scale (``verdicts.shading``: cells a hair apart differ in colour even
+    to each cell's group's best on a log scale (``colours.shading``: cells a hair apart differ in colour even
     beside a cell at chance); cells at chance or without a value in grey, apart; ★ the group's best, ≈ tied."""
     table = verdicts.cells
     parts = facets(run, table)
@@ -123,8 +123,7 @@ def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
     image = None
     for idx, (title, part) in enumerate(parts):
         ax = axes[idx // ncols][idx % ncols]
-        cells = part.assign(position=shade.position.loc[part.index], text=part.apply(cell_text, axis=1))
-        position, text = matrix(cells, run, "position"), matrix(cells, run, "text")
+        position, text = shade.matrix(run, part), matrix(part.assign(text=part.apply(cell_text, axis=1)), run, "text")
         image = ax.imshow(position.to_numpy(dtype=float), cmap=cmap, vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(position.columns)), position.columns, rotation=30, ha="right")
         ax.set_yticks(range(len(position.index)), position.index)
@@ -193,14 +192,14 @@ def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
     return _png(fig)
 
 
-def diagnostics_plot(run: RunData) -> bytes | None:
+def diagnostics_plot(run: Run) -> bytes | None:
     """Per-layer activation std at initialization and after the last epoch, the last hidden layer's std
     over epochs, and the worst dead (relu; solid) or stuck-negative (leaky_relu/elu/selu/prelu; dashed)
     and saturated fractions over epochs; a line per initializer + activation (mean over seeds). Runs
     recorded before ``negative_frac`` existed simply have no dashed lines."""
     if run.layers.empty:
         return None
-    data = run.layers.merge(run.trials[["trial_id", "initializer", "activation"]], on="trial_id")
+    data = run.layers.copy()  # its rows carry each trial's axes
     data["combination"] = data["initializer"] + " + " + data["activation"]
     combos = list(dict.fromkeys(data.sort_values(["initializer", "activation"], key=lambda s: s.map(
         {v: i for i, v in enumerate(run.init_order + run.act_order)}))["combination"]))
@@ -326,11 +325,11 @@ def theory_plot(layers: pd.DataFrame, title: str) -> bytes | None:
 MAX_COMBINATIONS = 12  # rows / panels of the per-combination figures, so the PNG stays a readable size
 
 
-def _first_seed_trials(run: RunData, load: Callable[[str], Any]) -> tuple[list[tuple[str, Any]], list[str]]:
+def _first_seed_trials(run: Run, load: Callable[[str], Any]) -> tuple[list[tuple[str, Any]], list[str]]:
     """Per initializer + activation (grid order), its first trial (lowest seed, then grid order) for which
     ``load(trial_id)`` gives data: [(trial_id, data)] for the first MAX_COMBINATIONS combinations, and the
     names of the combinations left out after them (not loaded, so some may have no data)."""
-    trials = run.trials.sort_values(["seed", "index"], kind="stable")
+    trials = run.summary.sort_values(["seed", "index"], kind="stable")
     chosen, left_out = [], []
     for init in run.init_order:
         for act in run.act_order:
@@ -458,13 +457,13 @@ EPOCH_ARRAYS = {"layers", "act_edges", "grad_edges", "epoch", "epoch_act", "epoc
                 "epoch_grad_nonfinite"}
 
 
-def _epoch_histograms(run: RunData, trial_id: str) -> dict | None:
+def _epoch_histograms(run: Run, trial_id: str) -> dict | None:
     """The trial's histograms when they hold at least one epoch snapshot (initialization)."""
-    h = run.histograms(trial_id)
+    h = run.histogram_arrays(trial_id)
     return h if h is not None and EPOCH_ARRAYS <= h.keys() and len(h["epoch"]) else None
 
 
-def histograms_plot(run: RunData) -> bytes | None:
+def histograms_plot(run: Run) -> bytes | None:
     """Glorot & Bengio (2010) Figs. 3–7: per initializer + activation (a row; its first seed), histograms of
     every hidden layer's activations and of the back-propagated per-example gradients |∂ℓ/∂z| on the probe
     batch, at initialization and after the last recorded epoch; a line per layer, y = fraction of values.
@@ -499,7 +498,7 @@ def histograms_plot(run: RunData) -> bytes | None:
     return _png(fig, tight=False)
 
 
-def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
+def _signal_series(run: Run, trial_id: str) -> pd.DataFrame:
     """A trial's per-layer activation statistics over training: step_layers.csv (with percentiles), continued
     after its last step by layers.csv's epoch ends (mean and std only)."""
     steps = run.step_layers[run.step_layers["trial_id"] == trial_id]
@@ -509,7 +508,7 @@ def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
     return steps.replace([np.inf, -np.inf], np.nan)  # a diverging trial: gaps, not an axis out to infinity
 
 
-def training_signals_plot(run: RunData) -> bytes | None:
+def training_signals_plot(run: Run) -> bytes | None:
     """Glorot & Bengio (2010) Fig. 2: per initializer + activation (a panel; its first seed), every hidden
     layer's activation on the probe batch over training: the mean as a line, mean ± std shaded, the 2nd and
     98th percentiles dotted (where step_layers.csv has them: the first epoch(s)). None without step_layers.csv."""
@@ -540,7 +539,7 @@ def training_signals_plot(run: RunData) -> bytes | None:
         steps_end = run.step_layers.loc[run.step_layers["trial_id"] == tid, "progress"].max()
         if series["progress"].max() > steps_end:
             ax.axvline(steps_end, color="grey", lw=0.8, ls="--")  # right of it: epoch ends only
-        status = run.trials.loc[run.trials["trial_id"] == tid, "status"].iloc[0]
+        status = run.summary.loc[run.summary["trial_id"] == tid, "status"].iloc[0]
         ax.set_title(tid if status == "completed" else f"{tid} ({status})", fontsize=9)
         ax.set_xlabel("epoch (steps as fractions)", fontsize=8)
         ax.set_ylabel("activation value", fontsize=8)

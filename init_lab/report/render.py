@@ -24,8 +24,10 @@ import pandas as pd
 from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
 from init_lab.catalog.defaults import ALPHA, POWER, PROBE_SIZE
 from init_lab.report import interactive
+from init_lab.report.colours import Shading, shading
 from init_lab.report.phase import phase_diagram
-from init_lab.report.tables import RunData, comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
+from init_lab.report.run import Run
+from init_lab.report.tables import comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
 from init_lab.report.verdicts import (
     CELL_COLUMNS,
     MAX_SEEDS_SEARCHED,
@@ -38,7 +40,6 @@ from init_lab.report.verdicts import (
     mark,
     marked_leaderboard,
     seeds_needed,
-    shading,
 )
 from init_lab.run.lock import RunLock
 from init_lab.run.store import RunStore
@@ -209,7 +210,7 @@ def verdict_lines(v: Verdicts | PairedRuns) -> list[str]:
     return [verdict_line(c, m) for c in v.comparisons]
 
 
-def pivot_matrices(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def pivot_matrices(run: Run, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Facets of the pivot as initializer × activation matrices of display strings."""
     out = []
     for title, part in facets(run, table):
@@ -241,9 +242,9 @@ def data_shape(ds: dict[str, Any]) -> str:
     return "×".join(map(str, shape)) + " images" + (f", {classes} classes" if classes else "")
 
 
-def status_line(run: RunData) -> str:
-    total = len(run.trials)
-    counts = run.trials["status"].value_counts().to_dict()
+def status_line(run: Run) -> str:
+    total = len(run.summary)
+    counts = run.summary["status"].value_counts().to_dict()
     parts = ", ".join(f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "running", "pending") if counts.get(s))
     line = f"{run.n_finished} of {total} trials finished ({parts})."
     if run.missing:
@@ -252,13 +253,13 @@ def status_line(run: RunData) -> str:
     return line
 
 
-def markdown(run: RunData, metric: str, images: dict[str, str], verdicts: Verdicts | None = None) -> str:
+def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts | None = None) -> str:
     verdicts = verdicts or analyse(run, metric)
     label = metric_names(run.thresholds)[metric][0]
     board = marked_leaderboard(run, verdicts)
     table = verdicts.cells
-    env = run.manifest.get("environment", {})
-    ds = run.manifest.get("dataset", {})
+    env = run.manifest.environment
+    ds = run.manifest.dataset or {}
     out = [
         f"# initlab report: {md_escape(run.name)}",
         "",
@@ -332,9 +333,9 @@ def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = ()
 APART_COLOUR = "#dddddd"  # a cell without a value, or at chance: outside the colour scale
 
 
-def _heat_colours(run: RunData, part: pd.DataFrame, position: pd.Series) -> dict:
-    """A facet's cell backgrounds from their place on the shared colour scale (``verdicts.shading``)."""
-    m = matrix(part.assign(position=position.loc[part.index]), run, "position")
+def _heat_colours(run: Run, part: pd.DataFrame, shade: Shading) -> dict:
+    """A facet's cell backgrounds from their place on the shared colour scale (``colours.shading``)."""
+    m = shade.matrix(run, part)
     out = {}
     for i in m.index:
         for a in m.columns:
@@ -368,9 +369,9 @@ def _scrolling(table: str) -> str:
     return f'<div style="overflow-x:auto">{table}</div>'  # a wide table scrolls, the page does not
 
 
-def _html_meta(run: RunData) -> str:
-    env = run.manifest.get("environment", {})
-    ds = run.manifest.get("dataset", {})
+def _html_meta(run: Run) -> str:
+    env = run.manifest.environment
+    ds = run.manifest.dataset or {}
     return (
         f"<p class=\"meta\">{html.escape(status_line(run))}<br>Dataset: {html.escape(str(ds.get('source', '?')))} "
         f"({html.escape(data_shape(ds)) + '; ' if data_shape(ds) else ''}{html.escape(str(ds.get('train', '?')))} train / "
@@ -404,7 +405,7 @@ def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> l
     return parts
 
 
-def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
+def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
                 verdicts: Verdicts | None = None) -> str:
     """report.html: the tables, and each figure as an interactive chart (``charts``, by element id: see
     ``report_charts``) or else as its embedded PNG. Without charts the page has no script at all."""
@@ -413,7 +414,7 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: int
     label, higher = metric_names(run.thresholds)[metric]
     board = marked_leaderboard(run, verdicts)
     table = verdicts.cells
-    position = shading(table, higher).position
+    shade = shading(table, higher)
     parts = [
         _html_head(f"initlab report: {run.name}"),
         f"<h1>initlab report: {html.escape(run.name)}</h1>",
@@ -425,7 +426,7 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: int
     for title, part in facets(run, table):
         if title:
             parts.append(f"<h3>{html.escape(title)}</h3>")
-        parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, position)))
+        parts.append(html_table(texts[title], index=True, colours=_heat_colours(run, part, shade)))
     parts.append(f'<p class="meta">{html.escape(CELLS_TEXT)}</p>')
     if CHART_IDS["heatmap"] in charts:
         parts.append(interactive.chart_div(CHART_IDS["heatmap"]))
@@ -442,7 +443,7 @@ def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: int
     return "\n".join(p for p in parts if p)
 
 
-def report_charts(run: RunData, verdicts: Verdicts) -> interactive.Figures:
+def report_charts(run: Run, verdicts: Verdicts) -> interactive.Figures:
     """report.html's interactive charts, by element id; a chart without data is left out."""
     made = {
         CHART_IDS["heatmap"]: interactive.heatmap_figure(run, verdicts),
@@ -453,7 +454,7 @@ def report_charts(run: RunData, verdicts: Verdicts) -> interactive.Figures:
     return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
 
 
-def comparison_html(a: RunData, b: RunData, metric: str, verdicts: PairedRuns | None = None) -> str:
+def comparison_html(a: Run, b: Run, metric: str, verdicts: PairedRuns | None = None) -> str:
     """comparison_<B>.html: the shared trials' metric in A against B as an interactive scatter, the paired
     statistics of A − B, then the table of every trial (shared or not) with both values and the difference."""
     verdicts = verdicts or analyse_runs(a, b, metric)
@@ -482,19 +483,19 @@ def comparison_html(a: RunData, b: RunData, metric: str, verdicts: PairedRuns | 
 # --- all files -------------------------------------------------------------------------------
 
 
-def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True,
+def write_report(run: Run, metric: str = "best_val_accuracy", plots: bool = True,
                  verdicts: Verdicts | None = None) -> list[Path]:
     """Write every report file under RUN_DIR/report/; returns their paths. A writer of the run directory like a
     sweep: it holds the run's lock, and is refused at once (RunLockedError) while another process writes it.
     ``verdicts``: ``verdicts.analyse(run, metric, …)`` (by default against each group's best initializer)."""
-    with RunLock(run.root):
+    with RunLock(run.path):
         return _write_report(run, metric, plots, verdicts or analyse(run, metric))
 
 
-def _write_report(run: RunData, metric: str, plots: bool, verdicts: Verdicts) -> list[Path]:
+def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts) -> list[Path]:
     from init_lab.report import plots as plotting
 
-    store = RunStore(run.root)
+    store = RunStore(run.path)
     board = marked_leaderboard(run, verdicts)
     table = verdicts.cells
     written = [
@@ -524,13 +525,13 @@ def _write_report(run: RunData, metric: str, plots: bool, verdicts: Verdicts) ->
     return written
 
 
-def write_comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> list[Path]:
+def write_comparison(a: Run, b: Run, metric: str = "best_val_accuracy") -> list[Path]:
     """Write RUN_A/report/comparison_<RUN_B name>.html and comparisons_<RUN_B name>.csv (the paired statistics of
     A − B; the store makes the names file-safe); returns their paths, the page first. Holds RUN_A's lock while it
     writes, as ``write_report`` does."""
     verdicts = analyse_runs(a, b, metric)
-    with RunLock(a.root):
-        store = RunStore(a.root)
+    with RunLock(a.path):
+        store = RunStore(a.path)
         return [store.write_report_file(f"comparison_{b.name}.html", comparison_html(a, b, metric, verdicts)),
                 store.write_report_file(f"comparisons_{b.name}.csv", verdicts.comparisons_table.to_csv(index=False))]
 

@@ -1,40 +1,24 @@
-"""Reading a run directory into tables: leaderboard, initializer × activation pivot, comparison; the value each
-trial enters every statistic with (``entered``), and the one number formatter (``fmt``).
+"""A run's tables: leaderboard, initializer × activation pivot, comparison; the value each trial enters every
+statistic with (``entered``), the one ranking (``rank``) and the one number formatter (``fmt``).
 
-Works on finished, running and interrupted runs alike: the trials a run should
-have come from its config.yaml (expanded again, which needs no TensorFlow);
-those without a finished record are shown as pending/running, never dropped.
-This module and those it imports never import TensorFlow.
+They take a :class:`init_lab.report.run.Run` (a run directory as read, finished or not: pending and
+running trials are rows too, never dropped). This module and those it imports never import TensorFlow.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from init_lab.analysis import histograms
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, STEP_COLUMNS, STEP_LAYER_COLUMNS
 from init_lab.catalog.datasets import N_CLASSES
-from init_lab.catalog.errors import ConfigError, RunDirError, unknown_name_message
+from init_lab.catalog.errors import ConfigError, unknown_name_message
 from init_lab.catalog.status import ENDED
-from init_lab.config.grid import expand
-from init_lab.config.schema import config_from_text
-from init_lab.run.integrity import Damage, checkpoint_problems, read_manifest, read_record, trial_problems
-from init_lab.run.records import pending_record, summary_row
-from init_lab.run.store import (
-    EPOCHS_FILE,
-    HISTOGRAMS_FILE,
-    LAYERS_FILE,
-    STEP_LAYERS_FILE,
-    STEPS_FILE,
-    RunStore,
-    resolve_run_dir,
-)
+
+if TYPE_CHECKING:
+    from init_lab.report.run import Run
 
 # metric -> (label, higher is better)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -46,52 +30,8 @@ METRICS: dict[str, tuple[str, bool]] = {
     "initial_loss": ("training loss at initialization (epoch 0)", False),
     "wall_seconds": ("wall time (s)", False),
 }
-AXES = ["depth", "width", "optimizer", "learning_rate", "batch_size", "bias_std"]
 # metrics in which a diverged trial without a value of its own enters the statistics at chance (see ``entered``)
 ACCURACY_METRICS = frozenset({"best_val_accuracy", "final_val_accuracy", "test_accuracy"})
-# a trial's CSV tables, and the columns of an empty one (a run without them: old, diagnostics off, pending)
-TABLES = {
-    EPOCHS_FILE: ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"],
-    LAYERS_FILE: LAYER_COLUMNS,
-    STEPS_FILE: STEP_COLUMNS,
-    STEP_LAYERS_FILE: STEP_LAYER_COLUMNS,
-}
-
-
-@dataclass
-class RunData:
-    """One run directory as tables."""
-
-    root: Path
-    name: str
-    trials: pd.DataFrame  # one row per planned trial (summary.csv columns), in grid order
-    epochs: pd.DataFrame  # long format: trial_id, epoch, loss, accuracy, val_loss, val_accuracy, ... (0 = init)
-    layers: pd.DataFrame  # long format: trial_id + layers.csv columns (empty without diagnostics)
-    steps: pd.DataFrame  # long format: trial_id + steps.csv columns (empty in older runs)
-    step_layers: pd.DataFrame  # long format: trial_id + step_layers.csv columns (empty without diagnostics)
-    swept: list[str]  # grid axes other than initializer/activation/seed that take several values
-    init_order: list[str]
-    act_order: list[str]
-    thresholds: list[float]
-    manifest: dict[str, Any]
-    damage: Damage = field(default_factory=Damage)  # damaged files, named (run.integrity); the rest is read
-    config: Any = None  # the run's SweepConfig, as read from its config.yaml (the phase diagram reads its grid)
-
-    @property
-    def n_finished(self) -> int:
-        return int(self.trials["status"].isin(ENDED).sum())
-
-    @property
-    def missing(self) -> list[str]:
-        return self.trials.loc[~self.trials["status"].isin(ENDED), "trial_id"].tolist()
-
-    @property
-    def n_seeds(self) -> int:
-        return int(self.trials["seed"].nunique())
-
-    def histograms(self, trial_id: str) -> dict[str, np.ndarray] | None:
-        """The trial's histograms.npz (see ``init_lab.analysis.histograms``), or None without one."""
-        return histograms.read(RunStore(self.root).trial_file(trial_id, HISTOGRAMS_FILE))
 
 
 def metric_names(thresholds: list[float]) -> dict[str, tuple[str, bool]]:
@@ -107,72 +47,6 @@ def check_metric(metric: str, thresholds: list[float]) -> tuple[str, bool]:
     if metric not in names:
         raise ConfigError("--metric: " + unknown_name_message("metric", metric, names))
     return names[metric]
-
-
-def load_run(path: str | Path, runs: str | Path = "runs") -> RunData:
-    """Read a run directory (finished or not); RunDirError if it is not one."""
-    root = resolve_run_dir(path, runs)
-    store = RunStore(root)
-    try:
-        config = config_from_text(store.read_config_text(), str(store.config_path))
-    except ConfigError as exc:
-        raise RunDirError(f"{root}: its config.yaml cannot be read ({exc}).") from None
-    specs = expand(config)
-    manifest, manifest_problem = read_manifest(store)
-    damage = Damage(run=[manifest_problem] if manifest_problem else [])
-    rows: list[dict[str, Any]] = []
-    frames: dict[str, list[pd.DataFrame]] = {name: [] for name in TABLES}
-    for spec in specs:
-        record, problem = read_record(store, spec.id)
-        problems = trial_problems(store, spec.id, record, problem, expect_record=manifest.get("status") == "completed",
-                                  settled=manifest.get("status") != "running")
-        if problems:
-            damage.trials[spec.id] = problems
-        rows.append(summary_row({**pending_record(spec), **(record or {})}))  # an unreadable record: pending
-        unreadable = {p.split()[0] for p in problems if "unreadable" in p}  # such tables are left out, not guessed at
-        for name in TABLES:
-            if name in unreadable:
-                continue
-            frame = _read_table(store.trial_file(spec.id, name))
-            if frame is not None:
-                frame.insert(0, "trial_id", spec.id)
-                frames[name].append(frame)
-    tables = {
-        name: pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["trial_id", *TABLES[name]])
-        for name, parts in frames.items()
-    }
-    trials = pd.DataFrame(rows)
-    for col in trials.columns:
-        if col not in ("trial_id", "status", "initializer", "activation", "model", "optimizer", "error"):
-            trials[col] = pd.to_numeric(trials[col], errors="coerce")
-    swept = [a for a in AXES if getattr(config.grid, a) and len(getattr(config.grid, a)) > 1]
-    return RunData(
-        root=root,
-        name=root.name,
-        trials=trials,
-        epochs=tables[EPOCHS_FILE],
-        layers=tables[LAYERS_FILE],
-        steps=tables[STEPS_FILE],
-        step_layers=tables[STEP_LAYERS_FILE],
-        swept=swept,
-        init_order=list(dict.fromkeys(s.init_label for s in specs)),
-        act_order=list(dict.fromkeys(s.act_label for s in specs)),
-        thresholds=list(config.training.thresholds),
-        manifest=manifest,
-        config=config,
-        damage=Damage(damage.trials, damage.run + checkpoint_problems(store)),
-    )
-
-
-def _read_table(path: Path) -> pd.DataFrame | None:
-    """A trial's CSV table, or None when missing, empty or unreadable (the record still reports the trial)."""
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, UnicodeDecodeError):
-        return None
-    return frame if len(frame) else None
 
 
 def fmt(value: Any, digits: int = 4, signed: bool = False) -> str:
@@ -208,14 +82,14 @@ def rank(trials: pd.DataFrame, metric: str, higher: bool) -> pd.DataFrame:
     return df
 
 
-def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def leaderboard(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Trials ranked by ``metric`` (``rank``); unfinished and metric-less trials last, never dropped.
 
     Times: ``group_seconds`` is the wall time of the group the trial trained in (its own when alone) and
     ``packed_with`` that group's size; ``wall_seconds`` is the group time's even share, kept for ranking.
     """
     _, higher = check_metric(metric, run.thresholds)
-    df = rank(run.trials, metric, higher)
+    df = rank(run.summary, metric, higher)
     for col in ("wall_seconds", "group_seconds"):
         if col in df:
             df[col] = df[col].round(1)  # timings: tenths of a second, not false precision
@@ -235,35 +109,35 @@ ENTRY_RULE = (
 )
 
 
-def chance_accuracy(run: RunData) -> float:
+def chance_accuracy(run: Run) -> float:
     """What a network that learned nothing scores: 1 / the number of classes."""
-    return 1.0 / int(run.manifest.get("dataset", {}).get("classes") or N_CLASSES)
+    return 1.0 / int(run.manifest.classes or N_CLASSES)
 
 
-def _recorded(run: RunData, metric: str) -> pd.Series:
+def _recorded(run: Run, metric: str) -> pd.Series:
     """Each trial's recorded ``metric`` where it is a finite number, else NaN."""
-    if metric not in run.trials:
-        return pd.Series(math.nan, index=run.trials.index)
-    value = pd.to_numeric(run.trials[metric], errors="coerce").astype(float)
+    if metric not in run.summary:
+        return pd.Series(math.nan, index=run.summary.index)
+    value = pd.to_numeric(run.summary[metric], errors="coerce").astype(float)
     return value.where(np.isfinite(value))
 
 
-def _chance_entries(run: RunData, metric: str) -> pd.Series:
+def _chance_entries(run: Run, metric: str) -> pd.Series:
     """Per trial: True where a diverged trial enters ``metric`` at chance (an accuracy it has no value of)."""
     if metric not in ACCURACY_METRICS:
-        return pd.Series(False, index=run.trials.index)
-    return (run.trials["status"] == "diverged") & _recorded(run, metric).isna()
+        return pd.Series(False, index=run.summary.index)
+    return (run.summary["status"] == "diverged") & _recorded(run, metric).isna()
 
 
-def entered(run: RunData, metric: str) -> pd.Series:
+def entered(run: Run, metric: str) -> pd.Series:
     """The value each trial enters every statistic of ``metric`` with (pivot, cells, heatmap, comparisons), aligned
-    with ``run.trials``; NaN where the trial does not count (``ENTRY_RULE``): completed trials at their recorded
+    with ``run.summary``; NaN where the trial does not count (``ENTRY_RULE``): completed trials at their recorded
     value, diverged ones at theirs or, for an accuracy without one, at chance; failed and unfinished trials never."""
     value = _recorded(run, metric).mask(_chance_entries(run, metric), chance_accuracy(run))
-    return value.where(run.trials["status"].isin(("completed", "diverged")))
+    return value.where(run.summary["status"].isin(("completed", "diverged")))
 
 
-def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def pivot(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Initializer × activation (× swept axes) aggregate of ``metric`` over seeds, of the values ``entered`` gives.
 
     Columns: the keys, then mean, std (ddof=1; empty for a single seed), n (trials that count), n_trials, and
@@ -272,7 +146,7 @@ def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """
     check_metric(metric, run.thresholds)
     keys = [*run.swept, "initializer", "activation"]
-    df = run.trials.assign(_value=entered(run, metric), _chance=_chance_entries(run, metric).astype(int))
+    df = run.summary.assign(_value=entered(run, metric), _chance=_chance_entries(run, metric).astype(int))
     groups = df.groupby(keys, sort=False, dropna=False)
     out = groups["_value"].agg(mean="mean", std="std", n="count").reset_index()
     counts = groups["status"].agg(
@@ -291,7 +165,7 @@ def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     return out
 
 
-def facets(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def facets(run: Run, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Split a pivot into one initializer × activation table per combination of swept axes."""
     if not run.swept:
         return [("", table)]
@@ -318,24 +192,24 @@ def fmt_diff(value: Any, metric: str, signed: bool = True) -> str:
     return fmt(float(value), 4, signed=signed)
 
 
-def matrix(part: pd.DataFrame, run: RunData, column: str = "mean") -> pd.DataFrame:
+def matrix(part: pd.DataFrame, run: Run, column: str = "mean") -> pd.DataFrame:
     """A facet as an initializer (rows) × activation (columns) matrix of one column."""
     m = part.pivot(index="initializer", columns="activation", values=column)
     return m.reindex(index=[i for i in run.init_order if i in m.index], columns=[a for a in run.act_order if a in m.columns])
 
 
-def comparison_keys(a: RunData, b: RunData) -> list[str]:
+def comparison_keys(a: Run, b: Run) -> list[str]:
     """What makes a trial of A and a trial of B the same trial: initializer, activation, seed and the swept axes
     both runs share (the trial id without its grid position, which differs between grids)."""
     return ["initializer", "activation", "seed", *[x for x in a.swept if x in b.swept]]
 
 
-def comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def comparison(a: Run, b: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Trials the two runs share (same initializer, activation, seed and shared swept values), side by side."""
     check_metric(metric, a.thresholds)
     keys = comparison_keys(a, b)
-    left = a.trials[[*keys, "status", metric]].rename(columns={"status": "status_a", metric: "a"})
-    right = b.trials[[*keys, "status", metric]].rename(columns={"status": "status_b", metric: "b"})
+    left = a.summary[[*keys, "status", metric]].rename(columns={"status": "status_a", metric: "a"})
+    right = b.summary[[*keys, "status", metric]].rename(columns={"status": "status_b", metric: "b"})
     merged = left.merge(right, on=keys, how="outer", indicator=True)
     merged["delta"] = merged["b"] - merged["a"]
     merged["in"] = merged["_merge"].map({"both": "both", "left_only": "A only", "right_only": "B only"}).astype(str)

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from init_lab.catalog.errors import InitLabError
-from init_lab.report.tables import RunData
+from init_lab.report.run import Run
+from init_lab.runschema.axes import AXES
+from init_lab.runschema.columns import TEXT_COLUMNS
 
 SCALARS = ["loss", "accuracy", "val_loss", "val_accuracy"]
 STEP_SCALARS = ["loss", "accuracy"]
@@ -30,7 +32,7 @@ HISTOGRAMS = [
 ]
 
 
-def export(run: RunData, logdir: Path) -> int:
+def export(run: Run, logdir: Path) -> int:
     """Write one TensorBoard run per trial under ``logdir``; returns the number of trials written."""
     # TensorBoard imports TensorFlow when it can, unless the module 'tensorboard.compat.notf'
     # exists: then it uses its own stub. Exporting must stay as fast as the rest of the report.
@@ -49,12 +51,13 @@ def export(run: RunData, logdir: Path) -> int:
         return event_pb2.Event(wall_time=wall or time.time(), step=step, summary=summary)
 
     axes = ["initializer", "activation", "seed", *run.swept]
-    if "bias_std" not in axes and "bias_std" in run.trials and (run.trials["bias_std"].fillna(0) != 0).any():
-        axes.append("bias_std")  # σ_b set once for the run (model.bias_std): still what these trials started from
+    # an axis set once for the run to other than its old default (model.bias_std): still what these trials ran with
+    axes += [a.name for a in AXES if a.name not in axes and a.before is not None and a.name in run.summary
+             and (run.summary[a.name].fillna(a.before) != a.before).any()]
     domains = {}
     for axis in axes:
-        values = sorted(run.trials[axis].dropna().unique().tolist(), key=str)
-        if axis in ("initializer", "activation", "optimizer"):
+        values = sorted(run.summary[axis].dropna().unique().tolist(), key=str)
+        if axis in TEXT_COLUMNS:
             domains[axis] = hp.HParam(axis, hp.Discrete([str(v) for v in values]))
         else:
             domains[axis] = hp.HParam(axis, hp.Discrete([float(v) for v in values]))
@@ -66,7 +69,7 @@ def export(run: RunData, logdir: Path) -> int:
     root.close()
 
     written = 0
-    for trial in run.trials.itertuples(index=False):
+    for trial in run.summary.itertuples(index=False):
         if not (run.epochs["trial_id"] == trial.trial_id).any():
             continue
         writer = EventFileWriter(str(logdir / trial.trial_id))
@@ -82,7 +85,7 @@ def export(run: RunData, logdir: Path) -> int:
     return written
 
 
-def _summaries(run: RunData, trial: Any, pb: types.ModuleType) -> Iterator[tuple[int, Any]]:
+def _summaries(run: Run, trial: Any, pb: types.ModuleType) -> Iterator[tuple[int, Any]]:
     """One trial's (step, Summary) pairs: epoch scalars and the test accuracy, step scalars, histograms."""
 
     def scalars(row: Any, names: list[str], prefix: str):
@@ -97,7 +100,7 @@ def _summaries(run: RunData, trial: Any, pb: types.ModuleType) -> Iterator[tuple
                                                                            simple_value=trial.test_accuracy)])
     for row in run.steps[run.steps["trial_id"] == trial.trial_id].itertuples(index=False):
         yield int(row.step), scalars(row, STEP_SCALARS, "step")
-    h = run.histograms(trial.trial_id)
+    h = run.histogram_arrays(trial.trial_id)
     for prefix, counts, edges, steps in HISTOGRAMS:
         if h is None or not {"layers", counts, edges, steps} <= h.keys():
             continue

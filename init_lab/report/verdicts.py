@@ -36,24 +36,21 @@ from scipy import optimize, stats
 
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError, unknown_name_message
+from init_lab.report.run import Run
 from init_lab.report.tables import (
     ACCURACY_METRICS,
-    AXES,
     ENTRY_RULE,
-    RunData,
     chance_accuracy,
     check_metric,
     comparison_keys,
     entered,
-    fmt,
-    fmt_diff,
     leaderboard,
     pivot,
     rank,
     value_label,
 )
+from init_lab.runschema.axes import COMPARABLE
 
-AXIS_NAMES = ("initializer", "activation", *AXES)  # what --compare-axis may name
 COMPARISON_COLUMNS = ["metric", "axis", "a", "b", "n", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm",
                       "prob_improvement", "min_detectable"]
 CELL_COLUMNS = ["ci_low", "ci_high", "ci_method", "best", "tied_with_best", "vs_best", "p_holm_vs_best",
@@ -297,8 +294,8 @@ class Verdicts(_Stated):
 
 
 def check_axis(axis: str) -> str:
-    if axis not in AXIS_NAMES:
-        raise ConfigError("--compare-axis: " + unknown_name_message("axis", axis, AXIS_NAMES))
+    if axis not in COMPARABLE:
+        raise ConfigError("--compare-axis: " + unknown_name_message("axis", axis, COMPARABLE))
     return axis
 
 
@@ -362,7 +359,7 @@ def _check_baseline(table: pd.DataFrame, axis: str, baseline: str) -> None:
         raise ConfigError(f"--baseline: {unknown_name_message(axis, baseline, names)}")
 
 
-def analyse(run: RunData, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
+def analyse(run: Run, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
             baseline: str | None = None) -> Verdicts:
     """The verdicts of one run: every cell with its CI, and each cell against its group's best (or ``baseline``,
     a value of ``axis``), paired by seed; ties marked against the group's best. ConfigError for an unknown metric,
@@ -377,7 +374,7 @@ def analyse(run: RunData, metric: str = "best_val_accuracy", axis: str = default
     table = pivot(run, metric)
     if baseline is not None:
         _check_baseline(table, axis, baseline)
-    values = _by_seed(run.trials.assign(counted=entered(run, metric)), keys)
+    values = _by_seed(run.summary.assign(counted=entered(run, metric)), keys)
     against_best, best_of = _compare(metric, higher, table, values, keys, axis, fixed, None)
     ties = adjust(against_best)
     if baseline is None:
@@ -390,7 +387,7 @@ def analyse(run: RunData, metric: str = "best_val_accuracy", axis: str = default
                     notes=tuple(_notes(run, metric, axis, fixed, comparisons, baseline, table)))
 
 
-def _cells(run: RunData, metric: str, table: pd.DataFrame, values: dict, keys: list[str], axis: str,
+def _cells(run: Run, metric: str, table: pd.DataFrame, values: dict, keys: list[str], axis: str,
            ties: Sequence[Comparison], best_of: dict[tuple, tuple | None]) -> pd.DataFrame:
     """The pivot with each cell's CI and its standing against its group's best."""
     fixed = [k for k in keys if k != axis]
@@ -417,7 +414,7 @@ def _cells(run: RunData, metric: str, table: pd.DataFrame, values: dict, keys: l
     return pd.concat([table, extra], axis=1)
 
 
-def _notes(run: RunData, metric: str, axis: str, fixed: list[str], comparisons: Sequence[Comparison],
+def _notes(run: Run, metric: str, axis: str, fixed: list[str], comparisons: Sequence[Comparison],
            baseline: str | None, table: pd.DataFrame) -> list[str]:
     notes = [ENTRY_RULE.format(classes=round(1 / chance_accuracy(run)))]
     within = f"the same {', '.join(fixed)}" if fixed else "the run"
@@ -484,14 +481,14 @@ def cell_text(cell: pd.Series | None, newline: str = "\n") -> str:
     return newline.join(lines)
 
 
-def marked_leaderboard(run: RunData, verdicts: Verdicts) -> pd.DataFrame:
+def marked_leaderboard(run: Run, verdicts: Verdicts) -> pd.DataFrame:
     """``tables.leaderboard`` with ``vs_best``: each trial's cell against its group's best ('best', 'tied with
     best', 'behind best', '' where untested) — for the trials that count, so rank 1 against rank 2 by noise reads
     as a tie."""
     board = leaderboard(run, verdicts.metric)
     keys = [*run.swept, "initializer", "activation"]
     words = {tuple(r[k] for k in keys): r["vs_best"] for _, r in verdicts.cells.iterrows()}
-    counts = set(run.trials.loc[entered(run, verdicts.metric).notna(), "trial_id"])
+    counts = set(run.summary.loc[entered(run, verdicts.metric).notna(), "trial_id"])
     column = [words.get(tuple(r[k] for k in keys), "") if r["trial_id"] in counts else ""
               for _, r in board.iterrows()]
     board.insert(list(board.columns).index("status") + 1, "vs_best", column)
@@ -516,15 +513,15 @@ class PairedRuns(_Stated):
     notes: tuple[str, ...]  # as ``Verdicts.notes``
 
 
-def analyse_runs(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> PairedRuns:
+def analyse_runs(a: Run, b: Run, metric: str = "best_val_accuracy") -> PairedRuns:
     """A − B over the trials the two runs share, paired trial by trial: per cell of A's grid, then all together."""
     label, higher = check_metric(metric, a.thresholds)
     check_metric(metric, b.thresholds)
     keys = comparison_keys(a, b)
     cell_keys = [k for k in keys if k != "seed"]
     # a swept axis only one run has would match several trials of it to one of the other: the first is kept
-    left = a.trials.assign(_a=entered(a, metric))[[*keys, "_a"]].drop_duplicates(keys)
-    right = b.trials.assign(_b=entered(b, metric))[[*keys, "_b"]].drop_duplicates(keys)
+    left = a.summary.assign(_a=entered(a, metric))[[*keys, "_a"]].drop_duplicates(keys)
+    right = b.summary.assign(_b=entered(b, metric))[[*keys, "_b"]].drop_duplicates(keys)
     both = left.merge(right, on=keys, how="inner").dropna(subset=["_a", "_b"])
     comparisons = []
     for values, part in both.groupby(cell_keys, sort=False):
@@ -546,64 +543,3 @@ def analyse_runs(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> P
     return PairedRuns(metric=metric, label=label, higher=higher, a=a.name, b=b.name, fixed=tuple(cell_keys),
                       comparisons=adjust(comparisons), notes=tuple(notes))
 
-
-# --- heatmap colours ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shading:
-    """Where each cell sits on a heatmap's colour scale, shared by every heatmap (terminal, HTML, PNG, chart).
-
-    By gap (a group of two cells or more): 1 is the group's best, 0 the largest gap to a group's best, on a log
-    scale over ``SHADE_DECADES`` decades (so gaps of 0.1, 1 and 10 points differ in colour when the largest is
-    80); by value otherwise (the range of the means). Cells with no value or at chance are NaN: drawn apart."""
-
-    position: pd.Series  # aligned with the cells
-    ticks: tuple[tuple[float, float], ...]  # (position, the gap or value there) for a colour bar
-    by_gap: bool
-
-
-def shading(cells: pd.DataFrame, higher: bool) -> Shading:
-    apart = cells["mean"].isna() | cells["at_chance"].astype(bool)
-    if cells.loc[~apart, "diff_to_best"].notna().any():
-        gap = cells["diff_to_best"].abs().where(~apart)
-        largest = float(gap.max())
-        if largest == 0:
-            return Shading(pd.Series(1.0, index=cells.index).where(gap.notna()), ((1.0, 0.0),), True)
-        floor = largest / 10**defaults.SHADE_DECADES
-        scale = math.log1p(largest / floor)
-
-        def at(g: float) -> float:
-            return 1 - math.log1p(g / floor) / scale
-
-        ticks = [(1.0, 0.0)]
-        for k in range(math.ceil(math.log10(floor)), math.floor(math.log10(largest)) + 1):
-            if 0.12 < at(10.0**k) < 0.88:  # decades, not crowding the ends
-                ticks.append((at(10.0**k), 10.0**k))
-        ticks.append((0.0, largest))
-        return Shading(gap.map(lambda g: at(g) if pd.notna(g) else math.nan), tuple(ticks), True)
-    means = cells["mean"].where(~apart)
-    if means.notna().sum() == 0:
-        return Shading(means, (), False)
-    lo, hi = float(means.min()), float(means.max())
-    position = (means - lo) / ((hi - lo) or 1)
-    position = position if higher else 1 - position
-    ticks = ((0.0, lo), (1.0, hi)) if higher else ((1.0, lo), (0.0, hi))
-    return Shading(position, ticks, False)
-
-
-def colour_label(verdicts: Verdicts, shade: Shading) -> str:
-    """What a heatmap's colour shows, for its colour bar or caption."""
-    if not shade.by_gap:
-        return verdicts.label
-    group = f"its {', '.join(verdicts.fixed)}" if verdicts.fixed else "the run"
-    return f"gap to the best {verdicts.axis} of {group} (log scale)"
-
-
-def tick_labels(verdicts: Verdicts, shade: Shading) -> list[str]:
-    """The colour bar's labels at ``shade.ticks``: gaps as signed differences from the best (−1.00 pt, or +0.05
-    for a loss), values as they are."""
-    if not shade.by_gap:
-        return [fmt(value, 3) for _, value in shade.ticks]
-    sign = -1 if verdicts.higher else 1
-    return ["best" if gap == 0 else fmt_diff(sign * gap, verdicts.metric) for _, gap in shade.ticks]

@@ -2,9 +2,10 @@
 
 One file per group, ``checkpoints/<group id>.npz``: every member trial's arrays (weights, optimizer
 slots) and, in a JSON entry, the rest of its state (epoch, optimizer step, status, the rows it
-recorded so far) with a *fingerprint* of everything that determines its computation. Files are
-written as the run directory's other files are (temp file, fsync, rename), so a kill leaves the
-previous epoch's file or the new one.
+recorded so far) with a *fingerprint* of everything that determines its computation. The store
+computes the fingerprints itself, from the sweep's config and the kind of device the trials compute
+on. Files are written as the run directory's other files are (temp file, fsync, rename), so a kill
+leaves the previous epoch's file or the new one.
 
 Trials, not files, are what a resume looks up: the newest written state of each trial whose
 fingerprint and model class match. So a resumed sweep may regroup its trials freely — a trial's
@@ -21,14 +22,19 @@ import json
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from init_lab.analysis.histograms import HistogramLog
+from init_lab.catalog import defaults
+from init_lab.catalog.devices import DeviceKind
 from init_lab.catalog.models import NetKind
 from init_lab.catalog.status import TrialStatus
+from init_lab.config.grid import TrialSpec, expand
+from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import TrialState
 from init_lab.run.store import atomic_write_bytes
 
@@ -47,34 +53,63 @@ class _Entry:
     fingerprint: str
     net: str
     epoch: int
-    written: int
-    status: str  # time.time_ns() of the write: the newest state of a trial wins
+    written: int  # time.time_ns() of the write: the newest state of a trial wins
+    status: str  # the trial's TrialStatus value there (a diverged trial is not trained again)
 
 
 class CheckpointStore:
-    """Reads and writes the checkpoint files of one directory (the run's, or shared storage under Ray)."""
+    """Reads and writes the checkpoint files of one directory (the run's, or shared storage under Ray), for
+    the trials of one config computing on one kind of device."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, config: SweepConfig, device: DeviceKind):
         self.root = Path(root)
+        self.config, self.device = config, device
         self.problems: list[str] = []  # files that could not be read, for the caller to report
         self._index: dict[str, _Entry] | None = None
         self._known: set[Path] = set()  # files this instance has read or written: the only ones it prunes
 
+    # --- fingerprints ----------------------------------------------------------------
+
+    def fingerprint(self, spec: TrialSpec) -> str:
+        """What determines the trial's computation, epochs excluded: a saved state is valid for it only if equal.
+
+        The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
+        """
+        described = {k: v for k, v in spec.describe().items() if k != "epochs"}
+        if not described["bias_std"]:  # zero biases, as before the option existed: states saved then stay valid
+            del described["bias_std"]
+        training = self.config.training
+        dataset = self.config.dataset.model_dump()
+        if not dataset["standardize"]:  # the default leaves no trace: states saved before the option stay valid
+            del dataset["standardize"]
+        for option, default in (("synthetic_shape", list(defaults.SYNTHETIC_SHAPE)),
+                                ("synthetic_classes", defaults.SYNTHETIC_CLASSES)):
+            if dataset[option] == default:  # as standardize: states saved before these options stay valid
+                del dataset[option]
+        if dataset["train_size"] is not None or dataset["test_size"] is not None:
+            # subsets became stratified (issue 22): a state saved on the earlier random subset is not this trial's
+            dataset["subsets"] = "stratified"
+        return fingerprint({
+            "spec": described, "dataset": dataset,
+            "diagnostics": training.diagnostics, "deterministic": training.deterministic,
+            "device": self.device.value,
+        })
+
+    @cached_property
+    def fingerprints(self) -> dict[str, str]:
+        """Each trial of the config: its id → its fingerprint."""
+        return {spec.id: self.fingerprint(spec) for spec in expand(self.config)}
+
     # --- writing ---------------------------------------------------------------------
 
-    def write(self, group_id: str, states: dict[str, TrialState], fingerprints: dict[str, str]) -> int:
+    def write(self, group_id: str, states: dict[str, TrialState]) -> int:
         """Write a group's states (as one file); returns the bytes written."""
         self.root.mkdir(parents=True, exist_ok=True)
         written = time.time_ns()
         meta = {"format": FORMAT, "group": group_id, "written": written, "trials": {}}
         arrays: dict[str, np.ndarray] = {}
         for i, (tid, s) in enumerate(states.items()):
-            meta["trials"][tid] = {
-                "fingerprint": fingerprints[tid], "net": s.net.value, "epoch": s.epoch, "status": s.status.value,
-                "step": s.step, "n_arrays": len(s.arrays), "epochs": s.epochs, "layers": s.layers, "lsuv": s.lsuv,
-                "seconds": s.seconds, "slot": i, "steps": s.steps, "step_layers": s.step_layers,
-                "histograms": s.histograms is not None,
-            }
+            meta["trials"][tid] = {"fingerprint": self.fingerprints[tid], **s.to_meta(), "slot": i}
             arrays.update({f"t{i}_{j}": a for j, a in enumerate(s.arrays)})
             if s.histograms is not None:
                 arrays.update({f"t{i}_h_{k}": a for k, a in s.histograms.arrays().items()})
@@ -86,7 +121,7 @@ class CheckpointStore:
         index = self.index()
         self._known.add(path)
         for tid in states:
-            index[tid] = _Entry(path, fingerprints[tid], states[tid].net.value, states[tid].epoch, written,
+            index[tid] = _Entry(path, self.fingerprints[tid], states[tid].net.value, states[tid].epoch, written,
                                 states[tid].status.value)
         self._prune()
         return len(data)
@@ -147,12 +182,12 @@ class CheckpointStore:
         entry = self.index().get(trial_id)
         return entry is not None and entry.status == TrialStatus.DIVERGED.value
 
-    def latest(self, trial_id: str, fp: str, net: NetKind) -> tuple[int, str | None]:
+    def latest(self, trial_id: str, net: NetKind) -> tuple[int, str | None]:
         """The epoch of the trial's newest usable state (0: none), and why an existing one is unusable."""
         entry = self.index().get(trial_id)
         if entry is None:
             return 0, None
-        if entry.fingerprint != fp:
+        if entry.fingerprint != self.fingerprints[trial_id]:
             return 0, "its saved state was computed with other settings"
         if entry.net != net.value:
             return 0, f"its saved state belongs to the {entry.net} model class, not {net.value} (--pack/--no-pack)"
@@ -174,11 +209,7 @@ class CheckpointStore:
                         prefix = f"t{m['slot']}_h_"
                         hist = HistogramLog.from_arrays({k[len(prefix):]: z[k] for k in z.files
                                                          if k.startswith(prefix)}) if m.get("histograms") else None
-                        out[tid] = TrialState(
-                            tid, NetKind(m["net"]), m["epoch"], TrialStatus(m["status"]), m["step"], arrays,
-                            m["epochs"], m["layers"], m["lsuv"], m["seconds"], m.get("steps", []),
-                            m.get("step_layers", []), hist,
-                        )
+                        out[tid] = TrialState.from_meta(tid, m, arrays, hist)
         except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
             self.problems.append(f"checkpoint {path.name} could not be read back ({type(exc).__name__})")
             return None

@@ -10,34 +10,22 @@ Sweeps above ``defaults.CONFIRM_SECONDS`` ask first (``preflight``). No TensorFl
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 
 from init_lab.catalog import defaults
-from init_lab.catalog.models import Architecture
+from init_lab.catalog.devices import DeviceKind
+from init_lab.catalog.models import Architecture, Dense, trace
 from init_lab.config.grid import TrialSpec
-from init_lab.run.memory import CNN_CONVS, CNN_DENSE, DataShape
+from init_lab.run.memory import DataShape
 
 TRAIN_FLOPS_PER_MAC = 6  # forward 2, backward ≈ 4
 EVAL_FLOPS_PER_MAC = 2
 
 
 def multiply_adds(arch: Architecture, input_shape: tuple[int, ...], n_classes: int) -> int:
-    """Multiply-adds of one example's forward pass (the MNIST CNN as ``memory`` counts its layers)."""
-    convs = 0
-    if arch.family == "cnn":
-        h, w, c = input_shape
-        for filters, pool in CNN_CONVS:  # 3×3 valid convolutions, 2×2 max-pool after some
-            h, w = h - 2, w - 2
-            convs += h * w * 9 * c * filters
-            c = filters
-            if pool:
-                h, w = h // 2, w // 2
-        widths = [h * w * c, CNN_DENSE, n_classes]
-    else:
-        widths = [math.prod(input_shape), *arch.hidden, n_classes]
-    return convs + sum(i * o for i, o in zip(widths[:-1], widths[1:]))
+    """Multiply-adds of one example's forward pass, layer by layer (``Architecture.layers``, then the output)."""
+    return sum(layer.multiply_adds(shape) for layer, shape in trace((*arch.layers, Dense(n_classes)), input_shape))
 
 
 def trial_flops(spec: TrialSpec, data: DataShape, epochs: int) -> float:
@@ -49,7 +37,7 @@ def trial_flops(spec: TrialSpec, data: DataShape, epochs: int) -> float:
 
 def throughput(device: str) -> float:
     """The optimistic FLOP/s of the estimate: ``device`` as ``backend.setup_device`` describes it, or cpu/gpu."""
-    if device.startswith("gpu"):
+    if DeviceKind.of(device) is DeviceKind.GPU:
         return defaults.GPU_FLOPS
     try:
         cores = len(os.sched_getaffinity(0))

@@ -20,22 +20,20 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from init_lab.catalog.status import FINISHED, TrialStatus
-from init_lab.run.store import (
-    CHECKPOINTS_DIR,
+from init_lab.catalog.status import TrialStatus
+from init_lab.run.store import CHECKPOINTS_DIR, MANIFEST_FILE, RunStore
+from init_lab.runschema.columns import (
     EPOCHS_FILE,
     HISTOGRAMS_FILE,
     LAYERS_FILE,
-    MANIFEST_FILE,
     STEP_LAYERS_FILE,
     STEPS_FILE,
     TRIAL_FILE,
-    RunStore,
 )
+from init_lab.runschema.records import Manifest, TrialRecord
 
 # the columns without which a table is not that table (later columns were added over versions)
 REQUIRED_COLUMNS = {
@@ -63,7 +61,7 @@ class Damage:
         return [*self.run, *(f"{tid}: {'; '.join(problems)}" for tid, problems in self.trials.items())]
 
 
-def read_record(store: RunStore, trial_id: str) -> tuple[dict[str, Any] | None, str | None]:
+def read_record(store: RunStore, trial_id: str) -> tuple[TrialRecord | None, str | None]:
     """A trial's trial.json: (record, None); (None, None) where there is none; (None, what is wrong)."""
     path = store.trial_dir(trial_id) / TRIAL_FILE
     try:
@@ -78,10 +76,10 @@ def read_record(store: RunStore, trial_id: str) -> tuple[dict[str, Any] | None, 
         return None, f"{TRIAL_FILE} is not valid JSON"
     if not isinstance(record, dict) or record.get("status") not in STATUSES:
         return None, f"{TRIAL_FILE} is not a trial record (no valid status)"
-    return record, None
+    return TrialRecord.from_json(record), None
 
 
-def trial_problems(store: RunStore, trial_id: str, record: dict[str, Any] | None, record_problem: str | None,
+def trial_problems(store: RunStore, trial_id: str, record: TrialRecord | None, record_problem: str | None,
                    expect_record: bool = False, settled: bool = True) -> list[str]:
     """What is wrong with one trial's files (see the module docstring). ``expect_record``: the run says every
     trial finished, so a missing trial.json is damage too. ``settled``: no writer is in the middle of the run
@@ -95,7 +93,7 @@ def trial_problems(store: RunStore, trial_id: str, record: dict[str, Any] | None
         rows, problem = read_table(directory / name)
         if problem:
             problems.append(problem)
-        elif settled and name == EPOCHS_FILE and record is not None and record.get("status") in FINISHED:
+        elif settled and name == EPOCHS_FILE and record is not None and record.status.finished:
             problems += _missing_epochs(rows, record)
     histograms = directory / HISTOGRAMS_FILE
     if histograms.exists() and not _is_zip(histograms):
@@ -103,12 +101,12 @@ def trial_problems(store: RunStore, trial_id: str, record: dict[str, Any] | None
     return problems
 
 
-def _missing_epochs(rows: list[dict[str, str]] | None, record: dict[str, Any]) -> list[str]:
+def _missing_epochs(rows: list[dict[str, str]] | None, record: TrialRecord) -> list[str]:
     """A finished trial's epochs.csv must hold epoch 0 (the initial weights) to its last epoch."""
     if rows is None:
         return [f"{EPOCHS_FILE} missing"]
     try:
-        expected = int(record.get("epochs_run") or 0)
+        expected = int(record.epochs_run or 0)
         have = {int(r["epoch"]) for r in rows}
     except (TypeError, ValueError):
         return [f"{EPOCHS_FILE} has an epoch that is not a number"]
@@ -139,18 +137,19 @@ def read_table(path: Path) -> tuple[list[dict[str, str]] | None, str | None]:
     return [dict(zip(header, row)) for row in body], None
 
 
-def read_manifest(store: RunStore) -> tuple[dict[str, Any], str | None]:
-    """The run's manifest.json: (manifest, None); ({}, None) where there is none; ({}, what is wrong)."""
+def read_manifest(store: RunStore) -> tuple[Manifest, str | None]:
+    """The run's manifest.json: (manifest, None); an empty Manifest and None where there is none, or what is
+    wrong with it."""
     path = store.root / MANIFEST_FILE
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}, None
+        return Manifest(), None
     except (OSError, ValueError) as exc:
-        return {}, f"{MANIFEST_FILE} unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        return Manifest(), f"{MANIFEST_FILE} unreadable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
     if not isinstance(manifest, dict):
-        return {}, f"{MANIFEST_FILE} unreadable (not a JSON object)"
-    return manifest, None
+        return Manifest(), f"{MANIFEST_FILE} unreadable (not a JSON object)"
+    return Manifest.from_json(manifest), None
 
 
 def checkpoint_problems(store: RunStore) -> list[str]:

@@ -6,47 +6,22 @@ epoch. Seed and learning rate may differ: each trial draws its own batches (a ga
 its own permutation) and steps with its own learning rate. A trial's numbers do not depend on its
 group, so groups may differ from run to run (a resume regroups whatever is left) without changing
 any result — which is also what lets a group too large for the memory budget be cut into smaller
-ones (``memory.split_to_budget``).
+ones (:func:`split_to_budget`, against the estimate of ``memory.MemoryPlan``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import asdict
 
-from init_lab.catalog import defaults
 from init_lab.catalog.models import NetKind, net_kind
 from init_lab.config.grid import TrialSpec
-from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import Group
-from init_lab.run.checkpoints import CheckpointStore, fingerprint
-from init_lab.run.memory import MemoryPlan, format_bytes, split_to_budget
-
-
-def trial_fingerprint(config: SweepConfig, spec: TrialSpec, device: str) -> str:
-    """What determines a trial's computation, epochs excluded: a saved state is valid for it only if equal.
-
-    The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
-    """
-    described = {k: v for k, v in spec.describe().items() if k != "epochs"}
-    if not described["bias_std"]:  # zero biases, as before the option existed: states saved then stay valid
-        del described["bias_std"]
-    training = config.training
-    dataset = config.dataset.model_dump()
-    if not dataset["standardize"]:  # the default leaves no trace: states saved before the option existed stay valid
-        del dataset["standardize"]
-    for option, default in (("synthetic_shape", list(defaults.SYNTHETIC_SHAPE)),
-                            ("synthetic_classes", defaults.SYNTHETIC_CLASSES)):
-        if dataset[option] == default:  # as standardize: states saved before these options stay valid
-            del dataset[option]
-    if dataset["train_size"] is not None or dataset["test_size"] is not None:
-        # subsets became stratified (issue 22): a state saved on the earlier random subset is not this trial's
-        dataset["subsets"] = "stratified"
-    return fingerprint({
-        "spec": described, "dataset": dataset,
-        "diagnostics": training.diagnostics, "deterministic": training.deterministic,
-        "device": "gpu" if device.startswith("gpu") else "cpu",
-    })
+from init_lab.run.capacity import format_bytes
+from init_lab.run.checkpoints import CheckpointStore
+from init_lab.run.memory import MemoryPlan
 
 
 def _key(spec: TrialSpec, net: NetKind, epoch: int) -> tuple:
@@ -64,7 +39,7 @@ def _group_id(specs: list[TrialSpec], epoch: int) -> str:
 
 def plan_groups(
     specs: list[TrialSpec], pack: bool = True, checkpoints: CheckpointStore | None = None,
-    fingerprints: dict[str, str] | None = None, memory: MemoryPlan | None = None,
+    memory: MemoryPlan | None = None,
 ) -> tuple[list[Group], list[str]]:
     """Trials in execution groups (in grid order of their first member), with saved states attached;
     with a ``memory`` plan, groups larger than its budget are cut to fit.
@@ -77,8 +52,8 @@ def plan_groups(
     for spec in specs:
         net = net_kind(spec.arch, pack)
         epoch = 0
-        if checkpoints is not None and fingerprints is not None:
-            epoch, why = checkpoints.latest(spec.id, fingerprints[spec.id], net)
+        if checkpoints is not None:
+            epoch, why = checkpoints.latest(spec.id, net)
             if why:
                 notices.append(f"{spec.id}: {why}; it restarts from epoch 1")
         keyed.setdefault(_key(spec, net, epoch) + (net, epoch), []).append(spec)
@@ -107,13 +82,49 @@ def _too_large(singles: list[Group], memory: MemoryPlan) -> list[str]:
             "(out of memory, a trial fails: a smaller batch or model, or a larger resources.memory, helps)"]
 
 
-def resume_from_latest(group: Group, checkpoints: CheckpointStore, fingerprints: dict[str, str]) -> Group:
+def _chunks(group: Group, k: int) -> list[Group]:
+    """The group cut into k consecutive chunks whose sizes differ by at most one, each with its saved states."""
+    n, out, first = len(group.specs), [], 0
+    for i in range(k):
+        members = group.specs[first: first + n // k + (i < n % k)]
+        first += len(members)
+        start = {s.id: group.start[s.id] for s in members} if group.start else None
+        out.append(Group(f"{group.id}-m{i + 1}", group.net, members, start))
+    return out
+
+
+def _largest_fitting(group: Group, budget: int, estimate: Callable[[Group], int]) -> int:
+    """The most members (≥ 1) whose group fits: bisection, as the estimate grows with the group's size."""
+    low, high = 1, len(group.specs)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if estimate(Group(group.id, group.net, group.specs[:mid])) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def split_to_budget(groups: list[Group], budget: int, estimate: Callable[[Group], int]) -> list[Group]:
+    """Every group whose estimate exceeds the budget cut into the fewest equal-sized chunks that fit, in
+    order, keeping members' saved states; chunk ids are the group's with ``-m1``, ``-m2``… A single trial
+    that alone exceeds the budget stays (it cannot be cut; ``MemoryPlan.fits`` tells)."""
+    out: list[Group] = []
+    for group in groups:
+        if len(group.specs) == 1 or estimate(group) <= budget:
+            out.append(group)
+        else:
+            out += _chunks(group, math.ceil(len(group.specs) / _largest_fitting(group, budget, estimate)))
+    return out
+
+
+def resume_from_latest(group: Group, checkpoints: CheckpointStore) -> Group:
     """The group continued from its members' newest saved states, if they share one epoch (a retried task)."""
     checkpoints.refresh()  # re-read: an earlier attempt of this task may have written since
     live = [s for s in group.specs if not checkpoints.diverged(s.id)]  # diverged ones were recorded already
     if not live:
         return group
-    epochs = {checkpoints.latest(s.id, fingerprints[s.id], group.net) for s in live}
+    epochs = {checkpoints.latest(s.id, group.net) for s in live}
     if len(epochs) != 1:
         return group
     (epoch, why), = epochs

@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from init_lab.catalog import defaults
-from init_lab.catalog.errors import InitLabError, SweepTooLargeError
+from init_lab.catalog.devices import DeviceKind
+from init_lab.catalog.errors import SweepTooLargeError
 from init_lab.catalog.models import net_kind
 from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import Group
+from init_lab.run.capacity import capacity_bytes, format_bytes
 from init_lab.run.duration import estimate_seconds, format_duration, throughput
-from init_lab.run.executors import check_ray_address, require_ray
-from init_lab.run.memory import MemoryPlan, capacity_bytes, format_bytes
+from init_lab.run.executors import Executor, ExecutorKind
+from init_lab.run.memory import MemoryPlan
 
 Work = list[tuple[TrialSpec, int]]  # each trial still to train, with the epochs it has left
 
@@ -37,8 +39,9 @@ class Ready:
     """What the checks found, for the sweep to use: nothing is looked up twice."""
 
     device: str  # as ``backend.setup_device`` describes it
-    compute: str  # the device the trials compute on (a Ray task's, from resources.gpus)
+    compute: DeviceKind  # the kind of device the trials compute on (a Ray task's, from resources.gpus)
     memory: MemoryPlan
+    executor: type[Executor]  # the class ``executor`` names
     data: Any = None  # the prepared data (``catalog.datasets.Prepared``) of a local sweep with work to do
     data_seconds: float = 0.0
 
@@ -48,18 +51,15 @@ def check(config: SweepConfig, work: Work, *, device: str | None = None, executo
           confirm: Callable[[str], bool] | None = None) -> Ready:
     """Every check, in order; raises before anything is written. ``yes``: run a too-large sweep anyway;
     ``confirm``: ask (a terminal's prompt) whether to; neither: refuse it with SweepTooLargeError."""
-    if executor == "ray":
-        require_ray()
-        check_ray_address(address)
-    elif executor != "local":
-        raise InitLabError(f"unknown executor '{executor}' (local or ray).")
+    executor_class = ExecutorKind.of(executor).executor
+    executor_class.check(address)
     from init_lab.engine.backend import setup_device  # TensorFlow is imported only when something trains
 
     described = setup_device(device or config.device, config.training.deterministic)
-    compute = ("gpu" if config.resources.gpus > 0 else "cpu") if executor == "ray" else described
+    compute = executor_class.compute_device(config, described)
     family = work[0][0].arch.family if work else "mlp"
     memory = MemoryPlan.for_config(config, compute, family)
-    remote = executor == "ray" and bool(address)
+    remote = executor_class.remote_workers(address)
     concerns = [] if remote else size_concerns(work, memory, compute, pack)
     if concerns and not yes:
         message = ("this sweep is larger than this machine should run unasked:\n"
@@ -68,14 +68,14 @@ def check(config: SweepConfig, work: Work, *, device: str | None = None, executo
                      "anyway (init_lab.sweep(..., yes=True)).")
         if confirm is None or not confirm(message):
             raise SweepTooLargeError(message)
-    ready = Ready(described, compute, memory)
+    ready = Ready(described, compute, memory, executor_class)
     if work and not remote:
         from init_lab.engine.data import load_prepared
 
         t0 = time.perf_counter()
         prepared = load_prepared(config.dataset, family)  # reads and checks every file: DataError names the file
         ready.data_seconds = time.perf_counter() - t0
-        ready.data = prepared if executor == "local" else None  # Ray workers load their own
+        ready.data = prepared if executor_class.in_process else None  # workers elsewhere (Ray's) load their own
     return ready
 
 

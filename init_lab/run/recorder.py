@@ -7,18 +7,12 @@ the group checkpoints. Nothing here trains or imports TensorFlow.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from init_lab.analysis.diagnostics import LAYER_COLUMNS, STEP_COLUMNS, STEP_LAYER_COLUMNS, summarize
+from init_lab.analysis.diagnostics import summarize
 from init_lab.catalog.status import TrialStatus
-from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import (
-    EPOCH_COLUMNS,
     EpochEnded,
     Event,
     GroupFinished,
@@ -28,40 +22,21 @@ from init_lab.engine.events import (
     TrialResult,
     TrialState,
 )
-from init_lab.run.checkpoints import CheckpointStore
+from init_lab.run import faults
+from init_lab.run.context import SweepContext
 from init_lab.run.records import now_iso, trial_record
-from init_lab.run.store import HISTOGRAMS_FILE, STEP_LAYERS_FILE, STEPS_FILE, RunStore
-
-
-def _fault_after_checkpoint(count: int) -> None:
-    """Fault injection for tests: SIGKILL this process right after its n-th checkpoint is on disk."""
-    if os.environ.get("INITLAB_FAULT_KILL_AFTER_CHECKPOINT") == str(count):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class Observer:
-    """Receives progress events; the CLI renders them. Every method is optional."""
-
-    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None: ...
-    def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None: ...
-    def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int) -> None: ...
-    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None: ...
-    def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None: ...
-    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None: ...
-    def notice(self, message: str) -> None: ...
-    def sweep_end(self, result: Any) -> None: ...
+from init_lab.runschema.columns import EPOCHS_FILE, HISTOGRAMS_FILE, LAYERS_FILE, STEP_LAYERS_FILE, STEPS_FILE
+from init_lab.runschema.records import TrialRecord
 
 
 class Recorder:
     """Writes what events say into one run directory; keeps every trial's record in memory."""
 
-    def __init__(self, store: RunStore, trials: list[TrialSpec], records: dict[str, dict[str, Any]], *,
-                 thresholds: list[float], device: str, observer: Observer, checkpoints: CheckpointStore | None,
-                 fingerprints: dict[str, str], keep_final: bool, on_change: Callable[[], None]):
-        self.store, self.records, self.observer = store, records, observer
-        self.specs = {s.id: s for s in trials}
-        self.thresholds, self.device = thresholds, device
-        self.checkpoints, self.fingerprints, self.keep_final = checkpoints, fingerprints, keep_final
+    def __init__(self, context: SweepContext, records: dict[str, TrialRecord], on_change: Callable[[], None]):
+        self.store, self.records, self.observer = context.store, records, context.observer
+        self.specs = context.specs
+        self.thresholds, self.device = context.thresholds, context.device
+        self.checkpoints, self.keep_final = context.checkpoints, context.config.checkpoints.keep_final
         self.on_change = on_change  # e.g. rewrite summary.csv
         self.started_at: dict[str, str] = {}
         self.ended: set[str] = set()
@@ -102,11 +77,10 @@ class Recorder:
             self._write_tables(tid, state)
             self.observer.epoch_end(self.specs[tid], state.epochs[-1])
         if self.checkpoints is not None and all(s.arrays for s in event.states.values()):
-            fps = {tid: self.fingerprints[tid] for tid in event.states}
             t0 = time.perf_counter()
-            self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states, fps))
+            self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states))
             self.checkpoint_seconds += time.perf_counter() - t0
-            _fault_after_checkpoint(len(self.checkpoint_bytes))
+            faults.kill_after_checkpoint(len(self.checkpoint_bytes))
         for tid, state in event.states.items():  # a diverged trial is finished now: say so at once
             if state.epoch == event.epoch and state.status == TrialStatus.DIVERGED:
                 size = len(event.states)
@@ -131,34 +105,29 @@ class Recorder:
         self.observer.trial_end(self.specs[tid], record)
 
     def _write_tables(self, tid: str, state: TrialState) -> None:
-        self.store.write_epochs(tid, EPOCH_COLUMNS, state.epochs)
-        if state.layers:
-            self.store.write_layers(tid, LAYER_COLUMNS, state.layers)
-        if state.steps:
-            self.store.write_table(tid, STEPS_FILE, STEP_COLUMNS, state.steps)
-        if state.step_layers:
-            self.store.write_table(tid, STEP_LAYERS_FILE, STEP_LAYER_COLUMNS, state.step_layers)
+        self.store.write_table(tid, EPOCHS_FILE, state.epochs)
+        for name, rows in ((LAYERS_FILE, state.layers), (STEPS_FILE, state.steps),
+                           (STEP_LAYERS_FILE, state.step_layers)):
+            if rows:
+                self.store.write_table(tid, name, rows)
         if state.histograms is not None:
             self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, state.histograms.to_bytes())
 
     def _write_record(self, tid: str, status: TrialStatus, state: TrialState | None,
-                      result: TrialResult | None = None) -> dict[str, Any]:
+                      result: TrialResult | None = None) -> TrialRecord:
         spec, ended = self.specs[tid], status != TrialStatus.RUNNING
+        shared = result is not None and ended  # honest timing: trials packed together share one wall time
         record = trial_record(
             spec, status, state.epochs if state else [], self.thresholds,
             test_loss=result.test_loss if result else None, test_accuracy=result.test_accuracy if result else None,
             param_count=result.param_count if result else None, device=self.device,
-            wall_seconds=(result.group_seconds / result.group_size) if result and ended else None,
+            wall_seconds=(result.group_seconds / result.group_size) if shared else None,
             started_at=self.started_at.get(tid, now_iso()), finished_at=now_iso() if ended else None,
             error=result.error if result else None,
+            packed_with=result.group_size if shared else None, group_seconds=result.group_seconds if shared else None,
+            diagnostics=summarize(state.layers) if state is not None and state.layers else None,
+            lsuv=state.lsuv if state is not None else None,
         )
-        if result is not None and ended:  # honest timing: trials packed together share one wall time
-            record["packed_with"] = result.group_size
-            record["group_seconds"] = result.group_seconds
-        if state is not None and state.layers:
-            record["diagnostics"] = summarize(state.layers)
-        if state is not None and state.lsuv is not None:
-            record["lsuv"] = state.lsuv
-        self.store.write_trial(tid, record)
+        self.store.write_trial(record)
         self.records[tid] = record
         return record

@@ -30,17 +30,13 @@ from typing import Any
 
 from init_lab.catalog.errors import RunDirError
 from init_lab.config.grid import sanitize
+from init_lab.runschema.columns import TABLES, TRIAL_FILE
+from init_lab.runschema.records import Manifest, TrialRecord
 
 CONFIG_FILE = "config.yaml"
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.csv"
 TRIALS_DIR = "trials"
-TRIAL_FILE = "trial.json"
-EPOCHS_FILE = "epochs.csv"
-LAYERS_FILE = "layers.csv"
-STEPS_FILE = "steps.csv"
-STEP_LAYERS_FILE = "step_layers.csv"
-HISTOGRAMS_FILE = "histograms.npz"
 LATEST = "latest"
 REPORT_DIR = "report"
 CHECKPOINTS_DIR = "checkpoints"
@@ -219,30 +215,19 @@ class RunStore:
     def write_config(self, text: str) -> None:
         atomic_write_text(self.config_path, text)
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        atomic_write_json(self.root / MANIFEST_FILE, manifest)
+    def write_manifest(self, manifest: Manifest) -> None:
+        atomic_write_json(self.root / MANIFEST_FILE, manifest.to_json())
 
-    def write_trial(self, trial_id: str, record: dict[str, Any]) -> None:
-        d = self.trial_dir(trial_id)
+    def write_trial(self, record: TrialRecord) -> None:
+        d = self.trial_dir(record.trial_id)
         d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / TRIAL_FILE, record)
+        atomic_write_json(d / TRIAL_FILE, record.to_json())
 
-    def write_epochs(self, trial_id: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-        d = self.trial_dir(trial_id)
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(d / EPOCHS_FILE, columns, rows)
-
-    def write_layers(self, trial_id: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    def write_table(self, trial_id: str, name: str, rows: Iterable[Any]) -> None:
+        """One of a trial's CSV tables (``runschema.columns.TABLES``: its columns); ``rows``: dicts or typed rows."""
         self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(self.trial_dir(trial_id) / LAYERS_FILE, columns, rows)
-
-    def layers_path(self, trial_id: str) -> Path:
-        return self.trial_dir(trial_id) / LAYERS_FILE
-
-    def write_table(self, trial_id: str, name: str, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-        """Another of a trial's CSV tables (``STEPS_FILE``, ``STEP_LAYERS_FILE``)."""
-        self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
-        atomic_write_csv(self.trial_dir(trial_id) / name, columns, rows)
+        rows = (r if isinstance(r, dict) else r.to_dict() for r in rows)
+        atomic_write_csv(self.trial_dir(trial_id) / name, TABLES[name], rows)
 
     def write_trial_bytes(self, trial_id: str, name: str, data: bytes) -> None:
         """A trial's binary file (``HISTOGRAMS_FILE``)."""
@@ -259,15 +244,6 @@ class RunStore:
     def read_config_text(self) -> str:
         return self.config_path.read_text(encoding="utf-8")
 
-    def read_manifest(self) -> dict[str, Any]:
-        try:
-            return read_json(self.root / MANIFEST_FILE)
-        except FileNotFoundError:
-            return {}
-
-    def epochs_path(self, trial_id: str) -> Path:
-        return self.trial_dir(trial_id) / EPOCHS_FILE
-
     def report_dir(self) -> Path:
         d = self.root / REPORT_DIR
         d.mkdir(exist_ok=True)
@@ -280,11 +256,3 @@ class RunStore:
         else:
             atomic_write_text(path, data)
         return path
-
-    def read_trial(self, trial_id: str) -> dict[str, Any] | None:
-        """The trial's record, or None when it has none — or an unreadable one (hand-edited): rerun it."""
-        try:
-            record = read_json(self.trial_dir(trial_id) / TRIAL_FILE)
-        except (FileNotFoundError, RunDirError):
-            return None
-        return record if isinstance(record, dict) else None

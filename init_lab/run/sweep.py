@@ -30,61 +30,25 @@ from typing import Any
 
 from init_lab._version import __version__
 from init_lab.catalog import defaults
-from init_lab.catalog.errors import InitLabError, RunDirError, TrialsFailedError
+from init_lab.catalog.errors import InitLabError, RunDirError
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec, expand
-from init_lab.config.schema import SweepConfig, config_from_text, config_to_yaml
+from init_lab.config.loading import config_from_text, config_to_yaml
+from init_lab.config.schema import SweepConfig
 from init_lab.run import integrity, preflight
 from init_lab.run.checkpoints import CheckpointStore
-from init_lab.run.executors import Executor, LocalExecutor, RayExecutor
+from init_lab.run.context import SweepContext
+from init_lab.run.executors import Executor
+from init_lab.run.invocation import Invocation
 from init_lab.run.lock import RunLock
 from init_lab.run.memory import MemoryPlan
-from init_lab.run.plan import plan_groups, trial_fingerprint
-from init_lab.run.recorder import Observer, Recorder
-from init_lab.run.records import now_iso, pending_record, summary_columns, summary_row
+from init_lab.run.observer import Observer
+from init_lab.run.plan import plan_groups
+from init_lab.run.recorder import Recorder
+from init_lab.run.records import now_iso, pending_record
 from init_lab.run.store import CHECKPOINTS_DIR, RunStore, create_run_dir, resolve_run_dir, update_latest
-
-
-@dataclass
-class SweepResult:
-    run_dir: Path
-    records: list[dict[str, Any]]
-    status: str
-    device: str
-    seconds: float
-    skipped: list[str] = field(default_factory=list)  # trial ids kept from an earlier, resumed run
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.records if r.get("status") == status)
-
-    @property
-    def failures(self) -> dict[str, str]:
-        """Each failed trial's id and error (a divergence is a result, not a failure)."""
-        return {r["trial_id"]: str(r.get("error") or "no error recorded") for r in self.records
-                if r.get("status") == TrialStatus.FAILED.value}
-
-    @property
-    def ok(self) -> bool:
-        """Every trial completed or diverged: what exit code 0 means."""
-        return all(TrialStatus.of(r.get("status")).finished for r in self.records)
-
-    def failure_error(self) -> TrialsFailedError | None:
-        """The error listing the failed trials (None if none failed), for the CLI's exit code and the API."""
-        return failure_error(self.run_dir, len(self.records), self.failures)
-
-
-def failure_error(run_dir: Path, n_trials: int, failures: dict[str, str]) -> TrialsFailedError | None:
-    """'2 of 4 trials failed:' and each failed trial with the first line of its error; None without failures."""
-    if not failures:
-        return None
-    shown = list(failures.items())[:20]
-    lines = [f"  {tid}: {' '.join(error.split())[:300]}" for tid, error in shown]
-    if len(failures) > len(shown):
-        lines.append(f"  … and {len(failures) - len(shown)} more (summary.csv has every error)")
-    return TrialsFailedError(
-        f"{len(failures)} of {n_trials} trials failed:\n" + "\n".join(lines) + "\nTheir errors are in their "
-        f"trial.json; after fixing the cause, rerun them with `initlab sweep --resume {run_dir} --retry-failed`.",
-        run_dir, failures)
+from init_lab.runschema.columns import summary_columns
+from init_lab.runschema.records import Manifest, SweepStatus, TrialRecord
 
 
 def plan(config: SweepConfig) -> list[TrialSpec]:
@@ -116,7 +80,7 @@ class Options:
 
 
 def run_sweep(config: SweepConfig, *, out: str | Path = defaults.RUNS_DIR, name: str | None = None,
-              **options: Any) -> SweepResult:
+              **options: Any) -> Invocation:
     """Run a new sweep into a fresh run directory under ``out``. Options: see :class:`Options`.
 
     Every input is checked first (``preflight``): a mistake raises before the run directory exists."""
@@ -142,7 +106,7 @@ def run_sweep(config: SweepConfig, *, out: str | Path = defaults.RUNS_DIR, name:
 
 
 def resume_sweep(run_dir: str | Path, config: SweepConfig | None = None, *, overrides: list[str] | None = None,
-                 runs: str | Path = defaults.RUNS_DIR, **options: Any) -> SweepResult:
+                 runs: str | Path = defaults.RUNS_DIR, **options: Any) -> Invocation:
     """Finish an interrupted sweep, or extend a finished one to more epochs.
 
     Completed and diverged trials are kept; the rest continue from their newest checkpoint, and so do
@@ -199,31 +163,32 @@ class Sweep:
         self.trials = expand(config)
         self.extending = previous is not None and config.training.epochs > previous.training.epochs
         self.columns = summary_columns(list(config.training.thresholds))
+        self.context: SweepContext | None = None  # once the checkpoint storage and the device are known
         self.old_manifest, manifest_problem = integrity.read_manifest(store)
         self.notes = [lock_note] if lock_note else []  # shown once the sweep starts
         if manifest_problem:
             self.notes.append(f"{manifest_problem}: rewritten; the run's history before this invocation (created "
                               "at, invocations, extensions) is lost")
         self.damaged: set[str] = set()  # trials whose files are damaged: they train again
-        self.found: dict[str, dict[str, Any]] = {}  # each trial's record as found on disk ({}: none)
+        self.found: dict[str, TrialRecord | None] = {}  # each trial's record as found on disk
         self.records, self.kept = self._triage()
-        self.manifest: dict[str, Any] = {}
+        self.manifest = Manifest()
         self.ready: preflight.Ready | None = None
 
     # --- what to do -------------------------------------------------------------------
 
-    def _triage(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    def _triage(self) -> tuple[dict[str, TrialRecord], list[str]]:
         """Records to keep (finished at the configured epochs) and pending ones for the rest — damaged
         trials included, which train again (a note each says why)."""
         records, kept = {}, []
-        expect = self.old_manifest.get("status") == "completed"
+        expect = self.old_manifest.status == SweepStatus.COMPLETED
         for spec in self.trials:
             old, problem = integrity.read_record(self.store, spec.id)
-            self.found[spec.id] = old or {}
+            self.found[spec.id] = old
             damage = integrity.trial_problems(self.store, spec.id, old, problem, expect_record=expect)
-            status = TrialStatus.of(old.get("status")) if old else TrialStatus.PENDING
+            status = old.status if old else TrialStatus.PENDING
             done = status == TrialStatus.DIVERGED or (
-                status == TrialStatus.COMPLETED and (old.get("epochs_run") or 0) >= spec.train.epochs)
+                status == TrialStatus.COMPLETED and (old.epochs_run or 0) >= spec.train.epochs)
             if damage:
                 self.damaged.add(spec.id)
                 self.notes.append(f"{spec.id}: {'; '.join(damage)}: damaged, so it trains again (from its newest "
@@ -243,26 +208,23 @@ class Sweep:
             if spec.id in self.kept:
                 continue
             old = self.found[spec.id]
-            completed = old.get("status") == TrialStatus.COMPLETED.value and spec.id not in self.damaged
-            done = int(old.get("epochs_run") or 0) if completed else 0  # an extension trains only the new epochs
+            completed = old is not None and old.status == TrialStatus.COMPLETED and spec.id not in self.damaged
+            done = int(old.epochs_run or 0) if completed else 0  # an extension trains only the new epochs
             out.append((spec, max(0, spec.train.epochs - done)))
         return out
 
-    def _checkpoint_dir(self) -> Path | None:
+    def _checkpoint_dir(self, executor: type[Executor]) -> Path | None:
         """The run's checkpoints/, or the shared storage a Ray cluster's workers write to (None: none shared)."""
         storage = self.config.checkpoints.storage
         if storage:
             return Path(storage).expanduser().resolve() / self.store.root.name
-        if self.opts.executor == "ray" and self.opts.address:
+        if executor.remote_workers(self.opts.address):
             return None  # remote workers cannot see this directory
         return self.store.root / CHECKPOINTS_DIR
 
-    def _executor(self, checkpoint_dir: Path | None) -> Executor:
-        if self.opts.executor == "ray":
-            res = self.config.resources
-            shared = str(checkpoint_dir) if checkpoint_dir is not None else None
-            return RayExecutor(config_to_yaml(self.config), self.opts.address, res.cpus, res.gpus, shared)
-        return LocalExecutor(self._load_data)
+    def _executor(self, executor: type[Executor], checkpoint_dir: Path | None) -> Executor:
+        return executor.create(self.config, address=self.opts.address, storage=checkpoint_dir,
+                               load_data=self._load_data)
 
     def _load_data(self) -> Any:
         from init_lab.engine.data import DeviceData, Recording, load_prepared
@@ -274,8 +236,8 @@ class Sweep:
         data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
         if ready is not None:
             ready.data = None  # the tensors are what the sweep keeps (the memory plan counts one NumPy copy)
-        self.manifest["dataset"] = {"source": prepared.source, "shape": list(prepared.image_shape),
-                                    "classes": prepared.n_classes, **data.sizes()}
+        self.manifest.dataset = {"source": prepared.source, "shape": list(prepared.image_shape),
+                                 "classes": prepared.n_classes, **data.sizes()}
         self.store.write_manifest(self.manifest)
         sizes = data.sizes()
         seconds = time.perf_counter() - t0 + (ready.data_seconds if ready is not None else 0.0)
@@ -284,28 +246,24 @@ class Sweep:
 
     # --- doing it ---------------------------------------------------------------------
 
-    def execute(self, ready: preflight.Ready) -> SweepResult:
+    def execute(self, ready: preflight.Ready) -> Invocation:
         """Train what is left, recording everything; ``ready``: what ``preflight.check`` found."""
         started = time.perf_counter()
         self.ready, self.device = ready, ready.device
         records, kept = self.records, self.kept
         todo = [s for s in self.trials if s.id not in kept]
-        checkpoint_dir = self._checkpoint_dir()
-        checkpoints = CheckpointStore(checkpoint_dir) if checkpoint_dir is not None else None
-        fps = {s.id: trial_fingerprint(self.config, s, ready.compute) for s in todo}
+        checkpoint_dir = self._checkpoint_dir(ready.executor)
+        checkpoints = CheckpointStore(checkpoint_dir, self.config, ready.compute) if checkpoint_dir is not None else None
         memory = ready.memory
-        groups, notices = plan_groups(todo, self.opts.pack, checkpoints, fps, memory)  # cut to the memory budget
+        groups, notices = plan_groups(todo, self.opts.pack, checkpoints, memory=memory)  # cut to the memory budget
         self._start_manifest(groups, checkpoint_dir, memory)
         observer = self.opts.observer
+        self.context = SweepContext(self.config, self.trials, self.store, self.device, checkpoints, observer)
 
         def save_summary() -> None:
-            self.store.write_summary(self.columns, (summary_row(records[s.id]) for s in self.trials))
+            self.store.write_summary(self.columns, (records[s.id].summary_row() for s in self.trials))
 
-        recorder = Recorder(
-            self.store, self.trials, records, thresholds=list(self.config.training.thresholds),
-            device=self.device, observer=observer, checkpoints=checkpoints, fingerprints=fps,
-            keep_final=self.config.checkpoints.keep_final, on_change=save_summary,
-        )
+        recorder = Recorder(self.context, records, on_change=save_summary)
         recorder.total = len(todo)
         executor = None
         try:
@@ -317,74 +275,72 @@ class Sweep:
             if checkpoint_dir is None and todo:
                 observer.notice("no checkpoint storage shared with the Ray workers (set checkpoints.storage): "
                                 "a retried or resumed group restarts from epoch 1")
-            executor = self._executor(checkpoint_dir) if todo else None
+            executor = self._executor(ready.executor, checkpoint_dir) if todo else None
             for event in executor.run(groups) if executor else ():
                 recorder.handle(event)
         except KeyboardInterrupt:
-            self._finish(records, "interrupted", recorder)
+            self._finish(records, SweepStatus.INTERRUPTED, recorder)
             raise
         except InitLabError as exc:
-            self._finish_safely(records, "failed", str(exc), recorder)
+            self._finish_safely(records, SweepStatus.FAILED, str(exc), recorder)
             raise
         except OSError as exc:
-            self._finish_safely(records, "failed", str(exc), recorder)
+            self._finish_safely(records, SweepStatus.FAILED, str(exc), recorder)
             raise RunDirError(
                 f"writing to {self.store.root} failed ({exc.strerror or exc}); the sweep stopped. Finished trials "
                 f"and epochs are kept: free space or fix permissions, then `initlab sweep --resume {self.store.root}`."
             ) from exc
         except BaseException as exc:  # an unexpected bug: record it, keep what is done, let it surface
-            self._finish_safely(records, "failed", f"{type(exc).__name__}: {exc}", recorder)
+            self._finish_safely(records, SweepStatus.FAILED, f"{type(exc).__name__}: {exc}", recorder)
             raise
         finally:
             if executor is not None:
                 executor.close()
-        self._finish(records, "completed", recorder)
-        result = SweepResult(self.store.root, [records[s.id] for s in self.trials], "completed", self.device,
+        self._finish(records, SweepStatus.COMPLETED, recorder)
+        result = Invocation(self.store.root, [records[s.id] for s in self.trials], SweepStatus.COMPLETED, self.device,
                              time.perf_counter() - started, kept)
         observer.sweep_end(result)
         return result
 
     def _start_manifest(self, groups: list, checkpoint_dir: Path | None, memory: MemoryPlan) -> None:
-        old = self.old_manifest  # {} where it was unreadable (a note says so)
-        self.manifest = {
-            "initlab_version": __version__,
-            "name": self.config.name,
-            "run_dir": self.store.root.name,
-            "status": "running",
-            "n_trials": len(self.trials),
-            "created_at": old.get("created_at") or now_iso(),
-            "started_at": now_iso(),
-            "finished_at": None,
-            "command": self.opts.command or sys.argv,
-            "invocations": old.get("invocations", []) + [now_iso()],
-            "extensions": old.get("extensions", []),
-            "environment": _environment(self.device),
-            "execution": {
+        old = self.old_manifest  # empty where it was unreadable (a note says so)
+        self.manifest = Manifest(
+            initlab_version=__version__,
+            name=self.config.name,
+            run_dir=self.store.root.name,
+            status=SweepStatus.RUNNING,
+            n_trials=len(self.trials),
+            created_at=old.created_at or now_iso(),
+            started_at=now_iso(),
+            command=self.opts.command or sys.argv,
+            invocations=old.invocations + [now_iso()],
+            extensions=list(old.extensions),
+            environment=_environment(self.device),
+            execution={
                 "packed": self.opts.pack, "executor": self.opts.executor, "groups": [len(g.specs) for g in groups],
                 "resumed_groups": {g.id: g.start_epoch for g in groups if g.start},
                 "checkpoints": str(checkpoint_dir) if checkpoint_dir else None,
                 "memory": memory.record(groups),
             },
-        }
-        if "dataset" in old:
-            self.manifest["dataset"] = old["dataset"]
+            dataset=old.dataset,
+        )
         if self.extending:
-            self.manifest["extensions"].append({"epochs": self.config.training.epochs, "at": now_iso()})
+            self.manifest.extensions.append({"epochs": self.config.training.epochs, "at": now_iso()})
 
-    def _finish(self, records: dict[str, dict[str, Any]], status: str, recorder: Recorder,
+    def _finish(self, records: dict[str, TrialRecord], status: SweepStatus, recorder: Recorder,
                 error: str | None = None) -> None:
         counts: dict[str, int] = {}
         for r in records.values():
-            counts[r.get("status", "pending")] = counts.get(r.get("status", "pending"), 0) + 1
+            counts[r.status.value] = counts.get(r.status.value, 0) + 1
         written = recorder.checkpoint_bytes
-        self.manifest["execution"]["checkpoint_writes"] = {
+        self.manifest.execution["checkpoint_writes"] = {
             "count": len(written), "mean_bytes": int(sum(written) / len(written)) if written else 0,
             "seconds": round(recorder.checkpoint_seconds, 3),
         }
-        self.manifest.update(status=status, finished_at=now_iso(), error=error, counts=counts)
+        self.manifest.end(status, now_iso(), error, counts)
         self.store.write_manifest(self.manifest)
 
-    def _finish_safely(self, records, status: str, error: str, recorder: Recorder) -> None:
+    def _finish_safely(self, records, status: SweepStatus, error: str, recorder: Recorder) -> None:
         try:
             self._finish(records, status, recorder, error)
         except OSError:

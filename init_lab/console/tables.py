@@ -1,237 +1,25 @@
-"""What the sweep shows at the terminal: the plan, live progress, the leaderboard.
-
-On a terminal, a rich live display (trials done/total with ETA, the current trial
-with its epoch, live loss/accuracy); elsewhere (pipes, CI, log files) plain lines,
-one per epoch and per trial. Nothing here imports TensorFlow.
+"""The commands' tables for the terminal (rich): ``initlab plan``'s trials and execution groups; ``initlab report``'s
+pivots (coloured like the heatmaps), verdicts and leaderboard, the same leaderboard at the end of a sweep, and two
+runs side by side; ``initlab probe``'s and ``initlab theory``'s tables.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
-from init_lab.catalog import defaults
 from init_lab.catalog.models import NetKind
 from init_lab.config.grid import TrialSpec
+from init_lab.console.styles import STATUS_STYLE, VERDICT_STYLE, heat_style
 from init_lab.engine.events import Group
-from init_lab.report.render import DIGITS
-from init_lab.report.render import fmt as _fmt
-from init_lab.run.memory import MemoryPlan, format_bytes
-from init_lab.run.recorder import Observer
-from init_lab.run.sweep import SweepResult
-
-STATUS_STYLE = {"completed": "green", "diverged": "bold red", "failed": "bold red", "running": "yellow", "pending": "dim"}
-
-
-def _hms(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def trial_line(record: dict[str, Any]) -> str:
-    status = record.get("status")
-    parts = [f"{status:<9}", f"best val {_fmt(record.get('best_val_accuracy'))} (epoch {_fmt(record.get('best_epoch'))})"]
-    if record.get("test_accuracy") is not None:
-        parts.append(f"test {_fmt(record['test_accuracy'])}")
-    if record.get("wall_seconds") is not None:
-        parts.append(f"{record['wall_seconds']:.1f}s")
-    if record.get("error"):
-        parts.append(f"error: {' '.join(str(record['error']).split())[:200]}")
-    return "  ".join(parts)
-
-
-class PlainObserver(Observer):
-    """One line per epoch and per trial, for logs, pipes and CI: ``[4/12]`` is the trial's place in the grid (its
-    id number + 1, of all the grid's trials), whatever order groups finish in; a long epoch says how far it got at
-    least every ``defaults.PLAIN_PROGRESS_SECONDS``."""
-
-    def __init__(self, console: Console, clock=time.perf_counter):
-        self.console, self.clock = console, clock
-        self.t0 = clock()
-        self.done = 0
-        self.todo = 0  # trials this invocation trains (for the ETA)
-        self.grid = 0  # trials of the whole grid (the counter's denominator)
-        self.said = self.t0  # when the last line was printed
-
-    def _print(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        self.said = self.clock()
-
-    def _place(self, spec: TrialSpec) -> str:
-        return f"[{spec.index + 1}/{self.grid}]"
-
-    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
-        self.todo, self.grid = len(todo), len(trials)
-        kept = len(trials) - len(todo)
-        extra = f", {kept} already finished" if kept else ""
-        self._print(f"sweep: {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
-
-    def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None:
-        self._print(f"data: {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
-
-    def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int = 0) -> None:
-        resumed = f", continuing after epoch {start_epoch}" if start_epoch else ""
-        if len(specs) > 1:
-            self._print(f"training {len(specs)} trials packed together, {specs[0].id} … {specs[-1].id} "
-                        f"({specs[0].arch.label}{resumed})")
-        elif start_epoch:
-            self._print(f"{self._place(specs[0])} {specs[0].id}: continuing after epoch {start_epoch}")
-
-    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
-        if self.clock() - self.said >= defaults.PLAIN_PROGRESS_SECONDS and step < steps:
-            # the recorder reports a group's progress under its first trial; loss and accuracy: the live trials' mean
-            self._print(f"  … group of {spec.id}, epoch {epoch}/{spec.train.epochs}: step {step}/{steps}, "
-                        f"running loss={_fmt(loss)} acc={_fmt(acc)}")
-
-    def notice(self, message: str) -> None:
-        self._print(f"note: {message}")
-
-    def epoch_end(self, spec: TrialSpec, row: dict[str, Any]) -> None:
-        self._print(
-            f"{self._place(spec)} {spec.id} epoch {row['epoch']}/{spec.train.epochs} "
-            f"loss={_fmt(row['loss'])} acc={_fmt(row['accuracy'])} val_loss={_fmt(row['val_loss'])} "
-            f"val_acc={_fmt(row['val_accuracy'])} ({row['seconds']:.1f}s)"
-        )
-
-    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
-        self.done += 1
-        elapsed = self.clock() - self.t0
-        eta = elapsed / self.done * max(self.todo - self.done, 0)
-        self._print(f"{self._place(spec)} {spec.id} {trial_line(record)}  (ETA {_hms(eta)})")
-
-
-class RichObserver(Observer):
-    """A live display: overall bar in epochs with ETA, current trial with live loss/accuracy."""
-
-    def __init__(self, console: Console):
-        self.console = console
-        self.bars = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-        self.overall = None
-        self.current = None
-        self.epochs_done = 0.0
-        self.trials_done = 0
-        self.n_todo = 0
-        self.weight = 1
-
-    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
-        kept = len(trials) - len(todo)
-        extra = f", {kept} already finished" if kept else ""
-        self.console.print(
-            Text.assemble(("sweep", "bold"), f": {len(trials)} trials ({len(todo)} to run{extra}) on {device} → {run_dir}")
-        )
-        self.n_todo = len(todo)
-        self.bars.start()
-        self.overall = self.bars.add_task(
-            f"trials 0/{len(todo)}", total=sum(s.train.epochs for s in todo) or 1, info="epochs"
-        )
-
-    def data_loaded(self, source: str, n_train: int, n_val: int, n_test: int, seconds: float) -> None:
-        self.console.print(
-            Text.assemble(("data", "bold"), f": {source}: {n_train} train / {n_val} validation / {n_test} test ({seconds:.1f}s)")
-        )
-
-    def group_start(self, specs: list[TrialSpec], position: int, total: int, start_epoch: int = 0) -> None:
-        label = specs[0].id if len(specs) == 1 else f"{len(specs)} trials packed ({specs[0].arch.label}, seed {specs[0].seed})"
-        self._current_task(label, specs[0].train.epochs, len(specs))
-
-    def notice(self, message: str) -> None:
-        self.console.print(Text.assemble(("note", "bold yellow"), f": {message}"), highlight=False)
-
-    def _current_task(self, description: str, epochs: int, weight: int) -> None:
-        if self.current is not None:
-            self.bars.remove_task(self.current)
-        self.weight = weight  # trials advancing together
-        self.current = self.bars.add_task(description, total=epochs, info="starting…")
-
-    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
-        done = epoch - 1 + step / steps
-        self.bars.update(
-            self.current, completed=done, info=f"epoch {epoch}/{spec.train.epochs}  loss {loss:.4f}  acc {acc:.4f}"
-        )
-        self.bars.update(self.overall, completed=self.epochs_done + done * self.weight)
-
-    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
-        self.epochs_done += spec.train.epochs
-        self.trials_done += 1
-        self.bars.update(self.overall, completed=self.epochs_done, description=f"trials {self.trials_done}/{self.n_todo}")
-        style = STATUS_STYLE.get(record.get("status"), "")
-        self.console.print(Text(f"{spec.id}  ", style="bold") + Text(trial_line(record), style=style))
-
-    def close(self) -> None:
-        if self.current is not None:
-            self.bars.remove_task(self.current)
-            self.current = None
-        self.bars.stop()
-
-    def sweep_end(self, result: SweepResult) -> None:
-        self.close()
-
-
-class NotebookObserver(Observer):
-    """A progress bar in a Jupyter notebook: one HTML <progress> element, updated in place (IPython's display
-    handles; no widget extension needed), with the current trial, epoch, step and running loss."""
-
-    def __init__(self):
-        from IPython.display import HTML, display
-
-        self._html, self.handle = HTML, display(HTML("starting…"), display_id=True)
-        self.total = self.done = 0
-        self.t0 = time.perf_counter()
-        self.run_dir = ""
-
-    def _show(self, line: str) -> None:
-        import html
-
-        bar = f'<progress value="{self.done}" max="{max(self.total, 1)}" style="width:40%"></progress>'
-        head = f"{self.done}/{self.total} trials, {_hms(time.perf_counter() - self.t0)}"
-        self.handle.update(self._html(f"<div>{bar} {head}<br><code>{html.escape(line)}</code></div>"))
-
-    def sweep_start(self, run_dir: Path, trials: list[TrialSpec], todo: list[TrialSpec], device: str) -> None:
-        self.total, self.run_dir = len(todo), str(run_dir)
-        self._show(f"{len(todo)} trials to run on {device} → {run_dir}")
-
-    def progress(self, spec: TrialSpec, epoch: int, step: int, steps: int, loss: float, acc: float) -> None:
-        self._show(f"{spec.id}: epoch {epoch}/{spec.train.epochs}, step {step}/{steps}, loss {_fmt(loss)}, acc {_fmt(acc)}")
-
-    def trial_end(self, spec: TrialSpec, record: dict[str, Any]) -> None:
-        self.done += 1
-        self._show(f"{spec.id} {trial_line(record)}")
-
-    def sweep_end(self, result: Any) -> None:
-        self._show(f"done: {self.run_dir}")
-
-
-def make_observer(console: Console) -> Observer:
-    return RichObserver(console) if console.is_terminal else PlainObserver(console)
-
-
-# --- tables ---------------------------------------------------------------------------
+from init_lab.report.colours import shading
+from init_lab.report.render import CELLS_TEXT, DIGITS, cell, verdict_lines
+from init_lab.report.tables import facets, fmt, matrix
+from init_lab.run.capacity import format_bytes
+from init_lab.run.memory import MemoryPlan
 
 
 def plan_table(trials: list[TrialSpec], limit: int | None = None) -> Table:
@@ -242,7 +30,7 @@ def plan_table(trials: list[TrialSpec], limit: int | None = None) -> Table:
     shown = trials if limit is None else trials[:limit]
     for s in shown:
         table.add_row(
-            str(s.index), s.id, s.init_label, s.act_label, *(_fmt(s.axes[k], 6) for k in swept), str(s.seed), s.arch.label
+            str(s.index), s.id, s.init_label, s.act_label, *(fmt(s.axes[k], 6) for k in swept), str(s.seed), s.arch.label
         )
     if limit is not None and len(trials) > limit:
         table.add_row("…", f"{len(trials) - limit} more", *[""] * (5 + len(swept)))
@@ -287,27 +75,16 @@ def groups_table(groups: list[Group], memory: MemoryPlan, limit: int | None = No
 # --- report tables -------------------------------------------------------------------------
 
 
-def _heat_style(t: float) -> str:
-    """Background from red (worst, t=0) through yellow to green (best, t=1), dark text."""
-    t = min(1.0, max(0.0, t))
-    r, g = (220, int(80 + 160 * t * 2)) if t < 0.5 else (int(220 - 170 * (t - 0.5) * 2), 220)
-    return f"black on rgb({r},{min(g, 220)},90)"
-
-
 def pivot_tables(run, verdicts) -> list[Table]:
     """The initializer × activation pivot(s) of ``verdicts.cells`` as rich tables coloured like the heatmaps (the
-    gap to the group's best, ``verdicts.shading``; cells at chance or without a value dim, apart)."""
-    from init_lab.report.render import CELLS_TEXT, cell
-    from init_lab.report.tables import facets, matrix
-    from init_lab.report.verdicts import shading
-
+    gap to the group's best, ``colours.shading``; cells at chance or without a value dim, apart)."""
     table = verdicts.cells
-    position = shading(table, verdicts.higher).position
+    shade = shading(table, verdicts.higher)
     seeds = f", mean ± std over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
     out = []
     for title, part in facets(run, table):
         texts = matrix(part.assign(text=part.apply(cell, axis=1)), run, "text")
-        shade = matrix(part.assign(position=position.loc[part.index]), run, "position")
+        position = shade.matrix(run, part)
         t = Table(title=f"{verdicts.label}{seeds}" + (f" — {title}" if title else ""), show_lines=True,
                   caption=Text(CELLS_TEXT), caption_justify="left")
         t.add_column("initializer \\ activation", style="bold")
@@ -316,21 +93,16 @@ def pivot_tables(run, verdicts) -> list[Table]:
         for init in texts.index:
             row = []
             for a in texts.columns:
-                v = shade.at[init, a]
+                v = position.at[init, a]
                 text = texts.at[init, a] if isinstance(texts.at[init, a], str) else "—"
-                row.append(Text(text, style="dim" if v is None or not math.isfinite(v) else _heat_style(v)))
+                row.append(Text(text, style="dim" if v is None or not math.isfinite(v) else heat_style(v)))
             t.add_row(Text(init), *row)
         out.append(t)
     return out
 
 
-VERDICT_STYLE = {"best": "bold green", "tied with best": "green", "behind best": "", "ahead of best": "yellow"}
-
-
 def verdicts_lines(verdicts) -> list[Text]:
     """The verdicts section for the terminal: a heading, what was done (once), the comparisons in words."""
-    from init_lab.report.render import verdict_lines
-
     lines = [Text(f"verdicts over seeds ({verdicts.label})", style="bold")]
     lines += [Text(note, style="dim") for note in verdicts.notes]
     for line in verdict_lines(verdicts):
@@ -363,7 +135,7 @@ def report_leaderboard_table(board, metric: str, label: str, limit: int | None =
         t.add_row(*[
             Text(str(r[c]), style=STATUS_STYLE.get(str(r[c]), "")) if c == "status"
             else Text(str(r[c]), style=VERDICT_STYLE.get(str(r[c]), "")) if c == "vs_best"
-            else Text("—" if _isnan(r[c]) else _fmt(r[c], DIGITS.get(c, 4)))
+            else Text("—" if _isnan(r[c]) else fmt(r[c], DIGITS.get(c, 4)))
             for c in cols
         ])
     if limit is not None and len(board) > limit:
@@ -386,8 +158,8 @@ def comparison_table(table, name_a: str, name_b: str, label: str) -> Table:
         d = r["delta"]
         style = "" if _isnan(d) or not deltas.max() else ("green" if d > 0 else "red" if d < 0 else "")
         t.add_row(
-            *[Text(_fmt(r[k])) for k in keys], Text(_fmt(r["a"]) if not _isnan(r["a"]) else "—"),
-            Text(_fmt(r["b"]) if not _isnan(r["b"]) else "—"),
+            *[Text(fmt(r[k])) for k in keys], Text(fmt(r["a"]) if not _isnan(r["a"]) else "—"),
+            Text(fmt(r["b"]) if not _isnan(r["b"]) else "—"),
             Text(f"{d:+.4f}" if not _isnan(d) else "—", style=style),
             Text(str(r["status_a"]) if isinstance(r["status_a"], str) else "—"),
             Text(str(r["status_b"]) if isinstance(r["status_b"], str) else "—"), Text(str(r["in"])),
