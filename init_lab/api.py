@@ -101,12 +101,9 @@ def probe(config: ConfigLike, *, overrides: list[str] | None = None, batch: int 
           device: str | None = None) -> dict[str, pd.DataFrame]:
     """``initlab probe`` as DataFrames: {"summary": per combination against theory, "layers": per seed and
     layer, "spectra": Jacobian singular values}."""
-    from init_lab.engine.backend import setup_device
     from init_lab.run.probe import run_probe
 
-    cfg = _config(config, overrides)
-    setup_device(device or cfg.device, cfg.training.deterministic)
-    result = run_probe(cfg, batch, seeds, jacobian_examples)
+    result = run_probe(_config(config, overrides), batch, seeds, jacobian_examples, device)
     return {"summary": result.summary, "layers": result.layers, "spectra": result.spectra}
 
 

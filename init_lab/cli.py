@@ -1,4 +1,5 @@
-"""The `initlab` command line (Typer). Thin commands: parse, call the library, print.
+"""The `initlab` command line (Typer). Each command parses its options, calls the API (``init_lab.api``: a sweep,
+a resume) or the library functions the API calls (a report, a probe), and prints; orchestration lives there.
 
 Domain errors become a message on stderr and exit code 1; usage errors exit 2
 (Typer/Click); Ctrl-C exits 130 with a note on how to resume. A CONFIG argument
@@ -445,15 +446,13 @@ def probe(
     """Signal propagation at initialization over seeds, against mean-field theory and its finite-width band."""
     from init_lab.config.loading import load_config
     from init_lab.console.tables import probe_table
-    from init_lab.engine.backend import setup_device
     from init_lab.report.plots import jacobian_plot, probe_plot
     from init_lab.run.probe import run_probe
 
     cfg = load_config(_config_file(config), set_ or [])
     if jacobian_examples > batch:
         raise typer.BadParameter(f"--jacobian-examples {jacobian_examples} exceeds the probe batch ({batch}).")
-    setup_device(device.value if device else cfg.device, cfg.training.deterministic)
-    result = run_probe(cfg, batch, seeds, jacobian_examples)
+    result = run_probe(cfg, batch, seeds, jacobian_examples, device.value if device else None)
     out.print(f"probe of '{cfg.name}' at initialization on {batch} examples of {result.source}, "
               f"seeds {', '.join(map(str, result.seeds))}", highlight=False, markup=False)
     out.print(probe_table(result.summary))

@@ -33,5 +33,4 @@ class TrialStatus(str, Enum):
             return cls.PENDING
 
 
-FINISHED = frozenset(s.value for s in TrialStatus if s.finished)
 ENDED = frozenset(s.value for s in TrialStatus if s.ended)

@@ -18,7 +18,7 @@ from init_lab.catalog.optimizers import OPTIMIZERS
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def _number(value: Any) -> Any:
+def number(value: Any) -> Any:
     # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number everyone means.
     if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
         return float(value)
@@ -35,7 +35,7 @@ def name_in(kind: str, allowed: Mapping[str, Any] | tuple[str, ...]):
     return check
 
 
-PosFloat = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
+PosFloat = Annotated[float, BeforeValidator(number), Field(gt=0, allow_inf_nan=False)]
 PosInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, BeforeValidator(number), Field(ge=0, allow_inf_nan=False)]
 OptimizerName = Annotated[str, BeforeValidator(name_in("optimizer", OPTIMIZERS.entries))]

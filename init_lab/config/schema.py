@@ -9,48 +9,25 @@ validation errors into messages with file and line is ``config.messages``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator, model_validator
 
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.datasets import DATASETS
-from init_lab.catalog.errors import did_you_mean, unknown_name_message
+from init_lab.catalog.errors import did_you_mean
 from init_lab.catalog.initializers import INITIALIZERS
 from init_lab.catalog.models import MODEL_KINDS, Architecture, cnn_fits, resolve_architecture
-from init_lab.catalog.optimizers import OPTIMIZERS
 from init_lab.catalog.registry import Choice
+from init_lab.catalog.values import NonNegFloat, OptimizerName, PosFloat, PosInt, name_in, number
 from init_lab.config.messages import _show
+from init_lab.runschema.axes import AXES
 
 DEVICES = ("auto", "cpu", "gpu")
 
-_FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _number(value: Any) -> Any:
-    # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number everyone means.
-    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-        return float(value)
-    return value
-
-
-def _name_in(kind: str, allowed: Mapping[str, Any] | tuple[str, ...]):
-    def check(value: Any) -> Any:
-        if not isinstance(value, str) or value not in allowed:
-            raise ValueError(unknown_name_message(kind, value, allowed))
-        return value
-
-    return check
-
-
-PosFloat = Annotated[float, BeforeValidator(_number), Field(gt=0, allow_inf_nan=False)]
-PosInt = Annotated[int, Field(gt=0)]
-NonNegFloat = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
 InitializerChoice = Annotated[Choice, BeforeValidator(INITIALIZERS.resolve)]
 ActivationChoice = Annotated[Choice, BeforeValidator(ACTIVATIONS.resolve)]
-OptimizerName = Annotated[str, BeforeValidator(_name_in("optimizer", OPTIMIZERS.entries))]
 
 
 SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -93,8 +70,8 @@ class _Section(BaseModel):
 
 
 class DatasetConfig(_Section):
-    name: Annotated[str, BeforeValidator(_name_in("dataset", DATASETS))] = defaults.DATASET
-    validation_split: Annotated[float, BeforeValidator(_number), Field(gt=0, lt=1)] = defaults.VALIDATION_SPLIT
+    name: Annotated[str, BeforeValidator(name_in("dataset", DATASETS))] = defaults.DATASET
+    validation_split: Annotated[float, BeforeValidator(number), Field(gt=0, lt=1)] = defaults.VALIDATION_SPLIT
     path: str | None = None
     train_size: PosInt | None = None  # use only this many training examples (before the split)
     test_size: PosInt | None = None
@@ -145,7 +122,7 @@ class DatasetConfig(_Section):
 
 
 class ModelConfig(_Section):
-    kind: Annotated[str, BeforeValidator(_name_in("model", MODEL_KINDS))] = defaults.MODEL_KIND
+    kind: Annotated[str, BeforeValidator(name_in("model", MODEL_KINDS))] = defaults.MODEL_KIND
     hidden: list[PosInt] | None = None
     depth: PosInt | None = None
     width: PosInt | None = None
@@ -169,16 +146,12 @@ class ModelConfig(_Section):
         return resolve_architecture(self.kind, None, depth or self.depth, width or self.width)
 
 
-class GridConfig(_Section):
+class _FixedAxes(_Section):
+    """The grid's fixed axes; every optional axis (``runschema.axes.AXES``) is a field of ``GridConfig``."""
+
     initializer: list[InitializerChoice] = Field(min_length=1)
     activation: list[ActivationChoice] = Field(min_length=1)
     seed: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: list(defaults.SEEDS), min_length=1)
-    depth: list[PosInt] | None = Field(default=None, min_length=1)
-    width: list[PosInt] | None = Field(default=None, min_length=1)
-    learning_rate: list[PosFloat] | None = Field(default=None, min_length=1)
-    optimizer: list[OptimizerName] | None = Field(default=None, min_length=1)
-    batch_size: list[PosInt] | None = Field(default=None, min_length=1)
-    bias_std: list[NonNegFloat] | None = Field(default=None, min_length=1)  # σ_b, as model.bias_std
 
     @field_validator("*")
     @classmethod
@@ -190,13 +163,20 @@ class GridConfig(_Section):
         return values
 
 
+# grid.<axis>: a non-empty list of distinct values of the axis's type, or absent (the section's value for all)
+GridConfig = create_model(
+    "GridConfig", __base__=_FixedAxes, __module__=__name__,
+    **{a.name: (list[a.value] | None, Field(default=None, min_length=1, description=a.help)) for a in AXES},
+)
+
+
 class TrainingConfig(_Section):
     epochs: PosInt = defaults.EPOCHS
     batch_size: PosInt = defaults.BATCH_SIZE
     optimizer: OptimizerName = defaults.OPTIMIZER
     learning_rate: PosFloat = defaults.LEARNING_RATE
-    momentum: Annotated[float, BeforeValidator(_number), Field(ge=0, lt=1)] = defaults.MOMENTUM
-    thresholds: list[Annotated[float, BeforeValidator(_number), Field(gt=0, le=1)]] = Field(
+    momentum: Annotated[float, BeforeValidator(number), Field(ge=0, lt=1)] = defaults.MOMENTUM
+    thresholds: list[Annotated[float, BeforeValidator(number), Field(gt=0, le=1)]] = Field(
         default_factory=lambda: list(defaults.ACCURACY_THRESHOLDS)
     )
     deterministic: bool = defaults.DETERMINISTIC
@@ -226,8 +206,8 @@ class ResourcesConfig(_Section):
     Ray task asks the cluster for (--executor ray). None of it changes what a trial computes."""
 
     memory: Annotated[int | str, BeforeValidator(_memory_setting)] = defaults.MEMORY  # bytes, "2GB", or auto
-    cpus: Annotated[float, BeforeValidator(_number), Field(gt=0)] = 1.0
-    gpus: Annotated[float, BeforeValidator(_number), Field(ge=0)] = 0.0
+    cpus: Annotated[float, BeforeValidator(number), Field(gt=0)] = 1.0
+    gpus: Annotated[float, BeforeValidator(number), Field(ge=0)] = 0.0
 
 
 class CheckpointsConfig(_Section):
@@ -243,7 +223,7 @@ class SweepConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     grid: GridConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    device: Annotated[str, BeforeValidator(_name_in("device", DEVICES))] = defaults.DEVICE
+    device: Annotated[str, BeforeValidator(name_in("device", DEVICES))] = defaults.DEVICE
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     checkpoints: CheckpointsConfig = Field(default_factory=CheckpointsConfig)
 

@@ -20,10 +20,11 @@ from init_lab.report.render import CELLS_TEXT, DIGITS, cell, verdict_lines
 from init_lab.report.tables import facets, fmt, matrix
 from init_lab.run.capacity import format_bytes
 from init_lab.run.memory import MemoryPlan
+from init_lab.runschema.axes import AXES, NAMES
 
 
 def plan_table(trials: list[TrialSpec], limit: int | None = None) -> Table:
-    swept = sorted({k for s in trials for k in s.axes})
+    swept = [a for a in NAMES if any(a in s.axes for s in trials)]  # in grid order, as in the trial ids
     table = Table(title=f"{len(trials)} trials", show_lines=False)
     for col in ["#", "trial id", "initializer", "activation", *swept, "seed", "model"]:
         table.add_column(col, overflow="fold")
@@ -114,17 +115,17 @@ def verdicts_lines(verdicts) -> list[Text]:
 SHORT_HEADERS = {
     "best_val_accuracy": "best val acc", "best_epoch": "epoch", "test_accuracy": "test acc",
     "final_loss": "final loss", "final_val_loss": "final val loss", "final_val_accuracy": "final val acc",
-    "wall_seconds": "time share (s)", "learning_rate": "lr", "batch_size": "batch", "bias_std": "σ_b", "initial_loss": "init loss",
+    "wall_seconds": "time share (s)", "initial_loss": "init loss",
     "group_seconds": "time (s)", "packed_with": "trained with", "vs_best": "vs best",
+    **{axis.name: axis.header for axis in AXES},
 }
 
 
 def report_leaderboard_table(board, metric: str, label: str, limit: int | None = None) -> Table:
     """The report's leaderboard (a pandas frame) as a compact rich table."""
     t = Table(title=f"leaderboard by {label}")
-    wanted = ["rank", "initializer", "activation", "depth", "width", "optimizer", "learning_rate", "batch_size",
-              "bias_std", "seed", "status", "vs_best", "initial_loss", "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric,
-              "group_seconds", "packed_with"]
+    wanted = ["rank", "initializer", "activation", *NAMES, "seed", "status", "vs_best", "initial_loss",
+              "best_val_accuracy", "best_epoch", "test_accuracy", "final_loss", metric, "group_seconds", "packed_with"]
     cols = [c for c in dict.fromkeys(wanted) if c in board.columns]
     for c in cols:
         t.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation", "status", "vs_best")

@@ -62,10 +62,14 @@ def label(spec: TrialSpec) -> str:
 
 
 def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int | None = None,
-              jacobian_examples: int = defaults.JACOBIAN_EXAMPLES) -> ProbeResult:
-    from init_lab.engine.backend import tf
+              jacobian_examples: int = defaults.JACOBIAN_EXAMPLES, device: str | None = None) -> ProbeResult:
+    """Probe the grid's combinations at initialization on ``device`` (default: the config's): what ``initlab
+    probe`` prints and ``init_lab.probe`` returns."""
+    from init_lab.engine.backend import setup_device, tf
     from init_lab.engine.data import load_prepared
     from init_lab.engine.nets import build_net
+
+    setup_device(device or config.device, config.training.deterministic)
 
     chosen = probe_seeds(config, seeds)
     specs = combinations(config, chosen)
