@@ -189,18 +189,18 @@ def sweep(
             run = api.sweep(cfg, out=out_dir, name=name, **options)
     except KeyboardInterrupt:
         getattr(observer, "close", lambda: None)()
-        err.print(
-            Text.assemble(
-                ("\ninterrupted. ", "yellow"),
-                "Finished trials and epochs are saved; continue with ",
-                (f"initlab sweep --resume {resume or 'latest'} --out {out_dir}", "bold"),
-            ),
-            soft_wrap=True,
-        )
+        err.print(Text.assemble(("\ninterrupted. ", "yellow"), "Finished trials and epochs are saved; continue with ",
+                                (f"initlab sweep --resume {resume or 'latest'} --out {out_dir}", "bold")),
+                  soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
         getattr(observer, "close", lambda: None)()
+    _print_sweep_end(run)
+
+
+def _print_sweep_end(run) -> None:
+    """The leaderboard, what this invocation did and where; exit 1 (TrialsFailedError) if a trial failed."""
     _print_final_leaderboard(run)
     done = run.invocation
     counts = ", ".join(f"{done.count(s)} {s.value}" for s in (TrialStatus.COMPLETED, TrialStatus.DIVERGED,
@@ -323,7 +323,7 @@ def report(
     curves: in the terminal and as files."""
     from init_lab.report.run import load_run
     from init_lab.report.tables import check_metric
-    from init_lab.report.verdicts import analyse, analyse_runs
+    from init_lab.report.verdicts import analyse
 
     if len(run_dirs) > 2:
         raise typer.BadParameter("give one RUN_DIR, or two to compare", param_hint="RUN_DIRS")
@@ -331,17 +331,7 @@ def report(
     run = runs[0]
     label, _ = check_metric(metric, run.thresholds)
     if len(runs) == 2:
-        if table_ == ReportTable.cells:
-            raise typer.BadParameter("--table cells needs one RUN_DIR (two runs give comparisons)", param_hint="--table")
-        paired = analyse_runs(runs[0], runs[1], metric)
-        _print_comparison(runs[0], runs[1], metric, label, fmt, paired, table_)
-        if not no_files:
-            from init_lab.report.render import write_comparison
-
-            page, stats_file = write_comparison(runs[0], runs[1], metric)
-            for what, path in (("comparison chart", page), ("paired statistics", stats_file)):
-                (out if fmt == Format.table else err).print(f"{what}: {path}", highlight=False, markup=False,
-                                                            soft_wrap=True)
+        _report_pair(runs[0], runs[1], metric, label, fmt, table_, no_files)
         return
     verdicts = analyse(run, metric, compare_axis, baseline)
     _print_report(run, verdicts, label, fmt, top, table_)
@@ -359,6 +349,23 @@ def report(
         where = written[0].parent
         msg = f"report files in {where}: " + ", ".join(p.name for p in written)
         (out if fmt == Format.table else err).print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def _report_pair(a, b, metric: str, label: str, fmt: Format, table_: ReportTable, no_files: bool) -> None:
+    """``initlab report A B``: the shared trials and the paired statistics, printed and (unless --no-files) written."""
+    from init_lab.report.verdicts import analyse_runs
+
+    if table_ == ReportTable.cells:
+        raise typer.BadParameter("--table cells needs one RUN_DIR (two runs give comparisons)", param_hint="--table")
+    paired = analyse_runs(a, b, metric)
+    _print_comparison(a, b, metric, label, fmt, paired, table_)
+    if not no_files:
+        from init_lab.report.render import write_comparison
+
+        page, stats_file = write_comparison(a, b, metric)
+        for what, path in (("comparison chart", page), ("paired statistics", stats_file)):
+            (out if fmt == Format.table else err).print(f"{what}: {path}", highlight=False, markup=False,
+                                                        soft_wrap=True)
 
 
 def _print_damage(run) -> None:
