@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ../shared/data
 
 .PHONY: install install-test run test mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
-	reproduce-selu reproduce-phase bench clean-runs
+	reproduce-selu reproduce-phase reproduce-table1 bench clean-runs
 
 install: $(STAMP)
 
@@ -68,6 +68,15 @@ reproduce-he: install
 reproduce-selu: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/selu.yaml --out $(REPRO)
 	$(BIN)/initlab report $(REPRO)/latest
+
+# Glorot & Bengio 2010 Table 1's protocol (not part of `reproduce`): 5×1000, plain SGD on minibatches of 10, the
+# learning rate chosen per network on validation (report --tune-axis). As shipped it is 5M updates per trial (§2.3), weeks on
+# a CPU (`initlab sweep configs/glorot2010_table1.yaml --dry-run` estimates it); docs/reproductions.md's reduced
+# budget: make reproduce-table1 TABLE1_SET="--set training.epochs=3"
+TABLE1_SET ?=
+reproduce-table1: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/glorot2010_table1.yaml --out $(REPRO) $(TABLE1_SET)
+	$(BIN)/initlab report $(REPRO)/latest --tune-axis learning_rate --metric test_accuracy
 
 # the trainability phase diagram (Schoenholz et al. 2017, Figs. 5–6): tanh, σ_b² = 0.05, σ_w² × depth on the bundled
 # sample (not part of `reproduce`: its figure is RUN/report/phase_diagram.png)

@@ -252,7 +252,7 @@ def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> No
     """The trials, then the execution groups the sweep would train, with their memory estimates."""
     from init_lab.config.grid import sanitize
     from init_lab.console.tables import groups_table, plan_table
-    from init_lab.run.duration import estimate_seconds, format_duration
+    from init_lab.run.duration import estimate_seconds, format_duration, measured_estimate
     from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
     from init_lab.run.preflight import size_concerns
@@ -274,6 +274,12 @@ def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> No
     work = [(s, s.train.epochs) for s in trials]
     seconds = estimate_seconds(work, memory.data, device or cfg.device)
     out.print(f"training time: at least {format_duration(seconds)} here (init_lab/run/duration.py)", highlight=False)
+    measured = measured_estimate(groups, memory.data, device or cfg.device)
+    if measured is not None:
+        out.print(f"estimate: {format_duration(measured.seconds)} of training steps, from a step of group "
+                  f"{measured.group} measured here ({measured.step_seconds * 1e3:.2f} ms; the other groups scaled by "
+                  "their multiply-adds); evaluation, diagnostics, compilation and files come on top", highlight=False,
+                  markup=False, soft_wrap=True)
     for line in size_concerns(work, memory, device or cfg.device, pack):
         out.print(Text.assemble(("note: ", "yellow"), line, " — the sweep asks first (or needs --yes)"),
                   soft_wrap=True, highlight=False)
@@ -294,6 +300,7 @@ class ReportTable(str, Enum):
     leaderboard = "leaderboard"
     cells = "cells"
     comparisons = "comparisons"
+    tuned = "tuned"
 
 
 @app.command(epilog=_examples("initlab report latest", "initlab report latest --format markdown --metric test_accuracy"))
@@ -318,6 +325,19 @@ def report(
     table_: Annotated[ReportTable, typer.Option(
         "--table", help="Which table --format csv/json/markdown prints: the leaderboard (with two runs, the shared "
         "trials), the cells (n, mean, std, CI, ties) or the paired comparisons.")] = ReportTable.leaderboard,
+    tune_axis: Annotated[Optional[str], typer.Option(
+        "--tune-axis", help="Compare every cell at its own best value of this swept axis (e.g. learning_rate), "
+        "chosen on the validation set only; writes report/tuned.csv.")] = None,
+    tune_by: Annotated[Optional[str], typer.Option(
+        "--tune-by", help="The validation metric that chooses: best_val_accuracy, final_val_accuracy or "
+        "final_val_loss (default: --metric when it is one, else final_val_accuracy).")] = None,
+    tune_per_seed: Annotated[bool, typer.Option(
+        "--tune-per-seed", help="Let each seed choose its own best value (default: one value per cell, the best "
+        "seed-mean).")] = False,
+    select: Annotated[Optional[list[str]], typer.Option(
+        "--select", help="Combinations the figures draw, instead of the default rule (per activation the best, the "
+        "worst and the Glorot/He/LeCun initializers): INIT+ACT, INIT (every activation), ACT (every initializer), "
+        "*+ACT; repeat it or separate by commas.")] = None,
 ) -> None:
     """Leaderboard, initializer × activation heatmap with confidence intervals, paired verdicts over seeds, learning
     curves: in the terminal and as files."""
@@ -330,10 +350,29 @@ def report(
     runs = [load_run(d, runs_dir) for d in run_dirs]
     run = runs[0]
     label, _ = check_metric(metric, run.thresholds)
+    tuning = tune_axis is not None or tune_by is not None or tune_per_seed
     if len(runs) == 2:
+        if tuning:
+            raise typer.BadParameter("--tune-axis takes one RUN_DIR", param_hint="--tune-axis")
+        if select:
+            raise typer.BadParameter("--select takes one RUN_DIR", param_hint="--select")
         _report_pair(runs[0], runs[1], metric, label, fmt, table_, no_files)
         return
+    if tuning:
+        from init_lab.report.tuned import check_compare_axis
+
+        if tune_axis is None:
+            raise typer.BadParameter("--tune-by and --tune-per-seed need --tune-axis (e.g. --tune-axis "
+                                     "learning_rate)", param_hint="--tune-axis")
+        run = run.tuned(tune_axis, by=tune_by, per_seed=tune_per_seed, metric=metric)
+        check_compare_axis(run, compare_axis)
+    elif table_ == ReportTable.tuned:
+        raise typer.BadParameter("--table tuned needs --tune-axis", param_hint="--table")
     verdicts = analyse(run, metric, compare_axis, baseline)
+    if select:
+        from init_lab.report.selection import for_run
+
+        for_run(run, verdicts, select)  # a name the grid does not hold: the error before any output
     _print_report(run, verdicts, label, fmt, top, table_)
     _print_damage(run)
     if tensorboard is not None:
@@ -345,7 +384,7 @@ def report(
     if not no_files:
         from init_lab.report.render import write_report
 
-        written = write_report(run, metric, verdicts=verdicts)
+        written = write_report(run, metric, verdicts=verdicts, select=select)
         where = written[0].parent
         msg = f"report files in {where}: " + ", ".join(p.name for p in written)
         (out if fmt == Format.table else err).print(msg, highlight=False, markup=False, soft_wrap=True)
@@ -398,11 +437,18 @@ def _print_caveats(verdicts) -> None:
 def _print_report(run, verdicts, label: str, fmt: Format, top: int | None, table_: ReportTable) -> None:
     from init_lab.console.tables import pivot_tables, report_leaderboard_table, verdicts_lines
     from init_lab.report.render import html_report, status_line
+    from init_lab.report.timings import timings_line
     from init_lab.report.verdicts import marked_leaderboard
 
     board = marked_leaderboard(run, verdicts)
     if fmt == Format.table:
         out.print(f"{run.name}: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
+        if spent := timings_line(run):
+            out.print(spent, highlight=False, markup=False, soft_wrap=True)
+        if run.tuning is not None:
+            from init_lab.console.tables import tuned_table
+
+            out.print(tuned_table(run))
         for table in pivot_tables(run, verdicts):
             out.print(table)
         for line in verdicts_lines(verdicts):
@@ -412,9 +458,12 @@ def _print_report(run, verdicts, label: str, fmt: Format, top: int | None, table
         sys.stdout.write(html_report(run, verdicts.metric, {}, verdicts=verdicts) + "\n")
     else:
         frames = {ReportTable.leaderboard: board if top is None else board.head(top),
-                  ReportTable.cells: verdicts.cells, ReportTable.comparisons: verdicts.comparisons_table}
+                  ReportTable.cells: verdicts.cells, ReportTable.comparisons: verdicts.comparisons_table,
+                  ReportTable.tuned: run.tuning.table if run.tuning is not None else None}
         _write_table(frames[table_], fmt)
         _print_caveats(verdicts)
+        for note in run.tuning.notes if run.tuning is not None else ():
+            err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
     if fmt != Format.table and run.missing:
         err.print(f"note: {status_line(run)}", highlight=False, markup=False, soft_wrap=True)
 

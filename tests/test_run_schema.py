@@ -25,7 +25,10 @@ from .helpers import TINY, assert_clean_exit, copy_run, invoke, read_csv, run_ta
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_a0fc584"
 AXIS_VALUES = {"depth": [1, 2], "width": [4, 8], "optimizer": ["adam", "sgd"], "learning_rate": [0.01, 0.003],
-               "batch_size": [25, 50], "bias_std": [0.0, 0.1]}
+               "batch_size": [25, 50], "bias_std": [0.0, 0.1], "residual": [False, True],
+               "normalization": ["none", "batchnorm"]}
+# what an axis's values need of the tiny config: residual blocks need 1 + 2·L hidden layers (a stem, then blocks of 2)
+AXIS_NEEDS = {"residual": ["model.hidden=[16, 16, 16]"]}
 
 
 def test_every_axis_has_two_sample_values_here():
@@ -36,7 +39,7 @@ def test_every_axis_has_two_sample_values_here():
 def test_one_entry_makes_an_axis_of_the_grid_the_ids_the_files_and_the_report(axis, tmp_path):
     values = AXIS_VALUES[axis.name]
     config = config_from_text(TINY, overrides=[f"grid.{axis.name}={json.dumps(values)}", "grid.initializer=[he_normal]",
-                                               "grid.activation=[relu]"])
+                                               "grid.activation=[relu]", *AXIS_NEEDS.get(axis.name, [])])
     trials = expand(config)
     assert [axis.of(t) for t in trials] == values  # the value reaches the trial's computation
     assert [t.id.split("-")[2] for t in trials] == [axis.label(v) for v in values]  # and its id

@@ -460,19 +460,21 @@ def test_heatmap_png_draws_marks_and_chance_cells_apart(tmp_path, monkeypatch):
 
 def test_learning_curve_titles_clear_the_row_above(tmp_path):
     """report.html's learning curves, 5 activations (two rows of panels): the second row's titles used to sit on
-    the first row's x-axis labels; a gap row now keeps them apart (checked drawn in headless Chromium too)."""
+    the first row's x-axis labels; now each panel's dropdown (which names its activation) sits in a head band of its
+    own, below the previous row's foot band (issue 29; drawn in headless Chromium in test_layout.py)."""
     from init_lab.report import interactive
 
     run = load_run(make_run(tmp_path / "run", config(acts=("relu", "tanh", "sigmoid", "elu", "selu"), seeds=(0,)),
                             shifted({"he_normal": 0.0, "glorot_uniform": 0.0})))
     layout = interactive.curves_figure(run)["layout"]
     plot_px = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
-    # subplots in row-major order: loss row y1–y4, accuracy row y5–y8, (gap row: none), loss row 2 from y9
-    accuracy_bottom, next_loss_top = layout["yaxis5"]["domain"][0], layout["yaxis9"]["domain"][1]
-    assert (accuracy_bottom - next_loss_top) * plot_px >= 80  # x tick labels + axis title + the next title
-    title = next(a for a in layout["annotations"] if a["text"] == "activation: selu")
-    assert next_loss_top <= title["y"] < accuracy_bottom - 40 / plot_px
-    assert all(layout[f"xaxis{k}"].get("showticklabels") for k in range(5, 9))  # every accuracy panel's epochs
+    # panel k's axes: loss y(2k+1), accuracy y(2k+2); panel 4 (selu) opens the second row
+    accuracy_bottom, next_loss_top = layout["yaxis2"]["domain"][0], layout["yaxis9"]["domain"][1]
+    assert (accuracy_bottom - next_loss_top) * plot_px >= 80  # x tick labels + axis title + the next dropdown
+    menu = layout["updatemenus"][4]
+    assert menu["buttons"][0]["label"].startswith("selu: ")
+    assert next_loss_top < menu["y"] <= accuracy_bottom - 50 / plot_px
+    assert all(layout[f"xaxis{2 * k + 2}"].get("showticklabels") for k in range(5))  # every accuracy panel's epochs
 
 
 def test_a_compare_axis_the_run_does_not_sweep_is_refused(tmp_path):

@@ -105,6 +105,14 @@ def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, 
     return Prediction(propagation=prop, fixed=fixed)
 
 
+def no_theory_reason(arch) -> str:
+    """Why the plain mean-field maps do not describe a residual or normalized MLP (an ``Architecture``)."""
+    if arch.normalization != "none":
+        return (f"{arch.normalization} rescales every layer by statistics of the data; no published "
+                "mean-field result for it is implemented here")
+    return "the residual length map is not implemented in the probe yet (plain mean-field maps do not apply)"
+
+
 def band(mean: float | None, sd: float, width: float = 2.0, seeds: int = 1) -> tuple[float | None, float | None]:
     """Where one finite-width network's std ratio falls: log-normal around the mean-field ``mean`` with
     log-standard-deviation ``sd``, so its median is mean·exp(−sd²) (the mean of the *squared* ratio is the

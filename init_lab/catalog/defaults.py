@@ -28,6 +28,21 @@ MODEL_KIND = "mlp"
 MLP_HIDDEN = (256, 256)
 DEEP_MLP_DEPTH = 30
 DEEP_MLP_WIDTH = 256
+# the configurable conv net (model.kind: cnn): same-padded convolutions, then a global-average-pool head
+CNN_DEPTH = 6
+CNN_CHANNELS = 16
+CNN_KERNEL = 3
+CNN_POOL_EVERY = 0  # a 2×2 max-pool after every this many convolutions (0: none)
+# residual MLPs (model.residual): Dense layers per residual block (model.block_depth)
+BLOCK_DEPTH = 2
+NORMALIZATION = "none"  # model.normalization: none | batchnorm | layernorm
+# BatchNorm / LayerNorm constants: Keras' defaults (keras.layers.BatchNormalization, LayerNormalization), so the packed
+# MLP and the one-model Keras reference normalize alike
+BN_MOMENTUM = 0.99
+NORM_EPSILON = 1e-3
+# a residual block's projection (where the width changes) draws its kernel from layer_seed(seed, PROJECTION_SEED_BASE
+# + block): a stream of its own, so the hidden and output layers keep the draws they have without residual blocks
+PROJECTION_SEED_BASE = 10_000
 
 # --- grid ----------------------------------------------------------------------
 SEEDS = (0,)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field
 
 from init_lab.catalog.errors import unknown_name_message
+from init_lab.catalog.models import NORMALIZATIONS
 from init_lab.catalog.optimizers import OPTIMIZERS
 
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -39,3 +40,4 @@ PosFloat = Annotated[float, BeforeValidator(number), Field(gt=0, allow_inf_nan=F
 PosInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, BeforeValidator(number), Field(ge=0, allow_inf_nan=False)]
 OptimizerName = Annotated[str, BeforeValidator(name_in("optimizer", OPTIMIZERS.entries))]
+NormalizationName = Annotated[str, BeforeValidator(name_in("normalization", NORMALIZATIONS))]

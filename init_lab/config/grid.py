@@ -1,7 +1,7 @@
 """Grid expansion: a validated config → the ordered list of trials, each with a stable id.
 
 Order: initializer, activation, then the optional axes in ``runschema.axes.AXES`` order (depth,
-width, optimizer, learning rate, batch size, bias std σ_b), then seed — the seed varies fastest, so
+width, optimizer, learning rate, batch size, bias std σ_b, residual, normalization), then seed — the seed varies fastest, so
 the trials of one combination sit together. The id ``003_he_normal-relu-lr0.01-s0`` starts with the
 trial's position and carries every swept value (each labelled by its axis); ``sanitize`` keeps it
 safe as a directory name whatever the config says.
@@ -90,7 +90,8 @@ def expand(config: SweepConfig) -> list[TrialSpec]:
         values = dict(zip(swept, rest[:-1]))
         seed = rest[-1]
         # where each axis's value changes the computation: the network's shape, σ_b, the training settings
-        arch = m.architecture(values.get("depth"), values.get("width"))
+        arch = m.architecture(values.get("depth"), values.get("width"), values.get("residual"),
+                              values.get("normalization"))
         settings = TrainSettings(
             epochs=t.epochs,
             batch_size=values.get("batch_size", t.batch_size),

@@ -18,9 +18,9 @@ from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.datasets import DATASETS
 from init_lab.catalog.errors import did_you_mean
 from init_lab.catalog.initializers import INITIALIZERS
-from init_lab.catalog.models import MODEL_KINDS, Architecture, cnn_fits, resolve_architecture
+from init_lab.catalog.models import MODEL_KINDS, Architecture, cnn_fits, cnn_stack, resolve_architecture
 from init_lab.catalog.registry import Choice
-from init_lab.catalog.values import NonNegFloat, OptimizerName, PosFloat, PosInt, name_in, number
+from init_lab.catalog.values import NonNegFloat, NormalizationName, OptimizerName, PosFloat, PosInt, name_in, number
 from init_lab.config.messages import _show
 from init_lab.runschema.axes import AXES
 
@@ -128,22 +128,46 @@ class ModelConfig(_Section):
     width: PosInt | None = None
     # σ_b: every layer's biases drawn N(0, σ_b²), seeded like the kernels (0: all biases start at 0)
     bias_std: NonNegFloat = defaults.BIAS_STD
+    # residual blocks (MLP kinds): a first Dense layer, then blocks of block_depth layers around a skip
+    residual: bool = False
+    block_depth: PosInt = defaults.BLOCK_DEPTH
+    # what normalizes every hidden layer's pre-activation, before its activation
+    normalization: NormalizationName = defaults.NORMALIZATION
+    # the configurable conv net (kind: cnn): channels per convolution (one for all, or a list), window, pooling
+    channels: PosInt | list[PosInt] | None = None
+    kernel: PosInt | None = None
+    pool_every: Annotated[int, Field(ge=0)] | list[PosInt] | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> ModelConfig:
         if self.hidden is not None and (self.depth is not None or self.width is not None):
             raise ValueError("give either 'hidden: [..]' or 'depth' and 'width', not both.")
+        cnn_only = [f for f in ("channels", "kernel", "pool_every") if getattr(self, f) is not None]
+        if cnn_only and self.kind != "cnn":
+            raise ValueError(f"{', '.join(cnn_only)}: options of model kind 'cnn', not '{self.kind}'.")
+        if self.kind == "cnn" and (self.hidden is not None or self.width is not None):
+            raise ValueError("model kind 'cnn' takes depth (convolutions) and channels, not hidden / width.")
         self.architecture()
         return self
 
-    def architecture(self, depth: int | None = None, width: int | None = None) -> Architecture:
-        """The concrete shape, with depth/width from a grid axis taking precedence over this section."""
+    def architecture(self, depth: int | None = None, width: int | None = None, residual: bool | None = None,
+                     normalization: str | None = None) -> Architecture:
+        """The concrete shape, with depth/width/residual/normalization from a grid axis taking precedence over this
+        section."""
+        blocks = {"residual": self.residual if residual is None else residual, "block_depth": self.block_depth,
+                  "normalization": normalization or self.normalization}
+        if self.kind == "cnn":
+            stack = cnn_stack(self.depth or defaults.CNN_DEPTH,
+                              defaults.CNN_CHANNELS if self.channels is None else self.channels,
+                              self.kernel or defaults.CNN_KERNEL,
+                              defaults.CNN_POOL_EVERY if self.pool_every is None else self.pool_every)
+            return resolve_architecture(self.kind, stack=stack, **blocks)
         if depth is None and width is None:
-            return resolve_architecture(self.kind, self.hidden, self.depth, self.width)
+            return resolve_architecture(self.kind, self.hidden, self.depth, self.width, **blocks)
         if self.hidden:
             depth = depth or len(self.hidden)
             width = width or self.hidden[0]
-        return resolve_architecture(self.kind, None, depth or self.depth, width or self.width)
+        return resolve_architecture(self.kind, None, depth or self.depth, width or self.width, **blocks)
 
 
 class _FixedAxes(_Section):
@@ -229,12 +253,22 @@ class SweepConfig(_Section):
 
     @model_validator(mode="after")
     def _axes_fit_model(self) -> SweepConfig:
+        if self.model.block_depth != defaults.BLOCK_DEPTH and not (self.model.residual or True in (self.grid.residual or [])):
+            raise ValueError("model.block_depth is the Dense layers per residual block: it needs model.residual: true "
+                             "(or true among grid.residual).")
         if (self.grid.depth or self.grid.width) and not MODEL_KINDS[self.model.kind].configurable:
             raise ValueError(f"grid axes depth/width need model kind 'mlp' or 'deep_mlp', not '{self.model.kind}'.")
         for d in self.grid.depth or [None]:
             for w in self.grid.width or [None]:
-                self.model.architecture(d, w)
-        too_small = cnn_fits(self.dataset.image_shape) if MODEL_KINDS[self.model.kind].family == "cnn" else None
+                for r in self.grid.residual or [None]:
+                    for norm in self.grid.normalization or [None]:
+                        arch = self.model.architecture(d, w, r, norm)
+                        if not arch.plain and any(c.name == "lsuv" for c in self.grid.initializer):
+                            raise ValueError("initializer 'lsuv' rescales a plain network layer by layer; "
+                                             f"{arch.label} has residual blocks or normalization: choose "
+                                             "another initializer, or residual: false and normalization: none.")
+        arch = self.model.architecture()
+        too_small = cnn_fits(self.dataset.image_shape, self.model.kind, arch.layers) if arch.family == "cnn" else None
         if too_small:
             raise ValueError(f"model '{self.model.kind}' on dataset '{self.dataset.name}': {too_small}.")
         return self

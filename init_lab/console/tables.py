@@ -17,7 +17,8 @@ from init_lab.console.styles import STATUS_STYLE, VERDICT_STYLE, heat_style
 from init_lab.engine.events import Group
 from init_lab.report.colours import shading
 from init_lab.report.render import CELLS_TEXT, DIGITS, cell, verdict_lines
-from init_lab.report.tables import facets, fmt, matrix
+from init_lab.report.tables import facets, fmt, matrix, value_label
+from init_lab.report.tuned import choice_text, choices_frame
 from init_lab.run.capacity import format_bytes
 from init_lab.run.memory import MemoryPlan
 from init_lab.runschema.axes import AXES, NAMES
@@ -84,7 +85,8 @@ def pivot_tables(run, verdicts) -> list[Table]:
     seeds = f", mean ± std over {run.n_seeds} seeds" if run.n_seeds > 1 else ""
     out = []
     for title, part in facets(run, table):
-        texts = matrix(part.assign(text=part.apply(cell, axis=1)), run, "text")
+        texts = matrix(part.assign(text=part.apply(lambda r: " ".join(filter(None, (cell(r), choice_text(run, r)))),
+                                                   axis=1)), run, "text")
         position = shade.matrix(run, part)
         t = Table(title=f"{verdicts.label}{seeds}" + (f" — {title}" if title else ""), show_lines=True,
                   caption=Text(CELLS_TEXT), caption_justify="left")
@@ -245,3 +247,19 @@ def theory_table(rows) -> Table:
                  "(∞ at criticality, — where none exists); ratios: last hidden layer ÷ first over the config's depth"
                  + "".join(f"\nedge of chaos, {act}: {text}" for act, text in edges.items()))
     return t
+
+
+def tuned_table(run) -> Table:
+    """A tuned run's choices (``report.tuned``): per cell the chosen value, its validation score and the runner-up,
+    with the selection rules as the caption."""
+    t = run.tuning
+    frame = choices_frame(run)
+    table = Table(title=f"each cell at its best {t.axis} (chosen by {t.by})", caption=Text(" ".join(t.notes)),
+                  caption_justify="left")
+    for c in frame.columns:
+        table.add_column(SHORT_HEADERS.get(c, c), justify="left" if c in ("initializer", "activation") else "right")
+    for _, r in frame.iterrows():
+        table.add_row(*[Text("—" if r[c] is None or _isnan(r[c]) or r[c] == "" else
+                             value_label(r[c]) if c.startswith(("chosen", "runner-up")) else fmt(r[c]))
+                        for c in frame.columns])
+    return table

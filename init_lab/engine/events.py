@@ -16,6 +16,7 @@ from init_lab.catalog.models import NetKind
 from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec
 from init_lab.runschema.records import EpochRow, StepRow
+from init_lab.runschema.timings import Timings
 
 
 @dataclass
@@ -140,6 +141,7 @@ class TrialResult:
 class GroupFinished:
     group: str
     results: dict[str, TrialResult]
+    timings: Timings = field(default_factory=Timings)  # where this invocation's time for the group went
 
 
 Event = GroupStarted | Progress | EpochEnded | Notice | GroupFinished

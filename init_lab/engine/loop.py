@@ -48,24 +48,28 @@ from init_lab.engine.events import (
 from init_lab.engine.nets import GroupNet, build_net
 from init_lab.engine.optim import GroupOptimizer
 from init_lab.runschema.records import EpochRow, StepRow
+from init_lab.runschema.timings import Timings
 
 PROGRESS_CHUNKS = 8  # progress reports per epoch
 
 
 def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
     """Train one execution group, yielding events; exceptions propagate (the executor records them)."""
-    started = time.perf_counter()
-    net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
-    settings = net.specs[0].train
-    rates = net.per_variable([s.train.learning_rate for s in net.specs])  # per trial: they pack across rates
-    opt = GroupOptimizer(settings.optimizer, rates, settings.momentum, net.variables)
-    train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
-    states = _restore(net, opt, group) if group.start else None
+    started, clock = time.perf_counter(), Timings()
+    with clock.phase("build"):
+        net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
+        settings = net.specs[0].train
+        rates = net.per_variable([s.train.learning_rate for s in net.specs])  # per trial: they pack across rates
+        opt = GroupOptimizer(settings.optimizer, rates, settings.momentum, net.variables)
+        train_steps, evaluate = _compile(net, opt, data, settings.batch_size)
+    with clock.phase("initial"):
+        states = _restore(net, opt, group) if group.start else None
     if states is None:
         if group.start:
             yield Notice(group.id, "saved state does not fit this group's networks; restarting it from epoch 1")
-        states = _fresh(net, data)
-        _record_start(net, data, evaluate, states)
+        with clock.phase("initial"):
+            states = _fresh(net, data)
+            _record_start(net, data, evaluate, states)
     first = min(s.epoch for s in states.values())  # 0 unless restored
     yield GroupStarted(group.id, [s.id for s in net.specs], first, net.param_count,
                        {k: v.without_arrays() for k, v in states.items()})
@@ -75,9 +79,11 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
         if not live.any():
             break
         t0 = time.perf_counter()
-        loss_sum, correct = yield from _train_epoch(group.id, net, data, train_steps, epoch, live, states)
-        val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
-        signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
+        loss_sum, correct = yield from _train_epoch(group.id, net, data, train_steps, epoch, live, states, clock)
+        with clock.phase("evaluation"):
+            val_loss, val_acc = (v.numpy() for v in evaluate(data.x_val, data.y_val))
+        with clock.phase("diagnostics"):
+            signals = net.probe(data.x_probe, data.y_probe) if data.diagnostics else {}
         seconds = time.perf_counter() - t0
         epoch_seconds.append(seconds)
         n = data.n_train
@@ -90,14 +96,17 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
                            float(val_acc[t]), seconds, spec.train.learning_rate)
             state.epochs.append(row)
             if spec.id in signals:
-                _record_signals(state, spec, epoch, signals[spec.id])
+                with clock.phase("diagnostics"):
+                    _record_signals(state, spec, epoch, signals[spec.id])
             state.epoch = epoch
             if not (math.isfinite(row.loss) and math.isfinite(row.val_loss)):
                 state.status = TrialStatus.DIVERGED
                 live[t] = False
-        _snapshot(net, opt, states)
+        with clock.phase("snapshots"):
+            _snapshot(net, opt, states)
         yield EpochEnded(group.id, epoch, {s.id: states[s.id] for s in group.specs})  # grid order
-    test_loss, test_acc = (v.numpy() for v in evaluate(data.x_test, data.y_test))
+    with clock.phase("evaluation"):
+        test_loss, test_acc = (v.numpy() for v in evaluate(data.x_test, data.y_test))
     wall = time.perf_counter() - started  # this invocation: build, restore or LSUV, epochs, test
     epochs_wall = sum(epoch_seconds)  # the part of it already counted in each state's seconds
     results = {}
@@ -109,7 +118,7 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
             float(test_loss[t]) if done else None, float(test_acc[t]) if done else None,
             net.param_count, group_size=net.T, group_seconds=state.seconds + wall - epochs_wall,
         )
-    yield GroupFinished(group.id, {s.id: results[s.id] for s in group.specs})  # grid order
+    yield GroupFinished(group.id, {s.id: results[s.id] for s in group.specs}, clock)  # grid order
 
 
 def _fresh(net: GroupNet, data: DeviceData) -> dict[str, TrialState]:
@@ -184,6 +193,7 @@ def _aligned(net: GroupNet, opt: GroupOptimizer) -> list[list[Any]]:
 
 def _snapshot(net: GroupNet, opt: GroupOptimizer, states: dict[str, TrialState]) -> None:
     per_list = [net.per_trial(tensors) for tensors in _aligned(net, opt)]
+    per_list.append(net.per_trial(net.buffers, net.buffer_owners))  # BatchNorm's moving averages, last (if any)
     step = int(opt.step.numpy())
     for t, spec in enumerate(net.specs):
         states[spec.id].arrays = [a for per_trial in per_list for a in per_trial[t]]
@@ -198,14 +208,16 @@ def _restore(net: GroupNet, opt: GroupOptimizer, group: Group) -> dict[str, Tria
         return None
     lists = _aligned(net, opt)
     counts = [len(a) for a in net.per_trial(net.variables)]
+    buffers = [len(a) for a in net.per_trial(net.buffers, net.buffer_owners)]
     try:
         for k, tensors in enumerate(lists):
             chunks = []
             for t, state in enumerate(saved):
-                if len(state.arrays) != counts[t] * len(lists):
+                if len(state.arrays) != counts[t] * len(lists) + buffers[t]:
                     return None
                 chunks.append(state.arrays[k * counts[t]: (k + 1) * counts[t]])
             net.assign(tensors, chunks)
+        net.assign(net.buffers, [s.arrays[len(s.arrays) - buffers[t]:] for t, s in enumerate(saved)], net.buffer_owners)
     except ValueError:
         return None
     opt.step.assign(saved[0].step)
@@ -213,7 +225,7 @@ def _restore(net: GroupNet, opt: GroupOptimizer, group: Group) -> dict[str, Tria
 
 
 def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, epoch: int, live: np.ndarray,
-                 states: dict[str, TrialState]):
+                 states: dict[str, TrialState], clock: Timings):
     """One epoch's steps in windows of k (a steps.csv row each); yields progress, returns per-trial loss sums
     and correct counts."""
     n, bs, T = data.n_train, net.specs[0].train.batch_size, net.T
@@ -225,8 +237,9 @@ def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, ep
     loss_sum, correct, done = np.zeros(T), np.zeros(T), 0
     for first in range(0, steps, every):
         count = min(every, steps - first)
-        ls, c = train_steps(order, tf.constant(first), tf.constant(count))
-        window_loss, window_correct = ls.numpy(), c.numpy()
+        with clock.phase("first_window" if "first_window" not in clock.seconds else "steps"):
+            ls, c = train_steps(order, tf.constant(first), tf.constant(count))
+            window_loss, window_correct = ls.numpy(), c.numpy()
         loss_sum += window_loss
         correct += window_correct
         done += count
@@ -237,7 +250,8 @@ def _train_epoch(group_id: str, net: GroupNet, data: DeviceData, train_steps, ep
                 states[spec.id].steps.append(StepRow(step, epoch, progress, float(window_loss[t] / examples),
                                                      float(window_correct[t] / examples)))
         if step_signals:
-            _record_step_signals(net, data, states, live, step, epoch, progress)
+            with clock.phase("step_statistics"):
+                _record_step_signals(net, data, states, live, step, epoch, progress)
         if done // report > (done - count) // report or done == steps:  # about PROGRESS_CHUNKS per epoch
             seen = min(done * bs, n)
             ok = live & np.isfinite(loss_sum)
@@ -292,3 +306,28 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
         return loss_sum / n_eval, tf.cast(correct, tf.float32) / n_eval
 
     return train_steps, evaluate
+
+
+def measure_step(group: Group, input_shape: tuple[int, ...], n_classes: int, steps: int = 8,
+                 windows: int = 3) -> float:
+    """Seconds one training step of ``group`` takes here, measured: the group's networks and optimizer on random
+    inputs of the sweep's shape, ``windows`` windows of ``steps`` steps after one that traces and compiles. What
+    ``--dry-run``'s estimate is calibrated with (evaluation, diagnostics and compilation are not in it)."""
+    bs = group.specs[0].train.batch_size
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((bs * steps, *input_shape), dtype=np.float32))
+    y = tf.constant(rng.integers(0, n_classes, bs * steps, dtype=np.int32))
+    data = DeviceData(x, y, x[:bs], y[:bs], x[:bs], y[:bs], input_shape, n_classes, "measure", x[:bs], y[:bs],
+                      x_lsuv=x[:bs])
+    net = build_net(group.net, group.specs, input_shape, n_classes)
+    settings = net.specs[0].train
+    opt = GroupOptimizer(settings.optimizer, net.per_variable([s.train.learning_rate for s in net.specs]),
+                         settings.momentum, net.variables)
+    train_steps, _ = _compile(net, opt, data, bs)
+    order = tf.constant(batch_orders(net, 1, bs * steps))
+    window = (order, tf.constant(0), tf.constant(steps))
+    train_steps(*window)[0].numpy()  # traces and compiles
+    t0 = time.perf_counter()
+    for _ in range(windows):
+        train_steps(*window)[0].numpy()
+    return (time.perf_counter() - t0) / (windows * steps)

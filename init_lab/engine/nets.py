@@ -30,7 +30,7 @@ from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.analysis.jacobian import Spectrum, log_singular_values, spectrum_of_matrices
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.catalog.models import Architecture, Conv, NetKind, split_stack
+from init_lab.catalog.models import Architecture, Conv, GlobalAvgPool, NetKind, split_stack
 from init_lab.catalog.registry import Choice
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.backend import LINALG, OPS, build_bias_initializer, build_initializer, keras, tf
@@ -50,8 +50,11 @@ class GroupNet:
     variables: list[Any]
     owners: list[int | None]  # per variable: STACKED, or the index of the trial owning it
     n: int  # slices of a stacked variable: T, plus a ghost where a lone trial needs one (PackedMLP)
-    param_count: int  # per trial
+    param_count: int  # per trial: its trained parameters
     jit: bool = False  # XLA-compile the training step
+    # state that is not trained but must be checkpointed (BatchNorm's moving mean and variance), and its owners
+    buffers: list[Any] = []
+    buffer_owners: list[int | None] = []
 
     @property
     def T(self) -> int:
@@ -89,16 +92,18 @@ class GroupNet:
         """LSUV (Mishkin & Matas 2016) on the group's lsuv trials, in place; each one's log."""
         raise NotImplementedError
 
-    def per_trial(self, tensors: list[Any]) -> list[list[np.ndarray]]:
-        """Cut tensors aligned with ``variables`` into each trial's arrays."""
+    def per_trial(self, tensors: list[Any], owners: list[int | None] | None = None) -> list[list[np.ndarray]]:
+        """Cut tensors aligned with ``variables`` (or with ``owners``: the buffers') into each trial's arrays."""
+        owners = self.owners if owners is None else owners
         arrays = [np.asarray(t) for t in tensors]
-        return [[a[t] if o is STACKED else a for a, o in zip(arrays, self.owners) if o is STACKED or o == t]
+        return [[a[t] if o is STACKED else a for a, o in zip(arrays, owners) if o is STACKED or o == t]
                 for t in range(self.T)]
 
-    def assign(self, targets: list[Any], per_trial: list[list[np.ndarray]]) -> None:
-        """Inverse of :meth:`per_trial`: set ``targets`` (aligned with ``variables``) from trials' arrays."""
+    def assign(self, targets: list[Any], per_trial: list[list[np.ndarray]],
+               owners: list[int | None] | None = None) -> None:
+        """Inverse of :meth:`per_trial`: set ``targets`` (aligned with ``variables``, or ``owners``) from trials' arrays."""
         cursor = [0] * self.T
-        for target, owner in zip(targets, self.owners):
+        for target, owner in zip(targets, self.owners if owners is None else owners):
             if owner is STACKED:
                 parts = []
                 for t in range(self.T):
@@ -153,6 +158,17 @@ def _over_batch(p, like):
     return tf.broadcast_to(p, tf.shape(like)), grad
 
 
+def _batch_norm(z, gamma, beta, mean, var, over_batch: bool = True):
+    """tf.nn.batch_normalization's formula (Keras' BatchNormalization on TensorFlow): x·s + (β − μ·s), s = γ/√(σ²+ε).
+    ``over_batch``: s and β − μ·s are (n, 1, h), broadcast over the batch by ``_over_batch`` (their gradients' batch
+    sums as matmuls: TensorFlow's broadcast gradient is a reduce_sum, which rounds differently for different groups)."""
+    inv = tf.math.rsqrt(var + defaults.NORM_EPSILON) * gamma
+    shift = beta - mean * inv
+    if over_batch:
+        return z * _over_batch(inv, z) + _over_batch(shift, z)
+    return z * inv + shift
+
+
 def _lsuv_log(layer: str, iterations: int, variance: float, width: int, min_width: float) -> dict[str, Any]:
     """One layer's entry of a trial's LSUV log (trial.json); a layer left as it was says why."""
     entry: dict[str, Any] = {"layer": layer, "iterations": int(iterations), "final_variance": float(variance)}
@@ -182,6 +198,28 @@ class PackedMLP(GroupNet):
         kernels = [np.concatenate([k, k[:1].repeat(self.n - self.T, axis=0)]) for k in kernels]
         self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (n, in, out)
         self.bs = [tf.Variable(self._biases(i, n_out), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
+        arch = self.specs[0].arch
+        self.arch = arch
+        # residual blocks: the layer whose output adds the block's input, and that input's projection (or None)
+        self.block_first = {b.first: b for b in arch.blocks}
+        self.block_last = {b.last: b for b in arch.blocks}
+        self.projections = {b.index: tf.Variable(self._projection(b), name=f"proj{b.index}")
+                            for b in arch.blocks if b.projection}
+        # normalization: a scale γ (1) and shift β (0) per unit of each hidden layer, one slice per trial; BatchNorm's
+        # moving mean (0) and variance (1), one slice per trial too: its own statistics, whatever its group
+        hidden_widths = widths[1:-1]
+        normed = arch.normalization != "none"
+        self.gammas = [tf.Variable(tf.ones([self.n, 1, h]), name=f"gamma{i}") for i, h in enumerate(hidden_widths)] \
+            if normed else []
+        self.betas = [tf.Variable(tf.zeros([self.n, 1, h]), name=f"beta{i}") for i, h in enumerate(hidden_widths)] \
+            if normed else []
+        bn = arch.normalization == "batchnorm"
+        self.moving_means = [tf.Variable(tf.zeros([self.n, 1, h]), trainable=False, name=f"mean{i}")
+                             for i, h in enumerate(hidden_widths)] if bn else []
+        self.moving_vars = [tf.Variable(tf.ones([self.n, 1, h]), trainable=False, name=f"var{i}")
+                            for i, h in enumerate(hidden_widths)] if bn else []
+        self.buffers = [v for pair in zip(self.moving_means, self.moving_vars) for v in pair]
+        self.buffer_owners = [STACKED] * len(self.buffers)
         self.slices = self._slices()
         # PReLU: a (1, 1, h) slope per hidden layer for each trial that learns one, owned by that trial,
         # so a trial's state is the same whatever else shares its group
@@ -189,9 +227,10 @@ class PackedMLP(GroupNet):
                            for i, h in enumerate(widths[1:-1])]
                        for t, s in enumerate(self.specs) if ACTIVATIONS.entries[s.activation.name].learned}
         stacked = [v for pair in zip(self.ws, self.bs) for v in pair]
+        stacked += list(self.projections.values()) + [v for pair in zip(self.gammas, self.betas) for v in pair]
         self.variables = stacked + [v for t in self.slopes for v in self.slopes[t]]
         self.owners = [STACKED] * len(stacked) + [t for t in self.slopes for _ in self.slopes[t]]
-        self.param_count = sum(i * o + o for i, o in shapes)
+        self.param_count = sum(i * o + o for i, o in shapes) + arch.projection_params + arch.norm_params
         # a graph: eager, the forward pass at every logged step (step_layers.csv) cost several times more
         self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2])
 
@@ -204,6 +243,39 @@ class PackedMLP(GroupNet):
                  for s in self.specs]
         drawn += drawn[:1] * (self.n - self.T)  # the ghost copies the first trial, as its kernels do
         return tf.constant(np.stack(drawn)[:, None, :])
+
+    def _projection(self, block) -> np.ndarray:
+        """A residual block's projection (n, in, out), where the width changes: the grid's initializer, drawn from
+        layer_seed(seed, PROJECTION_SEED_BASE + block), as the Keras model's proj_<block> layer."""
+        drawn = [np.asarray(build_initializer(s.initializer, s.seed, defaults.PROJECTION_SEED_BASE + block.index,
+                                              s.activation)(shape=block.projection, dtype="float32"))
+                 for s in self.specs]
+        return np.stack(drawn + drawn[:1] * (self.n - self.T))
+
+    def _normalize(self, h, layer: int, mode: str):
+        """N(h) of hidden layer ``layer``: the identity, LayerNorm, or BatchNorm with each trial's statistics over its
+        own batch (``mode`` "train": and its moving averages updated; "probe": not updated) or its moving averages
+        ("eval"). Batch means are batched matmuls with a ones vector (``_batch_sums``): a trial's rounding does not
+        depend on its group."""
+        norm = self.arch.normalization
+        if norm == "none":
+            return h
+        gamma, beta = self.gammas[layer], self.betas[layer]
+        if norm == "layernorm":  # each example's own statistics (n, batch, 1); γ, β broadcast over the batch
+            mean = tf.reduce_mean(h, axis=-1, keepdims=True)
+            var = tf.reduce_mean(tf.square(h - mean), axis=-1, keepdims=True)
+            inv = tf.math.rsqrt(var + defaults.NORM_EPSILON)
+            return (h - mean) * inv * _over_batch(gamma, h) + _over_batch(beta, h)
+        if mode == "eval":
+            return _batch_norm(h, gamma, beta, self.moving_means[layer], self.moving_vars[layer], over_batch=False)
+        size = tf.cast(tf.shape(h)[1], h.dtype)
+        mean = _batch_sums(h) / size
+        var = _batch_sums(tf.square(h - _over_batch(mean, h))) / size  # biased, as Keras' moments
+        if mode == "train":
+            m = defaults.BN_MOMENTUM
+            self.moving_means[layer].assign(self.moving_means[layer] * m + tf.stop_gradient(mean) * (1.0 - m))
+            self.moving_vars[layer].assign(self.moving_vars[layer] * m + tf.stop_gradient(var) * (1.0 - m))
+        return _batch_norm(h, gamma, beta, mean, var)
 
     def _slices(self) -> list[tuple[int, int, Choice]]:
         out, start = [], 0
@@ -230,24 +302,33 @@ class PackedMLP(GroupNet):
             parts.append(activation(choice, learned)(z[s:e]))
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
-    def forward(self, x, per_trial: bool = False):
+    def forward(self, x, per_trial: bool = False, mode: str = "probe"):
         """(batch, in), or per trial (n, batch, in) → pre-activations and activations of every hidden layer,
-        and logits (n, batch, ·)."""
+        and logits (n, batch, ·). A hidden layer's pre-activation is N(h), h its Dense output plus, at a residual
+        block's last layer, the block's input (projected where the width changes); ``mode`` is BatchNorm's
+        (``_normalize``): "probe" (the diagnostics: batch statistics, nothing updated), "train" or "eval"."""
         pres, acts = [], []
         h = x if per_trial else tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
+        stream = z = None
         for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
+            if layer in self.block_first:
+                stream = z  # the previous layer's output (layer ≥ 1): the block's input
             z = _add_bias(tf.matmul(h, w), b)
+            if layer in self.block_last:
+                block = self.block_last[layer]
+                z = z + (tf.matmul(stream, self.projections[block.index]) if block.projection else stream)
             if layer == len(self.ws) - 1:
                 return pres, acts, z
-            h = self._act(z, layer)
-            pres.append(z)
+            pre = self._normalize(z, layer, mode)
+            h = self._act(pre, layer)
+            pres.append(pre)
             acts.append(h)
 
     def logits(self, x, training: bool = False, per_trial: bool = False):
-        return self.forward(x, per_trial)[2]  # (n, batch, classes): the ghost included
+        return self.forward(x, per_trial, "train" if training else "eval")[2]  # (n, batch, classes): the ghost included
 
     def losses(self, x, y, training: bool = False, per_trial: bool = False):
-        losses, hits = per_trial_loss(self.logits(x, per_trial=per_trial), y)  # all n slices: the same shapes as any group
+        losses, hits = per_trial_loss(self.logits(x, training, per_trial), y)  # all n slices: the same shapes as any group
         return losses[: self.T], hits[: self.T]
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
@@ -268,6 +349,8 @@ class PackedMLP(GroupNet):
             [a.numpy()[: self.T] for a in acts]
 
     def jacobian(self, x) -> dict[str, Spectrum]:
+        if not self.arch.plain:  # the product of kernels and φ′ below is a plain chain's Jacobian only
+            return {}
         # float64 from here: the kernels, and φ′ at the float32 forward pass's pre-activations; the QR accumulation
         # through the layers (analysis.jacobian) resolves condition numbers to ≈ 10³⁰⁰ and J's exact rank
         pres = self.forward(x)[0]
@@ -363,22 +446,62 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
                 "bias_initializer": build_bias_initializer(bias_std, seed, layer - 1)}
 
     images, dense = split_stack(arch.layers)
+    first = {b.first: b for b in arch.blocks}  # residual blocks over the convolutions (CNN) or Dense layers (MLP)
+    last = {b.last: b for b in arch.blocks}
+    h = stream = None
+
+    def skip_added(h, i: int, conv: bool):
+        """A residual block's last layer: its output plus the block's input (projected where the width changes:
+        a 1×1 convolution or a Dense layer without biases, seeded on the projections' own stream)."""
+        block = last[i]
+        skip = stream
+        if block.projection:
+            init = build_initializer(initializer, seed, defaults.PROJECTION_SEED_BASE + block.index, act)
+            layer = keras.layers.Conv2D(block.projection[1], 1, use_bias=False, kernel_initializer=init,
+                                        name=f"proj_{block.index}") if conv else \
+                keras.layers.Dense(block.projection[1], use_bias=False, kernel_initializer=init, name=f"proj_{block.index}")
+            skip = layer(stream)
+        return keras.layers.Add(name=f"add_{block.index}")([h, skip])
+
+    def normalized(h, name: str):
+        return _norm_layer(arch.normalization, name)(h) if arch.normalization != "none" else h
+
     convs = pools = 0
     for spec in images:  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
         if isinstance(spec, Conv):
-            x = keras.layers.Conv2D(spec.filters, spec.kernel, **inits(), name=f"conv_{convs}")(x)
-            x = activation_layer(act, f"act_conv_{convs}")(x)
+            if convs in first:
+                stream = h
+            h = keras.layers.Conv2D(spec.filters, spec.kernel, padding=spec.padding, **inits(), name=f"conv_{convs}")(x)
+            if convs in last:
+                h = skip_added(h, convs, conv=True)
+            x = activation_layer(act, f"act_conv_{convs}")(normalized(h, f"norm_conv_{convs}"))
             convs += 1
+        elif isinstance(spec, GlobalAvgPool):
+            x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
         else:
             x = keras.layers.MaxPooling2D(spec.size, name=f"pool_{pools}")(x)
+            if arch.residual:  # the stream (the next block's input) is downsampled alike
+                h = keras.layers.MaxPooling2D(spec.size, name=f"pool_{pools}_stream")(h)
             pools += 1
     if len(input_shape) > 1 or images:
         x = keras.layers.Flatten(name="flatten")(x)
+    h = stream = None
     for i, spec in enumerate(dense):
-        x = keras.layers.Dense(spec.units, **inits(), name=f"dense_{i}")(x)
-        x = activation_layer(act, f"act_{i}")(x)
+        if i in first:
+            stream = h  # the block's input: the previous layer's output, before its normalization
+        h = keras.layers.Dense(spec.units, **inits(), name=f"dense_{i}")(x)
+        if i in last:
+            h = skip_added(h, i, conv=False)
+        x = activation_layer(act, f"act_{i}")(normalized(h, f"norm_{i}"))
     logits = keras.layers.Dense(n_classes, **inits(), name="output")(x)
     return keras.Model(inputs, logits, name=arch.kind)
+
+
+def _norm_layer(normalization: str, name: str) -> Any:
+    """Keras' BatchNormalization or LayerNormalization, with the packed MLP's constants (``defaults``)."""
+    if normalization == "batchnorm":
+        return keras.layers.BatchNormalization(momentum=defaults.BN_MOMENTUM, epsilon=defaults.NORM_EPSILON, name=name)
+    return keras.layers.LayerNormalization(epsilon=defaults.NORM_EPSILON, name=name)
 
 
 class KerasNets(GroupNet):
@@ -394,7 +517,11 @@ class KerasNets(GroupNet):
                        for s in self.specs]
         self.variables = [v for m in self.models for v in m.trainable_variables]
         self.owners = [t for t, m in enumerate(self.models) for _ in m.trainable_variables]
-        self.param_count = int(self.models[0].count_params())
+        # BatchNorm's moving averages: state, not trained, checkpointed with the rest
+        self.buffers = [v for m in self.models for v in m.non_trainable_variables]
+        self.buffer_owners = [t for t, m in enumerate(self.models) for _ in m.non_trainable_variables]
+        self.param_count = int(sum(np.prod(v.shape) for v in self.models[0].trainable_variables))
+        self.plain = self.specs[0].arch.plain
         self._probes = [self._probe_fn(m) for m in self.models]
 
     def logits(self, x, training: bool = False, per_trial: bool = False):
@@ -412,15 +539,29 @@ class KerasNets(GroupNet):
 
     def _probe_fn(self, model):
         pairs = self._pairs(model)
-        outputs = [k.output for k, _ in pairs] + [a.output for _, a in pairs] + [model.output]
+        # a layer's pre-activation is its activation's input: the Dense (conv) output, or after a residual block's
+        # skip and the normalization, N(h)
+        outputs = [a.input for _, a in pairs] + [a.output for _, a in pairs] + [model.output]
         sub = keras.Model(model.inputs, outputs)
         kernels = [k.kernel for k, _ in pairs]
         n = len(pairs)
+        moving = list(model.non_trainable_variables)
+        # diagnostics see BatchNorm as in training (the probe batch's own statistics), which would move its averages:
+        # they are put back, so measuring never changes what a trial computes
+        batch_stats = bool(moving)
+
+        def call(x):
+            saved = [tf.identity(v) for v in moving]
+            outs = sub(x, training=batch_stats)
+            with tf.control_dependencies(outs):
+                for v, value in zip(moving, saved):
+                    v.assign(value)
+            return outs
 
         @tf.function(reduce_retracing=True)
         def run(x, y):
             with tf.GradientTape() as tape:
-                outs = sub(x, training=False)
+                outs = call(x)
                 pres, acts, logits = outs[:n], outs[n: 2 * n], outs[-1]
                 loss = tf.reduce_sum(per_trial_loss(logits[None], y)[0])
             grads = tape.gradient(loss, acts + kernels + pres)
@@ -429,13 +570,15 @@ class KerasNets(GroupNet):
 
         @tf.function(reduce_retracing=True)
         def forward(x):
-            outs = sub(x, training=False)
+            outs = call(x)
             return outs[:n], outs[n: 2 * n]
 
         return [k.name for k, _ in pairs], kernels, run, forward
 
     def jacobian(self, x) -> dict[str, Spectrum]:
         out = {}
+        if not self.plain:  # as the packed MLP's: the last Dense output is not z_L of a residual or normalized net
+            return out
         for spec, model in zip(self.specs, self.models):
             last = [k for k, _ in self._pairs(model) if k.name.startswith("dense_")][-1]
             sub = keras.Model(model.inputs, last.output)

@@ -16,6 +16,7 @@ import html
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,10 @@ import pandas as pd
 
 from init_lab.report.colours import Shading, colour_label, shading, tick_labels
 from init_lab.report.run import Run
+from init_lab.report.selection import Selection
 from init_lab.report.tables import comparison, facets, fmt, fmt_diff, metric_names
-from init_lab.report.verdicts import MARKS, Verdicts, cell_text, is_true
+from init_lab.report.tuned import choice_text
+from init_lab.report.verdicts import Verdicts, cell_text, is_true
 
 Figures = dict[str, dict[str, Any]]  # chart id -> {"data": [...], "layout": {...}}: one page's charts
 DATA_ID = "initlab-charts"
@@ -146,7 +149,9 @@ def _heatmap_traces(run: Run, part: pd.DataFrame, v: Verdicts, shade: Shading, f
     def row_of(i: str, a: str) -> pd.Series | None:
         return rows.loc[(i, a)] if (i, a) in rows.index else None
 
-    text = [[cell_text(row_of(i, a), "<br>") for a in position.columns] for i in position.index]
+    text = [["<br>".join(filter(None, (cell_text(r, "<br>"), choice_text(run, {**r, "initializer": i, "activation": a})
+                                                               if r is not None else "")))
+             for a in position.columns for r in [row_of(i, a)]] for i in position.index]
     hover = [[_cell_hover(i, a, row_of(i, a), v) for a in position.columns] for i in position.index]
     x, y = [label(a) for a in position.columns], [label(i) for i in position.index]
     z = [_values(r) for r in position.to_numpy(dtype=float)]
@@ -191,19 +196,134 @@ def heatmap_figure(run: Run, verdicts: Verdicts) -> dict[str, Any] | None:
     fig.update_xaxes(title_text="activation")
     seeds = f" (mean ± std over {run.n_seeds} seeds)" if run.n_seeds > 1 else ""
     height = nrows * (60 * len(run.init_order) + 140) + 60
-    fig.update_layout(title=label(f"{verdicts.label}{seeds} — {run.name}; {MARKS['best']} best of its group, "
-                                  f"{MARKS['tied']} tied with it; grey: at chance or no value"),
-                      height=max(height, 320))
+    tuned = f", each cell at its best {run.tuning.axis} (by {run.tuning.by})" if run.tuning is not None else ""
+    fig.update_layout(title=label(f"{verdicts.label.capitalize()}{seeds}{tuned}"), height=max(height, 320))
     return figure_dict(fig)
 
 
+# --- small multiples: a fixed pixel layout ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelGrid:
+    """Small multiples laid out in pixels, so nothing can overlap at any grid size: per row of panels a head band
+    (the panel's dropdown, which names its activation), ``stack`` axes of ``axis_px`` each, and a foot band for the
+    x tick labels and title; the figure's title above, the legend below, each in a band of its own. Plotly places
+    axes by fractions of the plot area; these are computed from the bands (``domains``), and each dropdown sits in
+    its panel's head band (``head_y``). Columns: PANELS_PER_ROW at most, y tick labels only on the first (the
+    axes are shared), x gaps for nothing but a margin."""
+
+    n: int
+    stack: int = 1
+    axis_px: int = 220
+    head_px: int = 46
+    foot_px: int = 58
+    stack_gap_px: int = 14
+    top_px: int = 64
+    legend_rows: int = 1
+
+    @property
+    def ncols(self) -> int:
+        return max(1, min(self.n, PANELS_PER_ROW))
+
+    @property
+    def nrows(self) -> int:
+        return math.ceil(self.n / self.ncols)
+
+    @property
+    def block_px(self) -> int:
+        return self.head_px + self.stack * self.axis_px + (self.stack - 1) * self.stack_gap_px + self.foot_px
+
+    @property
+    def bottom_px(self) -> int:
+        return 46 + 24 * self.legend_rows
+
+    @property
+    def plot_px(self) -> int:
+        return self.nrows * self.block_px
+
+    @property
+    def height(self) -> int:
+        return self.top_px + self.plot_px + self.bottom_px
+
+    def x_domain(self, k: int) -> list[float]:
+        gap = 0.025
+        width = (1 - gap * (self.ncols - 1)) / self.ncols
+        x0 = (k % self.ncols) * (width + gap)
+        return [round(x0, 6), round(min(1.0, x0 + width), 6)]
+
+    def y_domain(self, k: int, j: int) -> list[float]:
+        """Panel k's j-th axes (0 = top), in paper fractions."""
+        top = (k // self.ncols) * self.block_px + self.head_px + j * (self.axis_px + self.stack_gap_px)
+        return [round(1 - (top + self.axis_px) / self.plot_px, 6), round(1 - top / self.plot_px, 6)]
+
+    def head_y(self, k: int) -> float:
+        """The top of panel k's head band (where its dropdown hangs from), in paper fractions."""
+        return round(1 - ((k // self.ncols) * self.block_px + 4) / self.plot_px, 6)
+
+    def axis_index(self, k: int, j: int) -> int:
+        return k * self.stack + j + 1
+
+    def layout(self) -> dict[str, Any]:
+        """Every axis's domain, anchor and sharing (x: all panels; y: the j-th axes of every panel), and margins."""
+        out: dict[str, Any] = {"height": self.height, "margin": {"t": self.top_px, "b": self.bottom_px, "l": 70, "r": 24}}
+        for k in range(self.n):
+            for j in range(self.stack):
+                i = self.axis_index(k, j)
+                bottom = j == self.stack - 1
+                out[f"xaxis{i}"] = {"domain": self.x_domain(k), "anchor": f"y{i}", "showticklabels": bottom,
+                                    **({"matches": "x"} if i > 1 else {})}
+                out[f"yaxis{i}"] = {"domain": self.y_domain(k, j), "anchor": f"x{i}",
+                                    "showticklabels": k % self.ncols == 0,
+                                    **({"matches": f"y{j + 1}"} if k else {})}
+        return out
+
+
+def _axis_ref(index: int) -> dict[str, str]:
+    return {"xaxis": f"x{index}" if index > 1 else "x", "yaxis": f"y{index}" if index > 1 else "y"}
+
+
+def _dropdowns(grid: PanelGrid, panels: list[tuple[str, list[int], list[int], list[int], int, int]]) -> list[dict]:
+    """A dropdown per panel in its head band: [(activation, its traces, the chosen ones among them, its per-seed
+    traces, chosen count, initializer count)] → updatemenus. Options: the chosen initializers (the page's rule),
+    every initializer, and (with several seeds) every initializer with each seed's own curves."""
+    menus = []
+    for k, (act, traces, chosen, seeds, n_chosen, n_all) in enumerate(panels):
+        chosen_set, seed_set = set(chosen), set(seeds)
+        options = [(f"{act}: {n_chosen} chosen of {n_all}", [True if t in chosen_set else "legendonly" for t in traces]),
+                   (f"{act}: all {n_all}", [t not in seed_set for t in traces])]
+        if seeds:
+            options.append((f"{act}: all, each seed", [True] * len(traces)))
+        domain = grid.x_domain(k)
+        menus.append({
+            "type": "dropdown", "direction": "down", "active": 0, "showactive": True,
+            "x": (domain[0] + domain[1]) / 2, "xanchor": "center", "y": grid.head_y(k), "yanchor": "top",
+            "pad": {"t": 0, "b": 0, "l": 0, "r": 0}, "font": {"size": 12},
+            "buttons": [{"label": label(text), "method": "restyle", "args": [{"visible": visible}, traces]}
+                        for text, visible in options],
+        })
+    return menus
+
+
+def _legend_rows(names: list[str]) -> int:
+    """Rows of the horizontal legend along the bottom: about 1,100 px of entries per row."""
+    return max(1, math.ceil(sum(len(n) * 7 + 50 for n in names) / 1100))
+
+
+def _panel_layout(fig, grid: PanelGrid, title: str, legend_title: str, menus: list[dict]) -> None:
+    fig.update_layout(
+        title={"text": label(title), "x": 0.0, "xanchor": "left", "y": 1 - 18 / grid.height, "yanchor": "top"},
+        updatemenus=menus, **grid.layout(),
+        legend={"title": {"text": label(legend_title)}, "orientation": "h", "yref": "container", "y": 0.0,
+                "yanchor": "bottom", "x": 0.0, "groupclick": "togglegroup"},
+    )
+
+
+def _chosen_count(selection: Selection, act: str, inits: list[str]) -> int:
+    return sum(selection.includes(i, act) for i in inits)
+
+
 # --- learning curves -------------------------------------------------------------------------------------
-
-
-def _grid(n: int) -> tuple[int, int]:
-    """(rows, columns) for n panels, PANELS_PER_ROW to a row."""
-    ncols = max(1, min(n, PANELS_PER_ROW))
-    return math.ceil(n / ncols), ncols
 
 
 def _line(x, y, *, meta: str, colour: str, dashed: bool, markers: bool, x_name: str = "epoch", y_format: str = ".4g",
@@ -232,138 +352,150 @@ def _curves(run: Run, ids: set[str], metric: str) -> list[tuple[pd.Series, bool,
     return [(train, False, "training"), (_mean_curve(per_epoch, "epoch", f"val_{metric}"), True, "validation")]
 
 
-def _add_curves(fig, run: Run, ids: set[str], at: tuple[int, int], meta: str, colour: str, **extra) -> None:
-    """Loss (in row ``at[0]``) and accuracy (the row below) of the trials ``ids``: training and validation.
-    ``extra`` (legend entry, group, visibility) goes to the first trace; the others follow it in the legend."""
+def _add_curves(fig, run: Run, ids: set[str], grid: PanelGrid, k: int, meta: str, colour: str, **extra) -> list[int]:
+    """Loss (panel k's top axes) and accuracy (below it) of the trials ``ids``: training and validation; returns
+    the new traces' indices. ``extra`` (legend entry, group, visibility) goes to the first trace; the others follow
+    it in the legend."""
     per_epoch_only = run.steps.empty
-    for offset, metric in enumerate(("loss", "accuracy")):
+    added = []
+    for j, metric in enumerate(("loss", "accuracy")):
         for curve, dashed, what in _curves(run, ids, metric):
             trace = _line(curve.index, curve.to_numpy(), meta=f"{meta} · {what} {metric}", colour=colour,
-                          dashed=dashed, markers=dashed or per_epoch_only, **extra)
-            fig.add_trace(trace, row=at[0] + offset, col=at[1])
+                          dashed=dashed, markers=dashed or per_epoch_only, **_axis_ref(grid.axis_index(k, j)), **extra)
+            fig.add_trace(trace)
+            added.append(len(fig.data) - 1)
             extra = {**extra, "showlegend": False}
+    return added
 
 
-def _panel_titles(names: list[str], ncols: int, rows_per_panel: int) -> list[str]:
-    """make_subplots titles go row by row: a title over each panel's first row, none over the others."""
-    titles: list[str] = []
-    for start in range(0, len(names), ncols):
-        row = names[start:start + ncols]
-        titles += [label(n) for n in row] + [""] * (ncols - len(row))
-        titles += [""] * (ncols * (rows_per_panel - 1))
-    return titles
+def _meta(init: str, act: str, part: pd.DataFrame) -> str:
+    """A mean curve's hover name: the combination and its trials (the trial id itself when there is one)."""
+    if len(part) == 1:
+        return label(f"{init} + {act} (trial {part['trial_id'].iloc[0]})")
+    return label(f"{init} + {act}, mean of {len(part)} trials")
 
 
-def curves_figure(run: Run) -> dict[str, Any] | None:
-    """Loss (log scale) and accuracy over training from epoch 0 (the initial weights): a pair of panels per
-    activation, a colour per initializer (mean over seeds and pooled swept values; training thin and solid
-    from steps.csv where recorded, validation dashed with markers per epoch). Each trial has its own traces
-    too, hidden until its entry in the right-hand legend is clicked. None when no epoch was recorded."""
-    from plotly.subplots import make_subplots
+def curves_figure(run: Run, selection: Selection | None = None) -> dict[str, Any] | None:
+    """Loss (log scale) and accuracy over training from epoch 0 (the initial weights) as small multiples with shared
+    axes: a panel pair per activation (``PanelGrid``), a colour per initializer (mean over seeds and pooled swept
+    values; training thin and solid from steps.csv where recorded, validation dashed with markers per epoch), one
+    legend of initializers. Every initializer has its curves; those the selection (``report.selection``) does not
+    choose start hidden, and a dropdown per activation shows the chosen ones, all, or (with several seeds) each
+    seed's own curves too. None when no epoch was recorded."""
+    import plotly.graph_objects as go
 
     trials = run.summary[run.summary["trial_id"].isin(set(run.epochs["trial_id"]))]
     if trials.empty:
         return None
+    selection = _selection(run, selection)
     acts = _ordered(run.act_order, trials["activation"])
     inits = _ordered(run.init_order, trials["initializer"])
     colours = _colours(inits)
-    nrows, ncols = _grid(len(acts))
-    titles = _panel_titles([f"activation: {a}" for a in acts], ncols, 2)  # gap rows have no subplot: no title
-    rows = CURVE_ROWS * nrows - 1  # no gap after the last row of panels
-    gap = [r % CURVE_ROWS == 2 for r in range(rows)]
-    fig = make_subplots(rows, ncols, specs=[[None] * ncols if g else [{}] * ncols for g in gap],
-                        row_heights=[GAP_PX if g else PANEL_PX for g in gap], shared_xaxes="columns",
-                        vertical_spacing=12 / _curves_plot_px(nrows), horizontal_spacing=0.05, subplot_titles=titles)
-    shown: set[str] = set()  # one legend entry per initializer, whichever panel draws it first
+    grid = PanelGrid(len(acts), stack=2, axis_px=190, legend_rows=_legend_rows(inits))
+    fig = go.Figure()
+    shown = _legend_homes(selection, trials, acts, inits)
+    panels = []
     for k, act in enumerate(acts):
-        at = (CURVE_ROWS * (k // ncols) + 1, k % ncols + 1)
+        traces, chosen, seeds = [], [], []
         for init in inits:
             part = trials[(trials["activation"] == act) & (trials["initializer"] == init)]
             if part.empty:
                 continue
-            _add_curves(fig, run, set(part["trial_id"]), at, label(f"{init} + {act}, mean of {len(part)} trials"),
-                        colours[init], name=label(init), legendgroup=label(init), showlegend=init not in shown)
-            shown.add(init)
-            for tid, status in zip(part["trial_id"], part["status"]):
-                name = tid if status == "completed" else f"{tid} ({status})"
-                _add_curves(fig, run, {tid}, at, label(f"trial {name}"), colours[init], name=label(name),
-                            legendgroup=label(tid), legend="legend2", visible="legendonly", opacity=0.8)
-    _style_curves(fig, run, nrows, len(inits))
+            picked = selection.includes(init, act)
+            added = _add_curves(fig, run, set(part["trial_id"]), grid, k, _meta(init, act, part), colours[init],
+                                name=label(init), legendgroup=label(init), showlegend=shown.get(init) == act,
+                                visible=True if picked else "legendonly")
+            traces += added
+            chosen += added if picked else []
+            if len(part) > 1:  # each seed's own curves, off until the dropdown shows them
+                for tid, status in zip(part["trial_id"], part["status"]):
+                    name = tid if status == "completed" else f"{tid} ({status})"
+                    own = _add_curves(fig, run, {tid}, grid, k, label(f"trial {name}"), colours[init],
+                                      name=label(name), legendgroup=label(tid), showlegend=False, visible=False,
+                                      opacity=0.5)
+                    traces += own
+                    seeds += own
+        panels.append((act, traces, chosen, seeds, _chosen_count(selection, act, inits), len(inits)))
+    for k in range(grid.n):
+        top, bottom = grid.axis_index(k, 0), grid.axis_index(k, 1)
+        fig.update_layout({f"yaxis{top}": {"type": "log"}, f"yaxis{bottom}": {"range": [0, 1.02]}})
+    _panel_layout(fig, grid, _curves_title(run), "initializer (solid: training, dashed: validation):", _dropdowns(grid, panels))
+    epoch = "epoch (steps as fractions)" if len(run.steps) else "epoch"
+    for k in range(grid.n):
+        fig.layout[f"xaxis{grid.axis_index(k, 1)}"].title = {"text": epoch, "standoff": 4}
+    fig.layout["yaxis"].title = {"text": "loss (log)"}
+    fig.layout["yaxis2"].title = {"text": "accuracy"}
     return figure_dict(fig)
 
 
-# learning curves: per row of panels a loss row, an accuracy row and a gap row, which keeps the next row's panel
-# titles clear of this row's x-axis labels and title (with one uniform spacing they overlapped: issue 23)
-CURVE_ROWS = 3
-PANEL_PX, GAP_PX = 250, 95
-
-
-def _curves_plot_px(nrows: int) -> int:
-    return nrows * 2 * PANEL_PX + (nrows - 1) * GAP_PX
-
-
-def _style_curves(fig, run: Run, nrows: int, n_inits: int) -> None:
-    height = _curves_plot_px(nrows) + 110 + 75 + 22 * math.ceil(n_inits / 6)
-    for r in range(nrows):
-        fig.update_yaxes(type="log", row=CURVE_ROWS * r + 1)
-        fig.update_yaxes(range=[0, 1.02], row=CURVE_ROWS * r + 2)  # a line at 1.0 stays visible
-        # every accuracy panel labels its epochs (shared axes would label only a column's bottom panel)
-        fig.update_xaxes(title_text="epoch (steps as fractions)" if len(run.steps) else "epoch", showticklabels=True,
-                         row=CURVE_ROWS * r + 2)
-    fig.update_yaxes(title_text="cross-entropy loss (log)", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", row=2, col=1)
+def _curves_title(run: Run) -> str:
     mean = f"mean over {run.n_seeds} seeds" if run.n_seeds > 1 else "one seed"
-    pooled = f", all values of {', '.join(run.swept)} pooled" if run.swept else ""
-    # the initializers' legend along the bottom, the trials' (often dozens: it scrolls) down the right side
-    fig.update_layout(
-        title=label(f"Learning curves — {run.name} ({mean}{pooled}); epoch 0 = initial weights"),
-        height=height, margin={"t": 110, "b": 75 + 22 * math.ceil(n_inits / 6)},
-        legend={"title": {"text": "initializer (mean; solid: training, dashed: validation):"}, "orientation": "h",
-                "yref": "container", "y": 0.0, "yanchor": "bottom", "x": 0.0, "groupclick": "togglegroup"},
-        legend2={"title": {"text": "one trial (click to show)"}, "x": 1.02, "y": 1.0, "yanchor": "top",
-                 "groupclick": "togglegroup"},
-    )
+    pooled = f"; {', '.join(run.swept)} pooled" if run.swept else ""
+    return f"Learning curves ({mean}{pooled})"
+
+
+def _legend_homes(selection: Selection, frame: pd.DataFrame, acts: list[str], inits: list[str]) -> dict[str, str]:
+    """Per initializer, the panel (activation) whose trace carries its one legend entry: the first where it is
+    chosen, so the legend shows it as drawn; else the first that has it (shown greyed: hidden until clicked)."""
+    present = set(zip(frame["initializer"], frame["activation"]))
+    homes = {}
+    for init in inits:
+        having = [a for a in acts if (init, a) in present]
+        chosen = [a for a in having if selection.includes(init, a)]
+        if having:
+            homes[init] = (chosen or having)[0]
+    return homes
+
+
+def _selection(run: Run, selection: Selection | None) -> Selection:
+    from init_lab.report.plots import _default_selection
+
+    return _default_selection(run, selection)
 
 
 # --- per-layer signals -------------------------------------------------------------------------------------
 
 
-def layers_figure(run: Run) -> dict[str, Any] | None:
-    """Each hidden layer's activation std on the probe batch (log scale) as small multiples: a panel per
-    activation, a colour per initializer (mean over seeds), dashed at initialization (epoch 0) and solid
-    after the combination's last recorded epoch. None without layers.csv.
+def layers_figure(run: Run, selection: Selection | None = None) -> dict[str, Any] | None:
+    """Each hidden layer's activation std on the probe batch (log scale) as small multiples with shared axes: a
+    panel per activation, a colour per initializer (mean over seeds), dashed at initialization (epoch 0) and solid
+    after the combination's last recorded epoch; the selection's initializers shown, the others a dropdown away.
+    None without layers.csv.
 
     A panel per activation rather than per initializer: the lab's question is which initializer suits an
     activation, so the initializers meet in one panel, in the colours the learning curves give them."""
-    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
 
     if run.layers.empty:
         return None
+    selection = _selection(run, selection)
     data = run.layers.replace([np.inf, -np.inf], np.nan)  # its rows carry each trial's axes
     acts = _ordered(run.act_order, data["activation"])
     inits = _ordered(run.init_order, data["initializer"])
     colours = _colours(inits)
-    nrows, ncols = _grid(len(acts))
-    fig = make_subplots(nrows, ncols, shared_yaxes=True, horizontal_spacing=0.03, vertical_spacing=0.12 / nrows,
-                        subplot_titles=_panel_titles([f"activation: {a}" for a in acts], ncols, 1))
-    shown: set[str] = set()
+    grid = PanelGrid(len(acts), stack=1, axis_px=260, legend_rows=_legend_rows(inits))
+    fig = go.Figure()
+    shown = _legend_homes(selection, data, acts, inits)
+    panels = []
     for k, act in enumerate(acts):
+        traces, chosen = [], []
         for init in inits:
             part = data[(data["activation"] == act) & (data["initializer"] == init)]
-            for trace in _layer_lines(part, f"{init} + {act}", colours[init], showlegend=init not in shown,
-                                      name=label(init), legendgroup=label(init)):
-                fig.add_trace(trace, row=k // ncols + 1, col=k % ncols + 1)
-            if not part.empty:
-                shown.add(init)
-    fig.update_yaxes(type="log")
-    fig.update_yaxes(title_text="activation std (log)", col=1)
-    fig.update_xaxes(title_text="hidden layer (1 = first)", dtick=1)
-    pooled = f"; all values of {', '.join(run.swept)} pooled" if run.swept else ""
-    fig.update_layout(
-        title=label(f"Per-layer activation std on the probe batch — {run.name}; dashed: at initialization, "
-                    f"solid: after the last epoch{pooled}"),
-        height=380 * nrows + 110, legend={"title": {"text": "initializer"}, "groupclick": "togglegroup"},
-    )
+            picked = selection.includes(init, act)
+            for trace in _layer_lines(part, f"{init} + {act}", colours[init], showlegend=shown.get(init) == act,
+                                      name=label(init), legendgroup=label(init),
+                                      visible=True if picked else "legendonly", **_axis_ref(grid.axis_index(k, 0))):
+                fig.add_trace(trace)
+                traces.append(len(fig.data) - 1)
+                chosen += [len(fig.data) - 1] if picked else []
+        panels.append((act, traces, chosen, [], _chosen_count(selection, act, inits), len(inits)))
+    _panel_layout(fig, grid, "Per-layer activation std on the probe batch (dashed: at init, solid: after training)",
+                  "initializer", _dropdowns(grid, panels))
+    for k in range(grid.n):
+        fig.layout[f"yaxis{grid.axis_index(k, 0)}"].type = "log"
+        fig.layout[f"xaxis{grid.axis_index(k, 0)}"].update(title={"text": "hidden layer (1 = first)", "standoff": 4},
+                                                           dtick=1)
+    fig.layout["yaxis"].title = {"text": "activation std (log)"}
     return figure_dict(fig)
 
 

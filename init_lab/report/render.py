@@ -23,11 +23,13 @@ import pandas as pd
 
 from init_lab.analysis.histograms import ACT_BINS, ACT_CAP, GRAD_MIN_EXP, GRAD_PER_DECADE
 from init_lab.catalog.defaults import ALPHA, POWER, PROBE_SIZE
-from init_lab.report import interactive
+from init_lab.report import interactive, selection
 from init_lab.report.colours import Shading, shading
 from init_lab.report.phase import phase_diagram
 from init_lab.report.run import Run
 from init_lab.report.tables import comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
+from init_lab.report.timings import TIMINGS_TEXT, timings_table
+from init_lab.report.tuned import TUNED_FILE, choice_text, choices_frame
 from init_lab.report.verdicts import (
     CELL_COLUMNS,
     MAX_SEEDS_SEARCHED,
@@ -109,7 +111,8 @@ FIGURES = {
 HEATMAP_FILE = "heatmap.png"
 CHARTS_TEXT = (
     "The charts are interactive: hover a point or cell for its trial and value; click a legend entry to hide or "
-    "show it, double-click one to show it alone; drag to zoom, double-click to zoom back out."
+    "show it, double-click one to show it alone; the dropdown above each panel shows the selected initializers, all "
+    "of them, or each seed's own curves; drag to zoom, double-click to zoom back out."
 )
 CELLS_TEXT = (
     "Each cell: the mean ± std over seeds, [the 95 % confidence interval of the mean] (n: the trials that count, see "
@@ -126,6 +129,7 @@ LAYERS_TEXT = (
 # report.md); the diagnostics PNG stays in report.html too, below its chart: it shows more than the chart
 CHART_IDS = {"heatmap": "chart-heatmap", "curves": "chart-curves", "signals": "chart-layers", "phase": "chart-phase"}
 KEEP_PNG = {"signals"}
+SELECTED = {"curves", "signals", "training_signals", "histograms"}  # figures that draw ``report.selection``
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
 
 
@@ -214,7 +218,7 @@ def pivot_matrices(run: Run, table: pd.DataFrame) -> list[tuple[str, pd.DataFram
     """Facets of the pivot as initializer × activation matrices of display strings."""
     out = []
     for title, part in facets(run, table):
-        texts = part.assign(text=part.apply(cell, axis=1))
+        texts = part.assign(text=part.apply(lambda r: " ".join(filter(None, (cell(r), choice_text(run, r)))), axis=1))
         out.append((title, matrix(texts, run, "text").fillna("—")))
     return out
 
@@ -253,8 +257,19 @@ def status_line(run: Run) -> str:
     return line
 
 
-def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts | None = None) -> str:
+def _tuned_md(run: Run) -> list[str]:
+    """A tuned run's choices (``report.tuned``): what each cell chose and how, before its tables."""
+    if run.tuning is None:
+        return []
+    t = run.tuning
+    return [f"## Each cell at its best {md_escape(t.axis)} (chosen by {md_escape(t.by)})", "",
+            *[f"{md_escape(n)}\n" for n in t.notes], md_table(choices_frame(run)), ""]
+
+
+def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts | None = None,
+             chosen: selection.Selection | None = None) -> str:
     verdicts = verdicts or analyse(run, metric)
+    chosen = chosen or selection.for_run(run, verdicts)
     label = metric_names(run.thresholds)[metric][0]
     board = marked_leaderboard(run, verdicts)
     table = verdicts.cells
@@ -270,6 +285,7 @@ def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts |
         f"validation / {ds.get('test', '?')} test). Device: {md_escape(env.get('device', '?'))}. "
         f"TensorFlow {md_escape(env.get('tensorflow', '?'))}, Keras {md_escape(env.get('keras', '?'))}.",
         "",
+        *_tuned_md(run),
         f"## {md_escape(label.capitalize())}: initializer × activation",
         "",
     ]
@@ -284,12 +300,15 @@ def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts |
     out += [f"- {md_escape(line)}" for line in verdict_lines(verdicts)] + [""]
     for key, figure in FIGURES.items():
         if key in images:
-            out += [f"## {figure.heading}", "", _figure_text(figure), "",
-                    f"![{figure.heading.lower()}]({images[key]})", ""]
+            out += [f"## {figure.heading}", "", _figure_text(figure), ""]
+            out += [md_escape(chosen.text), ""] if key in SELECTED else []
+            out += [f"![{figure.heading.lower()}]({images[key]})", ""]
     out += [f"## Leaderboard (by {md_escape(label)})", "", md_table(board.drop(columns=["error"], errors="ignore")), ""]
     errors = board[board["error"].fillna("") != ""] if "error" in board else board.iloc[0:0]
     if len(errors):
         out += ["## Errors", ""] + [f"- {md_escape(r.trial_id)}: {md_escape(r.error)}" for r in errors.itertuples()] + [""]
+    if (spent := timings_table(run)) is not None:
+        out += ["## Where the time went", "", md_escape(TIMINGS_TEXT), "", md_table(spent.round(3)), ""]
     return "\n".join(out)
 
 
@@ -303,6 +322,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}tr:nth-child(even) td{background
 .diverged,.failed{color:#b00020;font-weight:600}.pending,.running{color:#888}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}.meta{color:#555;font-size:.9em}
 .chart{width:100%;margin:.5em 0;border:1px solid #eee}
+.selection{background:#f6f8fa;padding:.4em .6em;font-size:.9em}
 """
 
 
@@ -388,15 +408,20 @@ def _figure_text(figure: Figure) -> str:
     return figure.text.format(factor=PHASE_XI_FACTOR) if figure is FIGURES["phase"] else figure.text
 
 
-def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> list[str]:
+def _figure_sections(images: dict[str, bytes], charts: interactive.Figures,
+                     chosen: selection.Selection | None = None) -> list[str]:
     """The figures' sections: the interactive chart where there is one, else the PNG; the per-layer chart
-    goes with the diagnostics PNG, which shows more (std over epochs, dead and saturated fractions)."""
+    goes with the diagnostics PNG, which shows more (std over epochs, dead and saturated fractions). Under the
+    heading of each figure that draws a selection, the rule (``chosen.text``)."""
     parts = []
     for key, figure in FIGURES.items():
         chart = CHART_IDS.get(key, "")
         if key not in images and chart not in charts:
             continue
         parts.append(f"<h2>{html.escape(figure.heading)}</h2><p>{html.escape(_figure_text(figure))}</p>")
+        if chosen is not None and key in SELECTED:
+            menu = " Each chart's dropdown per activation shows every initializer." if chart in charts else ""
+            parts.append(f'<p class="selection">{html.escape(chosen.text + menu)}</p>')
         if chart in charts:
             intro = f"<p>{html.escape(LAYERS_TEXT)}</p>" if key == "signals" else ""
             parts.append(intro + interactive.chart_div(chart))
@@ -405,8 +430,17 @@ def _figure_sections(images: dict[str, bytes], charts: interactive.Figures) -> l
     return parts
 
 
+def _tuned_html(run: Run) -> list[str]:
+    if run.tuning is None:
+        return []
+    t = run.tuning
+    return [f"<h2>Each cell at its best {html.escape(t.axis)} (chosen by {html.escape(t.by)})</h2>",
+            *[f'<p class="meta">{html.escape(n)}</p>' for n in t.notes],
+            _scrolling(html_table(choices_frame(run), left=("initializer", "activation")))]
+
+
 def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
-                verdicts: Verdicts | None = None) -> str:
+                verdicts: Verdicts | None = None, chosen: selection.Selection | None = None) -> str:
     """report.html: the tables, and each figure as an interactive chart (``charts``, by element id: see
     ``report_charts``) or else as its embedded PNG. Without charts the page has no script at all."""
     charts = charts or {}
@@ -420,6 +454,7 @@ def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interac
         f"<h1>initlab report: {html.escape(run.name)}</h1>",
         _html_meta(run),
         f"<p class=\"meta\">{html.escape(CHARTS_TEXT)}</p>" if charts else "",
+        *_tuned_html(run),
         f"<h2>{html.escape(label.capitalize())}: initializer × activation</h2>",
     ]
     texts = dict(pivot_matrices(run, table))
@@ -434,21 +469,25 @@ def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interac
         parts.append(_html_image(images["heatmap"], f"{label} heatmap"))
     parts.append(f"<h2>Verdicts over seeds ({html.escape(label)})</h2>")
     parts += _verdicts_html(verdicts)
-    parts += _figure_sections(images, charts)
+    parts += _figure_sections(images, charts, chosen or selection.for_run(run, verdicts))
     parts.append(f"<h2>Leaderboard (by {html.escape(label)})</h2>")
     parts.append(_scrolling(html_table(board, left=("trial_id", "initializer", "activation", "status", "error"))))
+    if (spent := timings_table(run)) is not None:
+        parts += ["<h2>Where the time went</h2>", f'<p class="meta">{html.escape(TIMINGS_TEXT)}</p>',
+                  html_table(spent.round(3), left=("phase", "what"))]
     if charts:
         parts.append(interactive.page_scripts(charts))
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 
 
-def report_charts(run: Run, verdicts: Verdicts) -> interactive.Figures:
+def report_charts(run: Run, verdicts: Verdicts, chosen: selection.Selection | None = None) -> interactive.Figures:
     """report.html's interactive charts, by element id; a chart without data is left out."""
+    chosen = chosen or selection.for_run(run, verdicts)
     made = {
         CHART_IDS["heatmap"]: interactive.heatmap_figure(run, verdicts),
-        CHART_IDS["curves"]: interactive.curves_figure(run),
-        CHART_IDS["signals"]: interactive.layers_figure(run),
+        CHART_IDS["curves"]: interactive.curves_figure(run, chosen),
+        CHART_IDS["signals"]: interactive.layers_figure(run, chosen),
         CHART_IDS["phase"]: interactive.phase_figure(phase_diagram(run, verdicts.metric)),
     }
     return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
@@ -484,15 +523,19 @@ def comparison_html(a: Run, b: Run, metric: str, verdicts: PairedRuns | None = N
 
 
 def write_report(run: Run, metric: str = "best_val_accuracy", plots: bool = True,
-                 verdicts: Verdicts | None = None) -> list[Path]:
+                 verdicts: Verdicts | None = None, select: str | list[str] | None = None) -> list[Path]:
     """Write every report file under RUN_DIR/report/; returns their paths. A writer of the run directory like a
     sweep: it holds the run's lock, and is refused at once (RunLockedError) while another process writes it.
-    ``verdicts``: ``verdicts.analyse(run, metric, …)`` (by default against each group's best initializer)."""
+    ``verdicts``: ``verdicts.analyse(run, metric, …)`` (by default against each group's best initializer);
+    ``select``: the combinations the figures draw (``report.selection``; default: its rule). A bad ``select``
+    raises ConfigError before anything is written."""
+    verdicts = verdicts or analyse(run, metric)
+    chosen = selection.for_run(run, verdicts, select)
     with RunLock(run.path):
-        return _write_report(run, metric, plots, verdicts or analyse(run, metric))
+        return _write_report(run, metric, plots, verdicts, chosen)
 
 
-def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts) -> list[Path]:
+def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts, chosen: selection.Selection) -> list[Path]:
     from init_lab.report import plots as plotting
 
     store = RunStore(run.path)
@@ -504,14 +547,18 @@ def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts) -> lis
         store.write_report_file("cells.csv", table.to_csv(index=False)),
         store.write_report_file("comparisons.csv", verdicts.comparisons_table.to_csv(index=False)),
     ]
+    if run.tuning is not None:  # the choices behind these tables; an untuned report leaves no stale one
+        written.append(store.write_report_file(TUNED_FILE, run.tuning.table.to_csv(index=False)))
+    else:
+        store.remove_report_file(TUNED_FILE)
     images: dict[str, bytes] = {}
     if plots:
         made = {
             "heatmap": plotting.heatmap(run, verdicts),
-            "curves": plotting.learning_curves(run),
-            "signals": plotting.diagnostics_plot(run),
-            "training_signals": plotting.training_signals_plot(run),
-            "histograms": plotting.histograms_plot(run),
+            "curves": plotting.learning_curves(run, chosen),
+            "signals": plotting.diagnostics_plot(run, chosen),
+            "training_signals": plotting.training_signals_plot(run, chosen),
+            "histograms": plotting.histograms_plot(run, chosen),
             "phase": plotting.phase_plot(phase_diagram(run, metric), f"Trainability phase diagram — {run.name}"),
         }
         images = {key: data for key, data in made.items() if data}
@@ -519,9 +566,10 @@ def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts) -> lis
     for key, data in images.items():
         written.append(store.write_report_file(names[key], data))
     written.append(store.write_report_file("report.md", markdown(run, metric, {k: names[k] for k in images},
-                                                                 verdicts)))
-    charts = report_charts(run, verdicts) if plots else {}
-    written.append(store.write_report_file("report.html", html_report(run, metric, images, charts, verdicts)))
+                                                                 verdicts, chosen)))
+    charts = report_charts(run, verdicts, chosen) if plots else {}
+    written.append(store.write_report_file("report.html", html_report(run, metric, images, charts, verdicts,
+                                                                      chosen)))
     return written
 
 

@@ -41,6 +41,7 @@ from init_lab.runschema.columns import (
 from init_lab.runschema.records import Manifest, SweepStatus
 
 if TYPE_CHECKING:
+    from init_lab.report.tuned import Tuning
     from init_lab.run.invocation import Invocation
 
 HISTOGRAM_COLUMNS = ["trial_id", "quantity", "when", "epoch", "step", "progress", "layer", "name", "bin_low",
@@ -65,6 +66,7 @@ class Run:
     thresholds: list[float]
     damage: Damage = field(default_factory=Damage)  # damaged files, named; the rest is read
     invocation: Invocation | None = None  # what the process that returned it did (``init_lab.sweep``, ``resume``)
+    tuning: Tuning | None = None  # set on the run :meth:`tuned` returns: how its trials were chosen (tuned.csv)
 
     @property
     def name(self) -> str:
@@ -110,8 +112,22 @@ class Run:
         return f"Run({str(self.path)!r}, status={self.status!r}, trials={len(self.summary)})"
 
     def refresh(self) -> Run:
-        """Read the run directory again (a run that is still going has more rows now)."""
-        return load_run(self.path)
+        """Read the run directory again (a run that is still going has more rows now); a tuned run is tuned again."""
+        run = load_run(self.path)
+        t = self.tuning
+        return run if t is None else run.tuned(t.axis, by=t.by, per_seed=t.per_seed)
+
+    def tuned(self, axis: str = "learning_rate", by: str | None = None, per_seed: bool = False,
+              metric: str | None = None) -> Run:
+        """This run with every cell at its own best value of ``axis`` (a swept axis), chosen by a validation metric
+        only — ``by``: best_val_accuracy, final_val_accuracy or final_val_loss; default ``metric`` when it is one of
+        them, else final_val_accuracy —, one value per cell by the seed-mean (``per_seed``: each seed its own).
+        A Run of the chosen trials (leaderboard, pivot, cells, comparisons, report of the tuned cells); its
+        ``tuning.table`` is report/tuned.csv: per cell the chosen value and every candidate's score and n. Rules
+        for ties and missing values: ``init_lab.report.tuned``. ConfigError for an axis the run does not sweep."""
+        from init_lab.report.tuned import select
+
+        return select(self, axis, by=by, per_seed=per_seed, metric=metric)
 
     def histogram_arrays(self, trial_id: str) -> dict[str, np.ndarray] | None:
         """The trial's histograms.npz (see ``init_lab.analysis.histograms``), or None without one."""
@@ -159,12 +175,14 @@ class Run:
         return verdicts.analyse(self, metric, axis, baseline).comparisons_table
 
     def report(self, metric: str = "best_val_accuracy", plots: bool = True, axis: str = defaults.COMPARE_AXIS,
-               baseline: str | None = None) -> list[Path]:
-        """Write the report files of ``initlab report`` into RUN/report/; returns their paths."""
+               baseline: str | None = None, select: str | list[str] | None = None) -> list[Path]:
+        """Write the report files of ``initlab report`` into RUN/report/; returns their paths. ``select``: the
+        combinations the figures draw, as ``initlab report --select`` ('he_normal+relu', 'he_normal', 'relu',
+        '*+tanh'; a list or one comma-separated string); default: the rule of ``report.selection``."""
         from init_lab.report.render import write_report
         from init_lab.report.verdicts import analyse
 
-        return write_report(self, metric, plots=plots, verdicts=analyse(self, metric, axis, baseline))
+        return write_report(self, metric, plots=plots, verdicts=analyse(self, metric, axis, baseline), select=select)
 
     def _repr_html_(self) -> str:  # a notebook shows a run as its status and leaderboard
         from init_lab.report.render import html_table, status_line

@@ -93,7 +93,8 @@ def leaderboard(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
     for col in ("wall_seconds", "group_seconds"):
         if col in df:
             df[col] = df[col].round(1)  # timings: tenths of a second, not false precision
-    columns = ["rank", "trial_id", "initializer", "activation", *run.swept, "seed", "status", "initial_loss",
+    tuned = [run.tuning.axis] if getattr(run, "tuning", None) is not None else []  # each cell's chosen value
+    columns = ["rank", "trial_id", "initializer", "activation", *run.swept, *tuned, "seed", "status", "initial_loss",
                "best_val_accuracy", "best_epoch", "final_val_accuracy", "test_accuracy", "final_loss", "final_val_loss",
                *[f"epochs_to_{t:g}" for t in run.thresholds], "group_seconds", "packed_with", "wall_seconds", "error"]
     if metric not in columns:

@@ -37,6 +37,7 @@ from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import TrialState
 from init_lab.run.store import atomic_write_bytes
+from init_lab.runschema.axes import AXES
 
 FORMAT = 1
 META = "meta.json"
@@ -76,8 +77,9 @@ class CheckpointStore:
         The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
         """
         described = {k: v for k, v in spec.describe().items() if k != "epochs"}
-        if not described["bias_std"]:  # zero biases, as before the option existed: states saved then stay valid
-            del described["bias_std"]
+        for axis in AXES:  # an axis at the value that means "as before it existed" (σ_b = 0, no residual…) leaves
+            if axis.before is not None and described.get(axis.name) == axis.before:  # no trace: states saved
+                del described[axis.name]  # before the axis existed stay valid
         training = self.config.training
         dataset = self.config.dataset.model_dump()
         if not dataset["standardize"]:  # the default leaves no trace: states saved before the option stay valid

@@ -10,13 +10,16 @@ Sweeps above ``defaults.CONFIRM_SECONDS`` ask first (``preflight``). No TensorFl
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from init_lab.catalog import defaults
 from init_lab.catalog.devices import DeviceKind
 from init_lab.catalog.models import Architecture, Dense, trace
 from init_lab.config.grid import TrialSpec
+from init_lab.engine.events import Group
 from init_lab.run.memory import DataShape
 
 TRAIN_FLOPS_PER_MAC = 6  # forward 2, backward ≈ 4
@@ -60,3 +63,35 @@ def format_duration(seconds: float) -> str:
         return f"{seconds / 3600:.1f} h"
     days = seconds / 86400
     return f"{days:.0f} days" if days < 3650 else f"{days / 365:.3g} years"
+
+
+@dataclass(frozen=True)
+class MeasuredEstimate:
+    """Training steps' time for a plan, from one group's step measured on this machine (``engine.loop.measure_step``),
+    the other groups scaled by their multiply-adds per step. An estimate: evaluation, diagnostics, compilation
+    and files come on top (``initlab report`` shows what they took in a real run)."""
+
+    seconds: float
+    group: str  # the group measured
+    step_seconds: float  # its measured step
+
+
+def measured_estimate(groups: list[Group], data: DataShape, device: str) -> MeasuredEstimate | None:
+    """Measure the first group's step here and scale to every group's epochs (None for an empty plan)."""
+    if not groups:
+        return None
+    from init_lab.engine.backend import setup_device
+    from init_lab.engine.loop import measure_step
+
+    setup_device(device)
+    first = groups[0]
+    measured = measure_step(first, data.input_shape, data.n_classes)
+    per_step = {g.id: _step_macs(g, data) for g in groups}
+    seconds = sum(measured * per_step[g.id] / per_step[first.id] * math.ceil(data.n_train / g.specs[0].train.batch_size)
+                  * max(0, g.specs[0].train.epochs - g.start_epoch) for g in groups)
+    return MeasuredEstimate(seconds, first.id, measured)
+
+
+def _step_macs(group: Group, data: DataShape) -> float:
+    """Multiply-adds of one training step of the group: every trial's forward pass on one batch."""
+    return float(sum(multiply_adds(s.arch, data.input_shape, data.n_classes) * s.train.batch_size for s in group.specs))

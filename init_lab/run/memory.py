@@ -24,6 +24,10 @@ N training examples::
                       + N )                      the epoch's batch order
                 + min(N, INIT_TRAIN_EXAMPLES) × D )   epoch 0's training subset
 
+A residual or normalized MLP (``Architecture.residual``, ``normalization``) adds to P its blocks' projections and its
+normalization's scales and shifts, to A the values each hidden layer keeps beyond its Dense output and activation (two
+per unit with normalization: its normalized and centred values; one per unit at a block's last layer: the skip's sum),
+and per trial 3 × BatchNorm's moving means and variances (the live ones and the two snapshots).
 T counts the ghost copy a lone packed trial gets under XLA (``nets.PackedMLP``). PReLU slopes (a few
 hundred numbers), TensorFlow's op workspace and XLA's buffers are not counted: ``MEMORY_FRACTION``
 leaves room for them. What every group shares (``MemoryPlan.fixed_bytes``: the data of
@@ -43,7 +47,7 @@ from typing import Any, NamedTuple
 from init_lab.catalog import defaults
 from init_lab.catalog.datasets import model_input_shape
 from init_lab.catalog.devices import DeviceKind
-from init_lab.catalog.models import Architecture, Dense, NetKind, trace
+from init_lab.catalog.models import Architecture, Conv, Dense, NetKind, trace
 from init_lab.catalog.optimizers import slot_names
 from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig
@@ -86,11 +90,17 @@ class NetSize(NamedTuple):
 def layer_sizes(arch: Architecture, input_shape: tuple[int, ...], n_classes: int) -> NetSize:
     """One trial's parameters and layer outputs per example, layer by layer as ``nets.build_keras_model`` builds
     them (tests compare the counts): its hidden layers, then the output layer."""
-    params, outputs = 0, []
+    params, outputs, kernels = 0, [], []
     for layer, shape in trace((*arch.layers, Dense(n_classes)), input_shape):
         params += layer.params(shape)
         outputs.append(math.prod(layer.output(shape)))
-    return NetSize(params, sum(outputs), max(outputs))
+        if isinstance(layer, (Dense, Conv)):
+            kernels.append(outputs[-1])  # the hidden kernel layers' outputs, in the order blocks count them
+    # residual blocks and normalization: projections and scales/shifts; the normalized, centred and summed values kept
+    params += arch.projection_params + arch.norm_params
+    hidden = kernels[:-1]
+    kept = (2 * sum(hidden) if arch.normalization != "none" else 0) + sum(hidden[b.last] for b in arch.blocks)
+    return NetSize(params, sum(outputs) + kept, max(outputs))
 
 
 def estimate_group_bytes(specs: list[TrialSpec], data: DataShape, diagnostics: bool = True,
@@ -111,6 +121,7 @@ def estimate_group_bytes(specs: list[TrialSpec], data: DataShape, diagnostics: b
         + evaluated * (d + 2 * widest)
         + (PROBE_PASSES * defaults.PROBE_SIZE * (d + outputs) if diagnostics else 0)
         + data.n_train
+        + 3 * spec.arch.norm_buffers
     )
     ghost = net == NetKind.PACKED_MLP and len(specs) == 1 and defaults.XLA
     return NUMBER_BYTES * ((len(specs) + ghost) * per_trial + subset * d)

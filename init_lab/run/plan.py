@@ -29,7 +29,8 @@ def _key(spec: TrialSpec, net: NetKind, epoch: int) -> tuple:
         return ("single", spec.index)
     # per-trial in a packed group: seed (its own batch order) and learning rate; epochs are the sweep's
     settings = asdict(spec.train) | {"epochs": None, "learning_rate": None}
-    return (net, spec.arch.hidden, tuple(sorted(settings.items())), epoch)
+    a = spec.arch  # the network's shape: widths, residual blocks and normalization
+    return (net, a.hidden, a.residual, a.block_depth, a.normalization, tuple(sorted(settings.items())), epoch)
 
 
 def _group_id(specs: list[TrialSpec], epoch: int) -> str:

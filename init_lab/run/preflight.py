@@ -14,9 +14,8 @@ instance, and leaves a remote cluster's data (and its memory and speed) to the c
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from init_lab.catalog import defaults
@@ -30,6 +29,7 @@ from init_lab.run.capacity import capacity_bytes, format_bytes
 from init_lab.run.duration import estimate_seconds, format_duration, throughput
 from init_lab.run.executors import Executor, ExecutorKind
 from init_lab.run.memory import MemoryPlan
+from init_lab.runschema.timings import Timings
 
 Work = list[tuple[TrialSpec, int]]  # each trial still to train, with the epochs it has left
 
@@ -43,7 +43,7 @@ class Ready:
     memory: MemoryPlan
     executor: type[Executor]  # the class ``executor`` names
     data: Any = None  # the prepared data (``catalog.datasets.Prepared``) of a local sweep with work to do
-    data_seconds: float = 0.0
+    timings: Timings = field(default_factory=Timings)  # imports (TensorFlow's), data (reading it)
 
 
 def check(config: SweepConfig, work: Work, *, device: str | None = None, executor: str = "local",
@@ -53,7 +53,9 @@ def check(config: SweepConfig, work: Work, *, device: str | None = None, executo
     ``confirm``: ask (a terminal's prompt) whether to; neither: refuse it with SweepTooLargeError."""
     executor_class = ExecutorKind.of(executor).executor
     executor_class.check(address)
-    from init_lab.engine.backend import setup_device  # TensorFlow is imported only when something trains
+    timings = Timings()
+    with timings.phase("imports"):
+        from init_lab.engine.backend import setup_device  # TensorFlow is imported only when something trains
 
     described = setup_device(device or config.device, config.training.deterministic)
     compute = executor_class.compute_device(config, described)
@@ -68,13 +70,12 @@ def check(config: SweepConfig, work: Work, *, device: str | None = None, executo
                      "anyway (init_lab.sweep(..., yes=True)).")
         if confirm is None or not confirm(message):
             raise SweepTooLargeError(message)
-    ready = Ready(described, compute, memory, executor_class)
+    ready = Ready(described, compute, memory, executor_class, timings=timings)
     if work and not remote:
         from init_lab.engine.data import load_prepared
 
-        t0 = time.perf_counter()
-        prepared = load_prepared(config.dataset, family)  # reads and checks every file: DataError names the file
-        ready.data_seconds = time.perf_counter() - t0
+        with timings.phase("data"):
+            prepared = load_prepared(config.dataset, family)  # reads and checks every file: DataError names it
         ready.data = prepared if executor_class.in_process else None  # workers elsewhere (Ray's) load their own
     return ready
 

@@ -88,6 +88,8 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
         singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
         for s in chunk:
             key = (s.initializer, s.activation, s.arch, s.bias_std)
+            if key not in predictions and not s.arch.plain:
+                predictions[key] = theory.Prediction(reason=theory.no_theory_reason(s.arch))
             if key not in predictions:  # σ_b² = the trial's bias_std²: the biases it was built with
                 predictions[key] = theory.predict(s.initializer, s.activation, s.arch.hidden, input_dim,
                                                   prepared.n_classes, input_sq, s.arch.family, s.bias_std ** 2)
@@ -119,7 +121,7 @@ def _chunks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
     """Same-shaped trials together (all seeds: no training, so no batch order to share), GROUP at most."""
     shapes: dict[tuple, list[TrialSpec]] = {}
     for s in specs:
-        shapes.setdefault((s.arch.family, s.arch.hidden), []).append(s)
+        shapes.setdefault(s.arch, []).append(s)  # widths, residual blocks, normalization
     return [part[i: i + GROUP] for part in shapes.values() for i in range(0, len(part), GROUP)]
 
 

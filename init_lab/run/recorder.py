@@ -7,7 +7,6 @@ the group checkpoints. Nothing here trains or imports TensorFlow.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from init_lab.analysis.diagnostics import summarize
@@ -27,6 +26,7 @@ from init_lab.run.context import SweepContext
 from init_lab.run.records import now_iso, trial_record
 from init_lab.runschema.columns import EPOCHS_FILE, HISTOGRAMS_FILE, LAYERS_FILE, STEP_LAYERS_FILE, STEPS_FILE
 from init_lab.runschema.records import TrialRecord
+from init_lab.runschema.timings import Timings
 
 
 class Recorder:
@@ -43,7 +43,8 @@ class Recorder:
         self.group_members: dict[str, list[str]] = {}
         self.position, self.total = 1, 0
         self.checkpoint_bytes: list[int] = []  # per checkpoint written (for the manifest)
-        self.checkpoint_seconds = 0.0
+        self.timings = Timings()  # the driver's own phases: checkpoints, files
+        self.group_timings: dict[str, Timings] = {}  # each group's engine phases, as its GroupFinished said
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Progress):
@@ -68,7 +69,8 @@ class Recorder:
             self._write_record(tid, TrialStatus.RUNNING, state)
         self.observer.group_start(specs, self.position, self.total, event.start_epoch)
         self.position += len(specs)
-        self.on_change()
+        with self.timings.phase("files"):
+            self.on_change()
 
     def _epoch_ended(self, event: EpochEnded) -> None:
         for tid, state in event.states.items():
@@ -77,24 +79,26 @@ class Recorder:
             self._write_tables(tid, state)
             self.observer.epoch_end(self.specs[tid], state.epochs[-1])
         if self.checkpoints is not None and all(s.arrays for s in event.states.values()):
-            t0 = time.perf_counter()
-            self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states))
-            self.checkpoint_seconds += time.perf_counter() - t0
+            with self.timings.phase("checkpoints"):
+                self.checkpoint_bytes.append(self.checkpoints.write(event.group, event.states))
             faults.kill_after_checkpoint(len(self.checkpoint_bytes))
         for tid, state in event.states.items():  # a diverged trial is finished now: say so at once
             if state.epoch == event.epoch and state.status == TrialStatus.DIVERGED:
                 size = len(event.states)
                 self.finish(tid, TrialResult(TrialStatus.DIVERGED, state, group_size=size, group_seconds=state.seconds))
-        self.on_change()
+        with self.timings.phase("files"):
+            self.on_change()
 
     def _group_finished(self, event: GroupFinished) -> None:
+        self.group_timings.setdefault(event.group, Timings()).merge(event.timings)
         for tid, result in event.results.items():
             if tid not in self.ended:  # diverged trials were finished at their last epoch
                 self.finish(tid, result)
         failed = any(r.status == TrialStatus.FAILED for r in event.results.values())
         if self.checkpoints is not None and not self.keep_final and not failed:
             self.checkpoints.remove(event.group)  # a failed trial keeps its state for --retry-failed
-        self.on_change()
+        with self.timings.phase("files"):
+            self.on_change()
 
     def finish(self, tid: str, result: TrialResult) -> None:
         """Write a trial's final record (and its tables, for failures that never started)."""
@@ -105,13 +109,14 @@ class Recorder:
         self.observer.trial_end(self.specs[tid], record)
 
     def _write_tables(self, tid: str, state: TrialState) -> None:
-        self.store.write_table(tid, EPOCHS_FILE, state.epochs)
-        for name, rows in ((LAYERS_FILE, state.layers), (STEPS_FILE, state.steps),
-                           (STEP_LAYERS_FILE, state.step_layers)):
-            if rows:
-                self.store.write_table(tid, name, rows)
-        if state.histograms is not None:
-            self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, state.histograms.to_bytes())
+        with self.timings.phase("files"):
+            self.store.write_table(tid, EPOCHS_FILE, state.epochs)
+            for name, rows in ((LAYERS_FILE, state.layers), (STEPS_FILE, state.steps),
+                               (STEP_LAYERS_FILE, state.step_layers)):
+                if rows:
+                    self.store.write_table(tid, name, rows)
+            if state.histograms is not None:
+                self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, state.histograms.to_bytes())
 
     def _write_record(self, tid: str, status: TrialStatus, state: TrialState | None,
                       result: TrialResult | None = None) -> TrialRecord:
@@ -128,6 +133,7 @@ class Recorder:
             diagnostics=summarize(state.layers) if state is not None and state.layers else None,
             lsuv=state.lsuv if state is not None else None,
         )
-        self.store.write_trial(record)
+        with self.timings.phase("files"):
+            self.store.write_trial(record)
         self.records[tid] = record
         return record

@@ -249,6 +249,10 @@ class RunStore:
         d.mkdir(exist_ok=True)
         return d
 
+    def remove_report_file(self, name: str) -> None:
+        """Delete a report file if it exists (one a newer report no longer writes)."""
+        (self.root / REPORT_DIR / sanitize(name, 120)).unlink(missing_ok=True)
+
     def write_report_file(self, name: str, data: str | bytes) -> Path:
         path = self.report_dir() / sanitize(name, 120)
         if isinstance(data, bytes):

@@ -49,6 +49,7 @@ from init_lab.run.records import now_iso, pending_record
 from init_lab.run.store import CHECKPOINTS_DIR, RunStore, create_run_dir, resolve_run_dir, update_latest
 from init_lab.runschema.columns import summary_columns
 from init_lab.runschema.records import Manifest, SweepStatus, TrialRecord
+from init_lab.runschema.timings import Timings
 
 
 def plan(config: SweepConfig) -> list[TrialSpec]:
@@ -173,6 +174,8 @@ class Sweep:
         self.found: dict[str, TrialRecord | None] = {}  # each trial's record as found on disk
         self.records, self.kept = self._triage()
         self.manifest = Manifest()
+        self.timings = Timings()  # the driver's own phases (imports, data), from preflight on
+        self.started = time.perf_counter()
         self.ready: preflight.Ready | None = None
 
     # --- what to do -------------------------------------------------------------------
@@ -231,16 +234,17 @@ class Sweep:
 
         t0 = time.perf_counter()
         ready = self.ready
-        prepared = ready.data if ready is not None and ready.data is not None else \
-            load_prepared(self.config.dataset, self.trials[0].arch.family)  # preflight read it: not again
-        data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
+        with self.timings.phase("data"):
+            prepared = ready.data if ready is not None and ready.data is not None else \
+                load_prepared(self.config.dataset, self.trials[0].arch.family)  # preflight read it: not again
+            data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
         if ready is not None:
             ready.data = None  # the tensors are what the sweep keeps (the memory plan counts one NumPy copy)
         self.manifest.dataset = {"source": prepared.source, "shape": list(prepared.image_shape),
                                  "classes": prepared.n_classes, **data.sizes()}
         self.store.write_manifest(self.manifest)
         sizes = data.sizes()
-        seconds = time.perf_counter() - t0 + (ready.data_seconds if ready is not None else 0.0)
+        seconds = time.perf_counter() - t0 + (ready.timings.seconds.get("data", 0.0) if ready is not None else 0.0)
         self.opts.observer.data_loaded(prepared.source, sizes["train"], sizes["validation"], sizes["test"], seconds)
         return data
 
@@ -250,6 +254,7 @@ class Sweep:
         """Train what is left, recording everything; ``ready``: what ``preflight.check`` found."""
         started = time.perf_counter()
         self.ready, self.device = ready, ready.device
+        self.timings.merge(ready.timings)
         records, kept = self.records, self.kept
         todo = [s for s in self.trials if s.id not in kept]
         checkpoint_dir = self._checkpoint_dir(ready.executor)
@@ -335,10 +340,23 @@ class Sweep:
         written = recorder.checkpoint_bytes
         self.manifest.execution["checkpoint_writes"] = {
             "count": len(written), "mean_bytes": int(sum(written) / len(written)) if written else 0,
-            "seconds": round(recorder.checkpoint_seconds, 3),
+            "seconds": round(recorder.timings.seconds.get("checkpoints", 0.0), 3),
         }
+        self.manifest.timings = self._timings(recorder)
         self.manifest.end(status, now_iso(), error, counts)
         self.store.write_manifest(self.manifest)
+
+    def _timings(self, recorder: Recorder) -> dict[str, Any]:
+        """This invocation's time by phase (``runschema.timings``): the whole sweep's, and each group's."""
+        whole = Timings()
+        whole.merge(self.timings)
+        whole.merge(recorder.timings)
+        for group in recorder.group_timings.values():
+            whole.merge(group)
+        wall = time.perf_counter() - self.started + self.ready.timings.total if self.ready else whole.total
+        whole.add("other", max(0.0, wall - whole.total))  # Ray's groups run side by side: then none is left
+        return {"wall_seconds": round(wall, 3), "sweep": whole.to_json(),
+                "groups": {gid: t.to_json() for gid, t in recorder.group_timings.items()}}
 
     def _finish_safely(self, records, status: SweepStatus, error: str, recorder: Recorder) -> None:
         try:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from init_lab.catalog.values import NonNegFloat, OptimizerName, PosFloat, PosInt
+from init_lab.catalog.values import NonNegFloat, NormalizationName, OptimizerName, PosFloat, PosInt
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Axis:
     of: Callable[[Any], Any]  # the value a trial (a config.grid.TrialSpec) has, swept or not
     before: Any = None  # the value meant by a record written before the axis existed
     help: str = ""
+    text: bool = False  # its values are names (summary.csv's column stays text when read back), not numbers
 
     def label(self, value: Any) -> str:
         """The value as it stands in a trial id."""
@@ -46,11 +47,15 @@ AXES: tuple[Axis, ...] = (
          help="hidden layers (replaces model.depth / the length of model.hidden)"),
     Axis("width", "model", PosInt, "w", "width", lambda s: s.arch.hidden[0] if s.arch.hidden else None,
          help="units per hidden layer (replaces model.width)"),
-    Axis("optimizer", "training", OptimizerName, "", "optimizer", lambda s: s.train.optimizer),
+    Axis("optimizer", "training", OptimizerName, "", "optimizer", lambda s: s.train.optimizer, text=True),
     Axis("learning_rate", "training", PosFloat, "lr", "lr", lambda s: s.train.learning_rate),
     Axis("batch_size", "training", PosInt, "bs", "batch", lambda s: s.train.batch_size),
     Axis("bias_std", "model", NonNegFloat, "sb", "σ_b", lambda s: s.bias_std, before=0.0,
          help="σ_b: biases drawn from N(0, σ_b²) (replaces model.bias_std)"),
+    Axis("residual", "model", bool, "res", "residual", lambda s: s.arch.residual, before=False,
+         help="residual blocks of model.block_depth Dense layers around a skip (replaces model.residual)"),
+    Axis("normalization", "model", NormalizationName, "", "norm", lambda s: s.arch.normalization, before="none",
+         help="none | batchnorm | layernorm before each hidden activation (replaces model.normalization)", text=True),
 )
 BY_NAME = {a.name: a for a in AXES}
 NAMES = tuple(a.name for a in AXES)  # the optional axes, in grid order

@@ -7,7 +7,7 @@ without diagnostics, a pending trial) has them too. The optional grid axes' colu
 
 from __future__ import annotations
 
-from init_lab.runschema.axes import NAMES
+from init_lab.runschema.axes import AXES, NAMES
 
 TRIAL_FILE = "trial.json"
 EPOCHS_FILE = "epochs.csv"
@@ -42,7 +42,8 @@ DIAGNOSTIC_SUMMARY = (
     "init_act_std_last_over_first", "init_grad_rms_last_over_first", *(f"peak_{column}" for column in PEAKS),
 )
 # summary.csv's text columns (every other column is a number, or empty)
-TEXT_COLUMNS = frozenset({"trial_id", "status", "initializer", "activation", "model", "optimizer", "error"})
+TEXT_COLUMNS = frozenset({"trial_id", "status", "initializer", "activation", "model", "error",
+                          *(a.name for a in AXES if a.text)})
 
 
 def threshold_key(threshold: float) -> str:

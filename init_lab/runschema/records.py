@@ -184,6 +184,7 @@ class Manifest:
     dataset: dict[str, Any] | None = None  # once the data is loaded: source, shape, classes, sizes
     error: str | None = None  # set when the sweep ends
     counts: dict[str, int] | None = None  # trials by status, set when the sweep ends
+    timings: dict[str, Any] | None = None  # the last invocation's seconds by phase (``runschema.timings``)
     _ended: bool = field(default=False, repr=False)  # error and counts are written once it has ended
 
     def to_json(self) -> dict[str, Any]:
@@ -193,6 +194,8 @@ class Manifest:
             del data["dataset"]
         if not self._ended:
             del data["error"], data["counts"]
+        if self.timings is None:
+            del data["timings"]
         return data
 
     @classmethod
