@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 DATA ?= ../shared/data
 
 .PHONY: install install-test run test mnist mnist-cnn probe reproduce reproduce-glorot reproduce-he \
-	reproduce-selu reproduce-phase reproduce-table1 bench clean-runs
+	reproduce-selu reproduce-phase reproduce-table1 reproduce-bn reproduce-residual reproduce-delta reproduce-he-cnn bench clean-runs
 
 install: $(STAMP)
 
@@ -77,6 +77,29 @@ TABLE1_SET ?=
 reproduce-table1: install
 	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/glorot2010_table1.yaml --out $(REPRO) $(TABLE1_SET)
 	$(BIN)/initlab report $(REPRO)/latest --tune-axis learning_rate --metric test_accuracy
+
+# issue 21 (not part of `reproduce`): BatchNorm and a bad init (10×128 MLP, full MNIST, 5 epochs); deep residual MLPs
+# without normalization (30 blocks of 2: He, Fixup, SkipInit, then He + BatchNorm; 20,000 examples, 3 epochs)
+reproduce-bn: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/bn_bad_init.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+
+reproduce-residual: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab probe configs/deep_residual.yaml --seeds 3 --jacobian-examples 0
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/deep_residual.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/deep_residual.yaml --out $(REPRO) --name deep_residual_bn \
+		--set model.normalization=batchnorm --set 'grid.initializer=[he_normal]'
+	$(BIN)/initlab report $(REPRO)/latest
+
+reproduce-he-cnn: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/he2015_cnn.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+
+reproduce-delta: install
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab sweep configs/delta_orthogonal_cnn.yaml --out $(REPRO)
+	$(BIN)/initlab report $(REPRO)/latest
+	INITLAB_DATA_DIR=$(DATA) $(BIN)/initlab probe configs/delta_orthogonal_cnn.yaml --seeds 3 --jacobian-examples 0
 
 # the trainability phase diagram (Schoenholz et al. 2017, Figs. 5–6): tanh, σ_b² = 0.05, σ_w² × depth on the bundled
 # sample (not part of `reproduce`: its figure is RUN/report/phase_diagram.png)

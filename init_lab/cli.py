@@ -274,8 +274,10 @@ def _print_plan(cfg, trials, pack: bool = True, device: str | None = None) -> No
     work = [(s, s.train.epochs) for s in trials]
     seconds = estimate_seconds(work, memory.data, device or cfg.device)
     out.print(f"training time: at least {format_duration(seconds)} here (init_lab/run/duration.py)", highlight=False)
-    measured = measured_estimate(groups, memory.data, device or cfg.device)
-    if measured is not None:
+    measured = measured_estimate(groups, memory, device or cfg.device)
+    if isinstance(measured, str):
+        out.print(f"estimate: not measured ({measured})", highlight=False, markup=False, soft_wrap=True)
+    elif measured is not None:
         out.print(f"estimate: {format_duration(measured.seconds)} of training steps, from a step of group "
                   f"{measured.group} measured here ({measured.step_seconds * 1e3:.2f} ms; the other groups scaled by "
                   "their multiply-adds); evaluation, diagnostics, compilation and files come on top", highlight=False,
@@ -521,6 +523,10 @@ def probe(
     if not result.spectra.empty:
         files["probe_spectra.csv"] = result.spectra.to_csv(index=False)
         files["jacobian.png"] = jacobian_plot(result.spectra, f"Input–output Jacobian spectrum {title}")
+    from init_lab.report.spp import spp_plot
+
+    if (spp := spp_plot(result.layers, f"Signal-propagation plot {title}")) is not None:
+        files["probe_spp.png"] = spp
     _write_side_dir(out_dir, f"{cfg.name}-probe", files)
 
 

@@ -42,7 +42,7 @@ def test_keras_model_shapes_and_parameters_match_the_estimate(text, shape):
     from init_lab.run.memory import layer_sizes
 
     for overrides in ([], ["model.depth=5", "model.channels=[4, 4, 8, 8, 8]", "model.pool_every=[1, 3]",
-                           "model.residual=true", "model.normalization=batchnorm"]):
+                           "model.residual=true", "model.normalization=batchnorm"], ["model.normalization=layernorm"]):
         spec = expand(config_from_text(text, overrides=overrides))[0]
         model = build_keras_model(spec.arch, shape, 10, spec.initializer, spec.activation, spec.seed)
         assert model.get_layer("conv_0").output.shape[1:3] == shape[:2]  # same padding keeps the image's size
@@ -71,9 +71,10 @@ def test_a_residual_block_computes_input_plus_branch():
     np.testing.assert_allclose(added, last + pooled, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("text", [CNN, COLOUR], ids=["28x28x1", "32x32x3"])
-def test_residual_batchnorm_cnn_trains_and_extends_exactly(tmp_path, text):
-    over = ["model.residual=true", "model.normalization=batchnorm", "model.pool_every=[1, 3]", "grid.activation=[relu]"]
+@pytest.mark.parametrize("text,norm", [(CNN, "batchnorm"), (COLOUR, "batchnorm"), (CNN, "layernorm")],
+                         ids=["28x28x1", "32x32x3", "layernorm"])
+def test_residual_normalized_cnn_trains_and_extends_exactly(tmp_path, text, norm):
+    over = ["model.residual=true", f"model.normalization={norm}", "model.pool_every=[1, 3]", "grid.activation=[relu]"]
     short = run_sweep(config_from_text(text, overrides=over), out=tmp_path / "short")
     assert short.count("completed") == 1
     extended = resume_sweep(short.run_dir, overrides=["training.epochs=3"])
@@ -95,7 +96,6 @@ def test_cnn_through_the_cli(tmp_path, write_config):
 @pytest.mark.parametrize("overrides,message", [
     (["model.channels=[4, 8]"], "model.channels lists 2 convolutions' channels but depth is 3"),
     (["model.pool_every=[4]"], "model.pool_every names convolution 4"),
-    (["model.normalization=layernorm"], "normalization 'layernorm' is implemented for MLPs only"),
     (["model.residual=true", "model.pool_every=[2]"], "inside a residual block"),
     (["model.depth=6", "model.channels=4", "model.pool_every=1"], "need images of at least 64×64"),
     (["model.kind=mlp", "model.pool_every=null", "model.channels=null", "model.depth=null"], None),

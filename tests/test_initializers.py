@@ -222,8 +222,11 @@ def test_weight_variance_is_none_where_no_variance_describes_the_draw():
     assert weight_variance(INITIALIZERS.resolve("constant"), DENSE) is None  # not zero-mean
     assert weight_variance(INITIALIZERS.resolve("lsuv"), DENSE) is None  # set by the data
     assert weight_variance(INITIALIZERS.resolve("matched"), DENSE) is None  # needs the activation's σ_w²
+    assert weight_variance(INITIALIZERS.resolve("fixup"), DENSE) is None  # depends on the layer's place in its block
+    assert weight_variance(INITIALIZERS.resolve("zero_init"), DENSE) is None  # deterministic
+    assert weight_variance(INITIALIZERS.resolve("skipinit"), DENSE) == 2 / DENSE[0]  # its base's: he_normal
     assert all(weight_variance(INITIALIZERS.resolve(n), DENSE) is not None for n in INITIALIZERS.names()
-               if n not in ("constant", "lsuv", "matched"))
+               if n not in ("constant", "lsuv", "matched", "fixup", "zero_init"))
 
 
 @pytest.mark.parametrize(("activation", "base", "sigma_w2"), [
@@ -246,5 +249,6 @@ def test_matched_kernels_have_one_over_the_activations_second_moment(activation,
 
 def test_every_registered_initializer_is_tested():
     tested = set(SCALED) | {"random_normal", "random_uniform", "zeros", "constant", "orthogonal", "lsuv", "matched",
-                            "variance_scaling"}  # variance_scaling: tests/test_sigma_axes.py
+                            "variance_scaling",  # variance_scaling: tests/test_sigma_axes.py
+                            "fixup", "skipinit", "zero_init", "delta_orthogonal"}  # tests/test_branch_inits.py, test_new_initializers.py
     assert set(INITIALIZERS.names()) == tested

@@ -257,9 +257,15 @@ def mnist_grid(tmp_path_factory):
     return shipped_run("mnist", tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def quickstart_grid(tmp_path_factory):
+    """configs/quickstart.yaml's grid (4 × 4) on tiny synthetic data."""
+    return shipped_run("quickstart", tmp_path_factory)
+
+
 @pytest.mark.slow
-def test_shipped_grids_figures_are_readable(mnist_grid, tmp_path_factory, figures):
-    for run_dir in (mnist_grid, shipped_run("quickstart", tmp_path_factory)):
+def test_shipped_grids_figures_are_readable(mnist_grid, quickstart_grid, figures):
+    for run_dir in (mnist_grid, quickstart_grid):
         run = load_run(run_dir)
         figures.clear()
         for fig in run_figures(run, figures):
@@ -343,13 +349,14 @@ def overlapping(boxes: list) -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None or shutil.which("unshare") is None, reason="needs chromium (apt-get install chromium)")
-def test_report_html_of_the_56_trial_grid_has_no_overlapping_text(mnist_grid, tmp_path):
-    run_dir = copy_run(mnist_grid, tmp_path / "run")
-    assert_clean_exit(invoke("report", run_dir), 0)
-    boxes = chart_text_boxes(run_dir, tmp_path)
-    assert set(boxes) == {"chart-heatmap", "chart-curves", "chart-layers"}
-    for chart, texts in boxes.items():
-        assert len(texts) > 20 and overlapping(texts) == [], chart
+def test_report_html_of_the_shipped_grids_has_no_overlapping_text(mnist_grid, quickstart_grid, tmp_path):
+    for name, grid in (("quickstart", quickstart_grid), ("mnist", mnist_grid)):
+        run_dir = copy_run(grid, tmp_path / name)
+        assert_clean_exit(invoke("report", run_dir), 0)
+        boxes = chart_text_boxes(run_dir, tmp_path)
+        assert set(boxes) == {"chart-heatmap", "chart-curves", "chart-layers"}
+        for chart, texts in boxes.items():
+            assert len(texts) > 15 and overlapping(texts) == [], (name, chart)
     # a dropdown per activation, drawn; the legend names initializers only (8), not 56 trials
     curves = [t[0] for t in boxes["chart-curves"]]
     assert sum(": " in t and "chosen of 8" in t for t in curves) == 7

@@ -78,7 +78,7 @@ def test_the_dry_run_estimate_scales_a_measured_step_to_every_group(monkeypatch)
     memory = MemoryPlan.for_config(config, "cpu", "mlp")
     groups, _ = plan_groups(expand(config), False, memory=memory)  # one model each: 4 groups, two widths
     monkeypatch.setattr(loop, "measure_step", lambda group, shape, classes: 0.5)  # the first group's step
-    got = duration.measured_estimate(groups, memory.data, "cpu")
+    got = duration.measured_estimate(groups, memory, "cpu")
     steps = math.ceil(memory.data.n_train / 50) * 2  # batch 50, 2 epochs
     per = {g.id: duration._step_macs(g, memory.data) for g in groups}
     assert got.group == groups[0].id and got.step_seconds == 0.5

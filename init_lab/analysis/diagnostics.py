@@ -55,6 +55,11 @@ class LayerSignals:
     kernels: list[np.ndarray]
     grads_kernel: list[np.ndarray]  # ∂L/∂W
     grads_pre: list[np.ndarray] = field(default_factory=list)  # ∂ℓ/∂z per example
+    # residual and normalized nets: each layer's h (its Dense / conv output, after a block's skip, before its
+    # normalization: the residual stream at a block's end), where it differs from the pre-activation; and per residual
+    # block's last layer the branch's output (what the block adds to its input)
+    streams: list[np.ndarray] = field(default_factory=list)
+    branches: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def layer_rows(epoch: int, activation: str, signals: LayerSignals) -> list[dict[str, Any]]:
@@ -83,8 +88,22 @@ def layer_rows(epoch: int, activation: str, signals: LayerSignals) -> list[dict[
             "grad_out_rms": _rms(grads_out[i]),
             "grad_kernel_rms": _rms(grads_kernel[i]),
             "kernel_std": float(np.asarray(kernels[i], dtype=np.float64).std()),
+            **signal_propagation(signals.streams[i] if signals.streams else pres[i], signals.branches.get(i)),
         })
     return rows
+
+
+def signal_propagation(h: np.ndarray, branch: np.ndarray | None = None) -> dict[str, float]:
+    """The signal-propagation-plot quantities (Brock, De & Smith 2021, NF-ResNets §4) of one layer's output h
+    (examples, [positions,] channels): the average over channels of each channel's squared mean and of its variance
+    (over examples and positions), and of the residual branch's output its average channel variance (NaN where the
+    layer ends no residual block)."""
+    units = _units(h)
+    out = {"channel_sq_mean": float(np.mean(units.mean(axis=0) ** 2)), "channel_var": float(np.mean(units.var(axis=0))),
+           "branch_var": math.nan}
+    if branch is not None:
+        out["branch_var"] = float(np.mean(_units(branch).var(axis=0)))
+    return out
 
 
 def _units(a: np.ndarray) -> np.ndarray:

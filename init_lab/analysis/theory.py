@@ -106,11 +106,63 @@ def predict(init: Choice, act: Choice, hidden: tuple[int, ...], input_dim: int, 
 
 
 def no_theory_reason(arch) -> str:
-    """Why the plain mean-field maps do not describe a residual or normalized MLP (an ``Architecture``)."""
+    """Why no mean-field map here describes a normalized net or a residual CNN (an ``Architecture``)."""
     if arch.normalization != "none":
         return (f"{arch.normalization} rescales every layer by statistics of the data; no published "
                 "mean-field result for it is implemented here")
-    return "the residual length map is not implemented in the probe yet (plain mean-field maps do not apply)"
+    return "the mean-field theory here is for fully-connected stacks: no prediction for conv nets"
+
+
+def delta_orthogonal_equivalent(init: Choice, arch, c_in: int) -> tuple[tuple[int, ...], int, Choice] | None:
+    """A plain configurable CNN under delta-orthogonal weights, same padding and no pooling, as the fully-connected net
+    it propagates like (Xiao et al. 2018, §2.3–2.4: only the centre tap is non-zero, so every position sees an
+    orthogonal c_in × c_out map): its channels as widths, the input's channels ``c_in``, and orthogonal(gain). None
+    otherwise."""
+    from init_lab.catalog.models import Conv, GlobalAvgPool
+
+    if init.name != "delta_orthogonal" or arch.family != "cnn" or not arch.plain or not arch.stack:
+        return None
+    if not all(isinstance(layer, GlobalAvgPool) or (isinstance(layer, Conv) and layer.padding == "same")
+               for layer in arch.stack):
+        return None
+    return arch.units, c_in, INITIALIZERS.resolve({"name": "orthogonal", "gain": init.kwargs.get("gain", 1.0)})
+
+
+def predict_residual(init: Choice, act: Choice, arch, input_dim: int, input_sq: np.ndarray,
+                     sigma_b2: float = BIAS_VAR) -> Prediction:
+    """The residual length map (``analysis.residual``) of a residual MLP without normalization: per-layer
+    pre-activation second moments from each probe example's mean of x². No gradient or Jacobian prediction; the
+    finite-width band is the Gaussian heuristic (log-variance Σ 2/n_l), not a derived one."""
+    from init_lab.analysis.residual import residual_length_map
+    from init_lab.catalog.initializers import base_choice
+    from init_lab.catalog.models import fixup_multiplier
+
+    if arch.normalization != "none" or arch.family != "mlp":
+        return Prediction(reason=no_theory_reason(arch))
+    widths = [input_dim, *arch.hidden]
+    sigma_w2 = []
+    for layer, (fan_in, width) in enumerate(zip(widths[:-1], widths[1:])):
+        var = _variance(base_choice(init), (fan_in, width), act)
+        if var is None:
+            return Prediction(reason=f"no variance law for initializer '{init.name}'")
+        sigma_w2.append(fan_in * var * (fixup_multiplier(arch, layer) ** 2 if init.name == "fixup" else 1.0))
+    if sigma_w2[0] == 0.0:
+        return Prediction(reason="zero first-layer weights: no signal reaches the hidden layers")
+    projection = {b.index: b.projection[0] * _variance(base_choice(init), b.projection, act)
+                  for b in arch.blocks if b.projection}
+    gate = 0.0 if init.name == "skipinit" else 1.0
+    f = mf.phi(act)
+    q0 = sigma_w2[0] * np.asarray(input_sq, dtype=np.float64) + sigma_b2
+    Q = residual_length_map(f, [(b.first, b.last) for b in arch.blocks], sigma_w2, sigma_b2, projection, gate, q0)
+    sq = lambda x: f(x) ** 2  # noqa: E731
+    act_m = mf.expect(f, Q).mean(axis=1)
+    act_s2 = mf.expect(sq, Q).mean(axis=1)
+    nan = np.full(len(Q), np.nan)
+    heuristic = np.cumsum([0.0] + [2.0 / n for n in arch.hidden[:-1]])  # Var log(q̂_l/q̂_1): the Gaussian heuristic
+    prop = mf.Propagation(q=Q, pre_std=np.sqrt(Q.mean(axis=1)), act_mean=act_m,
+                          act_std=np.sqrt(np.maximum(act_s2 - act_m**2, 0.0)), grad_ms=nan, jacobian_ms=float("nan"),
+                          log_var=heuristic, sigma_w2=np.array(sigma_w2))
+    return Prediction(propagation=prop)
 
 
 def band(mean: float | None, sd: float, width: float = 2.0, seeds: int = 1) -> tuple[float | None, float | None]:
@@ -168,6 +220,13 @@ def stack_tables(config, moment: float, sigma_b2: float | None = None):
                "sigma_w2": None, "q_star": None, "chi_1": None,
                "phase": None, "xi_q": None, "xi_c": None, "pre_std_ratio": None, "grad_rms_ratio": None, "note": ""}
         # the MLP's first layer sees the dataset's image flattened: 784 values for MNIST, 3072 for CIFAR-10
+        if not spec.arch.plain:  # a residual MLP: its length map (no fixed point, no gradient law); else no theory
+            res = predict_residual(spec.initializer, spec.activation, spec.arch, math.prod(config.dataset.image_shape),
+                                   np.array([moment]), sb2)
+            rows.append(row | ({"pre_std_ratio": res.ratio("pre_std"), "note": "residual length map (Yang & "
+                                "Schoenholz 2017; m-layer branches: analysis/residual.py)"}
+                               if res.propagation is not None else {"note": res.reason}))
+            continue
         built = layers(spec.initializer, spec.arch.hidden, math.prod(config.dataset.image_shape), config.dataset.classes,
                        spec.activation) \
             if spec.arch.family == "mlp" else \

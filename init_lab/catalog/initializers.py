@@ -130,6 +130,107 @@ def _none(params: Params, shape: tuple[int, ...]) -> None:
     return None
 
 
+def hadamard(m: int):
+    """Sylvester's Hadamard matrix H_m (2^m × 2^m): H_0 = [1], H_m = [[H_{m−1}, H_{m−1}], [H_{m−1}, −H_{m−1}]]."""
+    import numpy as np
+
+    h = np.ones((1, 1))
+    for _ in range(m):
+        h = np.block([[h, h], [h, -h]])
+    return h
+
+
+def partial_identity(rows: int, cols: int):
+    """ZerO's I* (Zhao et al. 2022, Definition 1): ones on the diagonal of a rows × cols matrix, zeros elsewhere."""
+    import numpy as np
+
+    return np.eye(rows, cols)
+
+
+def zero_kernel(shape: tuple[int, ...], seed: int | None = None, **_: float):
+    """ZerO (Zhao et al. 2022, Algorithm 1) for a Dense kernel: the paper's W (P_out × P_in, y = W·x) is I when P_out =
+    P_in, I* when P_out < P_in (the first P_out inputs pass on), and c·I*·H_m·I* with m = ⌈log₂ P_out⌉,
+    c = 2^(−(m−1)/2) when P_out > P_in. Keras' kernel is in × out (y = x·K): K = Wᵀ. Deterministic: ``seed`` unused."""
+    import numpy as np
+
+    if len(shape) != 2:
+        raise ValueError(f"zero_init is defined here for Dense kernels (in × out), not shape {tuple(shape)}")
+    n_in, n_out = shape
+    if n_out <= n_in:
+        w = partial_identity(n_out, n_in)
+    else:
+        m = math.ceil(math.log2(n_out))
+        w = 2.0 ** (-(m - 1) / 2) * partial_identity(n_out, 2**m) @ hadamard(m) @ partial_identity(2**m, n_in)
+    return np.ascontiguousarray(w.T, dtype=np.float32)
+
+
+def orthogonal_rows(rows: int, cols: int, seed: int):
+    """A rows × cols matrix with orthonormal rows (rows ≤ cols) or columns: the QR decomposition of a Gaussian matrix,
+    each column of Q sign-corrected by the sign of R's diagonal (Saxe et al. 2014; Mezzadri 2007)."""
+    import numpy as np
+
+    a = np.random.default_rng(seed).standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))  # a uniformly (Haar) distributed orthogonal matrix, not QR's sign convention
+    return q.T if rows < cols else q
+
+
+def delta_orthogonal_kernel(shape: tuple[int, ...], seed: int = 0, gain: float = 1.0, **_: float):
+    """Delta-orthogonal (Xiao et al. 2018, Algorithm 2): a conv kernel (k_h, k_w, c_in, c_out) that is zero except at
+    the centre tap, gain × a c_in × c_out matrix with orthonormal rows (c_in ≤ c_out); on a Dense kernel (in, out),
+    gain × an orthogonal matrix."""
+    import numpy as np
+
+    if len(shape) == 2:
+        return (gain * orthogonal_rows(shape[0], shape[1], seed)).astype(np.float32)
+    *window, c_in, c_out = shape
+    if c_in > c_out:
+        raise ValueError(f"delta_orthogonal needs c_in ≤ c_out (an orthogonal centre tap keeps every input channel); "
+                         f"this convolution maps {c_in} channels to {c_out}")
+    kernel = np.zeros(shape, dtype=np.float32)
+    kernel[tuple(k // 2 for k in window)] = gain * orthogonal_rows(c_in, c_out, seed)
+    return kernel
+
+
+# initializers computed here, in NumPy, from (kernel shape, seed, parameters): the engine wraps them as Keras ones
+ARRAY_INITIALIZERS = {"ZerO": zero_kernel, "DeltaOrthogonal": delta_orthogonal_kernel}
+
+
+def _delta_orthogonal_variance(params: Params, shape: tuple[int, ...]) -> float:
+    """E[W²]: Dense gain²/max(in, out), as orthogonal; conv gain²·c_in over k_h·k_w·c_in·c_out entries = gain²/(k_h·k_w·c_out)."""
+    gain = params.get("gain", 1.0)
+    if len(shape) == 2:
+        return gain**2 / max(shape)
+    return gain**2 / (math.prod(shape[:-2]) * shape[-1])
+
+
+# skipinit's `base`: the initializer its weights are drawn from (a choice of names, stored as a number)
+SKIPINIT_BASES = {"he_normal": 0.0, "he_uniform": 1.0, "glorot_normal": 2.0, "glorot_uniform": 3.0,
+                  "lecun_normal": 4.0, "orthogonal": 5.0}
+# initializers that add learned scalars to every residual branch: the branch's multiplier starts at this value
+BRANCH_SCALE = {"fixup": 1.0, "skipinit": 0.0}
+
+
+def base_choice(choice: Choice) -> Choice:
+    """The initializer a residual-net initializer draws its weights from: skipinit's ``base``, Fixup's He normal
+    (then rescaled per layer by ``models.fixup_multiplier``); any other initializer is its own."""
+    if choice.name == "skipinit":
+        name = next(n for n, v in SKIPINIT_BASES.items() if v == choice.kwargs["base"])
+        return INITIALIZERS.resolve(name)
+    if choice.name == "fixup":
+        return INITIALIZERS.resolve("he_normal")
+    return choice
+
+
+def _via_base(what: str):
+    def call(params: Params, *args: Any) -> Any:
+        base = base_choice(Choice("skipinit", tuple(sorted(params.items()))))
+        entry = INITIALIZERS.entries[base.name]
+        return getattr(entry, what)(base.kwargs, *args)
+
+    return call
+
+
 _TRUNC = "truncated normal rescaled to this variance (as Keras)"
 
 _A = Param(0.0, "negative slope a of the leaky ReLU / PReLU that follows (0: ReLU)")
@@ -256,6 +357,50 @@ INITIALIZERS = Registry(
             {"gain": Param(1.0, _GAIN_DOC, positive=True, aliases=GAINS)},
             build=_orthogonal,
             variance=_orthogonal_variance,
+            orthogonal=True,
+        ),
+        Entry(
+            "fixup",
+            "Fixup (Zhang, Dauphin & Ma 2019) for residual nets without normalization, L blocks of m ≥ 2 layers: each "
+            "branch's last layer W = 0; its other layers He normal (Var = 2/fan_in) × L^(−1/(2m−2)); the first layer "
+            "and projections He normal; the output layer's W = 0; a scalar multiplier (1) on every branch's output "
+            "and a scalar bias (0) before each of its Dense layers, trained",
+            build=lambda params: ("VarianceScaling", {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"}),
+            variance=_none,  # depends on the layer's place in its block: no one variance
+            note="needs residual: true, block_depth ≥ 2 and normalization: none (it replaces normalization); the "
+                 "Dense layers' own per-unit biases (0) stand for the paper's scalar biases before activations",
+        ),
+        Entry(
+            "skipinit",
+            "SkipInit (De & Smith 2020): a learned scalar gate α = 0 on every residual branch (h ← h + α·branch(h)), "
+            "so the net computes its skip path at init; weights drawn from `base`",
+            {"base": Param(0.0, "the initializer of the weights: " + ", ".join(SKIPINIT_BASES),
+                           aliases=SKIPINIT_BASES, names_only=True)},
+            build=_via_base("build"),
+            variance=_via_base("variance"),
+            note="needs residual: true",
+        ),
+        Entry(
+            "zero_init",
+            "ZerO (Zhao et al. 2022, Algorithm 1), deterministic, only zeros and ones: a Dense layer y = W·x with W "
+            "(out × in) = I if out = in; I* (partial identity: the first `out` inputs pass) if out < in; "
+            "c·I*·H_m·I* if out > in, H_m the 2^m × 2^m Hadamard matrix, m = ⌈log₂ out⌉, c = 2^(−(m−1)/2); Keras' "
+            "kernel is Wᵀ (in × out)",
+            build=lambda params: ("ZerO", {}),
+            variance=_none,  # deterministic: no iid variance describes it
+            note="Dense kernels only (MLPs); the paper pairs it with residual nets (its Algorithm 2 for convolutions "
+                 "is not built here); every hidden and the output kernel is ZerO",
+        ),
+        Entry(
+            "delta_orthogonal",
+            "Xiao et al. 2018 (Algorithm 2): a conv kernel zero everywhere but the centre tap, which is gain × a "
+            "c_in × c_out matrix with orthonormal rows (QR of a Gaussian, sign-corrected); c_in ≤ c_out. On Dense "
+            "kernels: gain × an orthogonal matrix. E[W²] = gain²/(k_h·k_w·c_out) (conv), gain²/max(in, out) (Dense)",
+            {"gain": Param(1.0, _GAIN_DOC, positive=True, aliases=GAINS)},
+            build=lambda params: ("DeltaOrthogonal", {"gain": params.get("gain", 1.0)}),
+            variance=_delta_orthogonal_variance,
+            note="with same padding and no downsampling a delta-orthogonal conv net propagates signals as a "
+                 "fully-connected orthogonal net of σ_w² = gain² (Xiao et al. 2018)",
             orthogonal=True,
         ),
         Entry(

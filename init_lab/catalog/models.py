@@ -228,8 +228,9 @@ NORMALIZATIONS: dict[str, str] = {
     "none": "no normalization",
     "batchnorm": "BatchNorm (Ioffe & Szegedy 2015): batch statistics in training, moving averages (momentum "
                  f"{defaults.BN_MOMENTUM}) at evaluation; ε = {defaults.NORM_EPSILON}; learned scale γ = 1 and shift β = 0",
-    "layernorm": f"LayerNorm (Ba et al. 2016): each example's statistics over the layer's units; ε = {defaults.NORM_EPSILON}; "
-                 "learned scale γ = 1 and shift β = 0",
+    "layernorm": f"LayerNorm (Ba et al. 2016): each example's statistics over the layer's units (a conv layer's: over "
+                 "height, width and channels, with a scale and shift per channel, as GroupNorm with one group, Wu & He "
+                 f"2018); ε = {defaults.NORM_EPSILON}; learned scale γ = 1 and shift β = 0",
 }
 
 
@@ -379,9 +380,6 @@ def resolve_architecture(
 
 
 def _resolve_cnn(stack: tuple[Layer, ...], residual: bool, block_depth: int, normalization: str) -> Architecture:
-    if normalization == "layernorm":
-        raise ValueError("normalization 'layernorm' is implemented for MLPs only: a conv net's LayerNorm (over which "
-                         "axes, with which scale) is not built here; use batchnorm or none.")
     arch = Architecture("cnn", "cnn", (), residual, block_depth, normalization, stack)
     n = len(arch.units)
     if residual:
@@ -418,6 +416,32 @@ def _resolve_widths(kind: str, mk: ModelKind, hidden: list[int] | None, depth: i
         d = depth if depth is not None else len(defaults.MLP_HIDDEN)
         w = width if width is not None else defaults.MLP_HIDDEN[0]
     return Architecture(kind, mk.family, (w,) * d)
+
+
+def fixup_multiplier(arch: Architecture, layer: int) -> float:
+    """Fixup's factor on a He-normal draw for kernel ``layer`` (hidden layers 0…, the output layer last): 0 for each
+    residual branch's last layer and the output layer, L^(−1/(2m−2)) for the branches' other layers (L blocks of m),
+    1 for the first layer (and, separately, the projections)."""
+    blocks = arch.blocks
+    if layer >= len(arch.units):
+        return 0.0
+    for b in blocks:
+        if b.first <= layer <= b.last:
+            return 0.0 if layer == b.last else len(blocks) ** (-1.0 / (2 * arch.block_depth - 2))
+    return 1.0
+
+
+def branch_layers(arch: Architecture) -> dict[int, int]:
+    """Hidden layer → the residual block whose branch it is in (the first layer, the stem, is in none)."""
+    return {layer: b.index for b in arch.blocks for layer in range(b.first, b.last + 1)}
+
+
+def branch_scalars(arch: Architecture, initializer: str) -> int:
+    """Learned scalars Fixup / SkipInit add per trial: a multiplier (gate) per residual branch, and Fixup's bias
+    before each of the branches' Dense layers."""
+    if initializer not in ("fixup", "skipinit") or not arch.residual:
+        return 0
+    return len(arch.blocks) + (len(branch_layers(arch)) if initializer == "fixup" else 0)
 
 
 class NetKind(str, Enum):

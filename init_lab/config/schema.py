@@ -263,6 +263,7 @@ class SweepConfig(_Section):
                 for r in self.grid.residual or [None]:
                     for norm in self.grid.normalization or [None]:
                         arch = self.model.architecture(d, w, r, norm)
+                        self._initializers_fit(arch)
                         if not arch.plain and any(c.name == "lsuv" for c in self.grid.initializer):
                             raise ValueError("initializer 'lsuv' rescales a plain network layer by layer; "
                                              f"{arch.label} has residual blocks or normalization: choose "
@@ -272,6 +273,32 @@ class SweepConfig(_Section):
         if too_small:
             raise ValueError(f"model '{self.model.kind}' on dataset '{self.dataset.name}': {too_small}.")
         return self
+
+    def _initializers_fit(self, arch: Architecture) -> None:
+        """Initializers defined for some kernels only: ZerO for Dense kernels; delta-orthogonal for convolutions that do
+        not reduce channels (an orthogonal centre tap c_in × c_out needs c_in ≤ c_out)."""
+        names = {c.name for c in self.grid.initializer}
+        for name in sorted(names & {"fixup", "skipinit"}):
+            if not arch.residual:
+                raise ValueError(f"initializer '{name}' initializes residual branches; {arch.label} has none: set "
+                                 "model.residual: true (or grid.residual: [true]), or choose another initializer.")
+        if "fixup" in names and arch.block_depth < 2:
+            raise ValueError("initializer 'fixup' scales branch layers by L^(−1/(2m−2)): it needs block_depth m ≥ 2.")
+        if "fixup" in names and arch.normalization != "none":
+            raise ValueError(f"initializer 'fixup' trains residual nets without normalization (it replaces it); "
+                             f"{arch.label} has {arch.normalization}: use normalization: none, or skipinit.")
+        if "zero_init" in names and arch.family == "cnn":
+            raise ValueError(f"initializer 'zero_init' (ZerO) is built here for Dense kernels only; model "
+                             f"'{self.model.kind}' has convolutions: use an MLP kind, or another initializer.")
+        if "delta_orthogonal" in names and arch.family == "cnn":
+            c_in = self.dataset.image_shape[2] if len(self.dataset.image_shape) == 3 else 1
+            convs = [layer.filters for layer in arch.layers if hasattr(layer, "filters")]
+            for i, c_out in enumerate(convs):
+                if c_in > c_out:
+                    raise ValueError(f"initializer 'delta_orthogonal' needs c_in ≤ c_out in every convolution; "
+                                     f"convolution {i + 1} maps {c_in} channels to {c_out}: give it at "
+                                     f"least {c_in} channels, or use another initializer.")
+                c_in = c_out
 
     def resolved(self) -> dict[str, Any]:
         """The config with every default filled in, in YAML-ready form (written to config.yaml)."""

@@ -22,7 +22,7 @@ from init_lab.analysis import meanfield
 from init_lab.catalog import cifar
 from init_lab.catalog.datasets import Dataset, checked, load_cifar
 from init_lab.catalog.errors import DeviceError
-from init_lab.catalog.initializers import INITIALIZERS, bias_seed, keras_spec
+from init_lab.catalog.initializers import ARRAY_INITIALIZERS, INITIALIZERS, bias_seed, keras_spec
 from init_lab.catalog.registry import Choice
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -120,7 +120,38 @@ def build_initializer(choice: Choice, trial_seed: int, layer_index: int, activat
             raise ValueError(f"initializer '{choice.name}' needs the trial's activation")
         sigma_w2 = meanfield.matched_sigma_w2(meanfield.phi(activation))
     name, kwargs = keras_spec(choice, trial_seed, layer_index, sigma_w2)
+    if name in ARRAY_INITIALIZERS:
+        return ArrayInitializer(name, kwargs)
     return getattr(keras.initializers, name)(**kwargs)
+
+
+def scaled_initializer(initializer: Any, factor: float) -> Any:
+    """``initializer``'s draw × ``factor`` (Fixup's per-layer rescaling); exactly zero at factor 0."""
+    if factor == 1.0:
+        return initializer
+    if factor == 0.0:
+        return keras.initializers.Zeros()
+
+    class Scaled(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            return initializer(shape, dtype=dtype) * factor
+
+    return Scaled()
+
+
+class ArrayInitializer(keras.initializers.Initializer):
+    """A kernel computed by ``catalog.initializers.ARRAY_INITIALIZERS`` (ZerO, delta-orthogonal) from its shape, seed
+    and parameters, in NumPy: the same array whichever model class asks."""
+
+    def __init__(self, name: str, kwargs: dict[str, Any]):
+        self.name, self.kwargs = name, dict(kwargs)
+
+    def __call__(self, shape, dtype=None):
+        return tf.constant(ARRAY_INITIALIZERS[self.name](tuple(int(d) for d in shape), **self.kwargs),
+                           dtype=dtype or "float32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "kwargs": self.kwargs}
 
 
 def build_bias_initializer(bias_std: float, trial_seed: int, layer_index: int) -> Any:

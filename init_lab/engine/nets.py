@@ -30,10 +30,27 @@ from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.analysis.jacobian import Spectrum, log_singular_values, spectrum_of_matrices
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.catalog.models import Architecture, Conv, GlobalAvgPool, NetKind, split_stack
+from init_lab.catalog.initializers import BRANCH_SCALE
+from init_lab.catalog.models import (
+    Architecture,
+    Conv,
+    GlobalAvgPool,
+    NetKind,
+    branch_layers,
+    fixup_multiplier,
+    split_stack,
+)
 from init_lab.catalog.registry import Choice
 from init_lab.config.grid import TrialSpec
-from init_lab.engine.backend import LINALG, OPS, build_bias_initializer, build_initializer, keras, tf
+from init_lab.engine.backend import (
+    LINALG,
+    OPS,
+    build_bias_initializer,
+    build_initializer,
+    keras,
+    scaled_initializer,
+    tf,
+)
 
 STACKED = None  # owner of a variable with one slice per trial on axis 0
 FLOAT32_RESOLUTION = 5.0  # decades of s_max/s_min an explicit float32 Jacobian resolves (eps 6e-8, summed over layers)
@@ -118,6 +135,18 @@ class GroupNet:
             target.assign(value)
 
 
+def kernel_initializer(choice: Choice, seed: int, layer: int, act: Choice, arch: Architecture) -> Any:
+    """Kernel ``layer``'s initializer (hidden layers 0…, the output layer last): the grid's, and for Fixup its He-normal
+    draw × ``models.fixup_multiplier`` (0 for each branch's last layer and the output layer)."""
+    init = build_initializer(choice, seed, layer, act)
+    return scaled_initializer(init, fixup_multiplier(arch, layer)) if choice.name == "fixup" else init
+
+
+def _scalar(p, like):
+    """A per-trial scalar (n, 1, 1) broadcast to ``like`` (n, batch, h); its gradient sums as matmuls (``_over_batch``)."""
+    return _over_batch(tf.matmul(p, tf.ones([p.shape[0], 1, like.shape[-1]], p.dtype)), like)
+
+
 def activation(choice: Choice, learned: dict[str, Any] | None = None):
     """The registry's function for ``choice`` as a tensor function (learned parameters passed in)."""
     entry = ACTIVATIONS.entries[choice.name]
@@ -191,7 +220,8 @@ class PackedMLP(GroupNet):
         widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
         kernels = [
-            np.stack([np.asarray(build_initializer(s.initializer, s.seed, i, s.activation)(shape=shape, dtype="float32"))
+            np.stack([np.asarray(kernel_initializer(s.initializer, s.seed, i, s.activation, s.arch)(shape=shape,
+                                                                                                   dtype="float32"))
                       for s in self.specs])
             for i, shape in enumerate(shapes)
         ]
@@ -218,6 +248,17 @@ class PackedMLP(GroupNet):
                              for i, h in enumerate(hidden_widths)] if bn else []
         self.moving_vars = [tf.Variable(tf.ones([self.n, 1, h]), trainable=False, name=f"var{i}")
                             for i, h in enumerate(hidden_widths)] if bn else []
+        # Fixup / SkipInit (every trial of the group is of one kind: run.plan packs them apart): a learned multiplier
+        # per residual branch (1 / 0), and Fixup's scalar bias (0) before each of the branches' Dense layers
+        kinds = {s.initializer.name if s.initializer.name in BRANCH_SCALE else None for s in self.specs}
+        if len(kinds) > 1:
+            raise ValueError(f"one packed group holds one kind of branch scalars (Fixup, SkipInit or none), not {kinds}")
+        self.branch_kind = kinds.pop()
+        start = BRANCH_SCALE.get(self.branch_kind, 1.0)
+        self.gates = [tf.Variable(tf.fill([self.n, 1, 1], start), name=f"gate{b.index}") for b in arch.blocks] \
+            if self.branch_kind else []
+        self.pre_biases = {layer: tf.Variable(tf.zeros([self.n, 1, 1]), name=f"prebias{layer}")
+                           for layer in branch_layers(arch)} if self.branch_kind == "fixup" else {}
         self.buffers = [v for pair in zip(self.moving_means, self.moving_vars) for v in pair]
         self.buffer_owners = [STACKED] * len(self.buffers)
         self.slices = self._slices()
@@ -228,9 +269,11 @@ class PackedMLP(GroupNet):
                        for t, s in enumerate(self.specs) if ACTIVATIONS.entries[s.activation.name].learned}
         stacked = [v for pair in zip(self.ws, self.bs) for v in pair]
         stacked += list(self.projections.values()) + [v for pair in zip(self.gammas, self.betas) for v in pair]
+        stacked += self.gates + list(self.pre_biases.values())
         self.variables = stacked + [v for t in self.slopes for v in self.slopes[t]]
         self.owners = [STACKED] * len(stacked) + [t for t in self.slopes for _ in self.slopes[t]]
-        self.param_count = sum(i * o + o for i, o in shapes) + arch.projection_params + arch.norm_params
+        self.param_count = sum(i * o + o for i, o in shapes) + arch.projection_params + arch.norm_params \
+            + len(self.gates) + len(self.pre_biases)
         # a graph: eager, the forward pass at every logged step (step_layers.csv) cost several times more
         self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2])
 
@@ -303,26 +346,37 @@ class PackedMLP(GroupNet):
         return parts[0] if len(parts) == 1 else tf.concat(parts, axis=0)
 
     def forward(self, x, per_trial: bool = False, mode: str = "probe"):
+        """``_forward``'s pre-activations, activations and logits."""
+        return self._forward(x, per_trial, mode)[:3]
+
+    def _forward(self, x, per_trial: bool = False, mode: str = "probe"):
         """(batch, in), or per trial (n, batch, in) → pre-activations and activations of every hidden layer,
-        and logits (n, batch, ·). A hidden layer's pre-activation is N(h), h its Dense output plus, at a residual
-        block's last layer, the block's input (projected where the width changes); ``mode`` is BatchNorm's
-        (``_normalize``): "probe" (the diagnostics: batch statistics, nothing updated), "train" or "eval"."""
-        pres, acts = [], []
+        and logits (n, batch, ·); then each hidden layer's h and, per residual block's last layer, its branch's output.
+        A hidden layer's pre-activation is N(h), h its Dense output plus, at a residual block's last layer, the
+        block's input (projected where the width changes); ``mode`` is BatchNorm's (``_normalize``): "probe" (the
+        diagnostics: batch statistics, nothing updated), "train" or "eval"."""
+        pres, acts, streams, branches = [], [], [], {}
         h = x if per_trial else tf.broadcast_to(x[None], [self.n, tf.shape(x)[0], x.shape[-1]])
         stream = z = None
         for layer, (w, b) in enumerate(zip(self.ws, self.bs)):
             if layer in self.block_first:
                 stream = z  # the previous layer's output (layer ≥ 1): the block's input
+            if layer in self.pre_biases:
+                h = h + _scalar(self.pre_biases[layer], h)
             z = _add_bias(tf.matmul(h, w), b)
             if layer in self.block_last:
                 block = self.block_last[layer]
+                if self.gates:  # the branch's multiplier: Fixup's scale, SkipInit's α
+                    z = z * _scalar(self.gates[block.index], z)
+                branches[layer] = z
                 z = z + (tf.matmul(stream, self.projections[block.index]) if block.projection else stream)
             if layer == len(self.ws) - 1:
-                return pres, acts, z
+                return pres, acts, z, streams, branches
             pre = self._normalize(z, layer, mode)
             h = self._act(pre, layer)
             pres.append(pre)
             acts.append(h)
+            streams.append(z)
 
     def logits(self, x, training: bool = False, per_trial: bool = False):
         return self.forward(x, per_trial, "train" if training else "eval")[2]  # (n, batch, classes): the ghost included
@@ -333,7 +387,7 @@ class PackedMLP(GroupNet):
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
         with tf.GradientTape() as tape:
-            pres, acts, logits = self.forward(x)
+            pres, acts, logits, streams, branches = self._forward(x)
             total = tf.reduce_sum(per_trial_loss(logits, y)[0][: self.T])
         hidden, L = self.ws[:-1], len(acts)
         grads = tape.gradient(total, acts + hidden + pres)
@@ -341,7 +395,12 @@ class PackedMLP(GroupNet):
         arrays = [[t.numpy() for t in group]
                   for group in (pres, acts, grads[:L], hidden, grads[L: 2 * L], per_example)]
         names = [f"dense_{i}" for i in range(len(hidden))]
-        return {s.id: LayerSignals(names, *([a[t] for a in group] for group in arrays)) for t, s in enumerate(self.specs)}
+        extra = self.arch.residual or self.arch.normalization != "none"  # h differs from the pre-activation
+        streams = [z.numpy() for z in streams] if extra else []
+        branches = {k: v.numpy() for k, v in branches.items()}
+        return {s.id: LayerSignals(names, *([a[t] for a in group] for group in arrays),
+                                   streams=[z[t] for z in streams], branches={k: v[t] for k, v in branches.items()})
+                for t, s in enumerate(self.specs)}
 
     def activations(self, x) -> Activations:
         pres, acts = self._forward_graph(x)
@@ -442,7 +501,7 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
     def inits() -> dict[str, Any]:
         nonlocal layer
         layer += 1
-        return {"kernel_initializer": build_initializer(initializer, seed, layer - 1, act),
+        return {"kernel_initializer": kernel_initializer(initializer, seed, layer - 1, act, arch),
                 "bias_initializer": build_bias_initializer(bias_std, seed, layer - 1)}
 
     images, dense = split_stack(arch.layers)
@@ -455,6 +514,8 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
         a 1×1 convolution or a Dense layer without biases, seeded on the projections' own stream)."""
         block = last[i]
         skip = stream
+        if initializer.name in BRANCH_SCALE:  # Fixup's multiplier, SkipInit's α on the branch's output
+            h = ScalarLayer("scale", BRANCH_SCALE[initializer.name], name=f"gate_{block.index}")(h)
         if block.projection:
             init = build_initializer(initializer, seed, defaults.PROJECTION_SEED_BASE + block.index, act)
             layer = keras.layers.Conv2D(block.projection[1], 1, use_bias=False, kernel_initializer=init,
@@ -464,13 +525,20 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
         return keras.layers.Add(name=f"add_{block.index}")([h, skip])
 
     def normalized(h, name: str):
-        return _norm_layer(arch.normalization, name)(h) if arch.normalization != "none" else h
+        return _norm_layer(arch.normalization, name, conv=len(h.shape) == 4)(h) if arch.normalization != "none" else h
+
+    branch = branch_layers(arch) if initializer.name == "fixup" else {}
+
+    def pre_biased(x, i: int, kind: str):
+        """Fixup's scalar bias before each Dense (conv) layer of a branch."""
+        return ScalarLayer("bias", 0.0, name=f"prebias_{kind}{i}")(x) if i in branch else x
 
     convs = pools = 0
     for spec in images:  # input_shape's channels, whatever they are: 1 for grey images, 3 for colour
         if isinstance(spec, Conv):
             if convs in first:
                 stream = h
+            x = pre_biased(x, convs, "conv_")
             h = keras.layers.Conv2D(spec.filters, spec.kernel, padding=spec.padding, **inits(), name=f"conv_{convs}")(x)
             if convs in last:
                 h = skip_added(h, convs, conv=True)
@@ -489,18 +557,36 @@ def build_keras_model(arch: Architecture, input_shape: tuple[int, ...], n_classe
     for i, spec in enumerate(dense):
         if i in first:
             stream = h  # the block's input: the previous layer's output, before its normalization
+        x = pre_biased(x, i, "")
         h = keras.layers.Dense(spec.units, **inits(), name=f"dense_{i}")(x)
         if i in last:
             h = skip_added(h, i, conv=False)
-        x = activation_layer(act, f"act_{i}")(normalized(h, f"norm_{i}"))
+        x = activation_layer(act, f"act_{i}")(normalized(h, f"norm_dense_{i}"))
     logits = keras.layers.Dense(n_classes, **inits(), name="output")(x)
     return keras.Model(inputs, logits, name=arch.kind)
 
 
-def _norm_layer(normalization: str, name: str) -> Any:
-    """Keras' BatchNormalization or LayerNormalization, with the packed MLP's constants (``defaults``)."""
+class ScalarLayer(keras.layers.Layer):
+    """One learned scalar: a multiplier (``kind`` "scale") or an added bias ("bias"), starting at ``start``."""
+
+    def __init__(self, kind: str, start: float, **kwargs):
+        super().__init__(**kwargs)
+        self.kind, self.start = kind, float(start)
+
+    def build(self, input_shape):
+        self.value = self.add_weight(name=self.kind, shape=(), initializer=keras.initializers.Constant(self.start))
+
+    def call(self, x):
+        return x * self.value if self.kind == "scale" else x + self.value
+
+
+def _norm_layer(normalization: str, name: str, conv: bool = False) -> Any:
+    """Keras' BatchNormalization or LayerNormalization, with the packed MLP's constants (``defaults``); a conv layer's
+    LayerNorm is over height, width and channels with a scale and shift per channel: GroupNorm with one group."""
     if normalization == "batchnorm":
         return keras.layers.BatchNormalization(momentum=defaults.BN_MOMENTUM, epsilon=defaults.NORM_EPSILON, name=name)
+    if conv:
+        return keras.layers.GroupNormalization(groups=1, epsilon=defaults.NORM_EPSILON, name=name)
     return keras.layers.LayerNormalization(epsilon=defaults.NORM_EPSILON, name=name)
 
 
@@ -542,9 +628,19 @@ class KerasNets(GroupNet):
         # a layer's pre-activation is its activation's input: the Dense (conv) output, or after a residual block's
         # skip and the normalization, N(h)
         outputs = [a.input for _, a in pairs] + [a.output for _, a in pairs] + [model.output]
+        # each hidden layer's h (before its normalization, after a block's skip) and each block's branch output
+        names = {layer.name for layer in model.layers}
+        stream_of = lambda k: model.get_layer("norm_" + k.name) if "norm_" + k.name in names else None  # noqa: E731
+        streams = [stream_of(k).input if stream_of(k) is not None else a.input for k, a in pairs]
+        adds = [(i, model.get_layer(f"add_{b.index}")) for i, b in enumerate(self.specs[0].arch.blocks)]
+        last = [b.last for b in self.specs[0].arch.blocks]
+        branches = [add.input[0] for _, add in adds]
+        extra = bool(adds) or len(names & {"norm_" + k.name for k, _ in pairs}) > 0
+        outputs += (streams if extra else []) + branches
         sub = keras.Model(model.inputs, outputs)
         kernels = [k.kernel for k, _ in pairs]
         n = len(pairs)
+        n_streams = n if extra else 0
         moving = list(model.non_trainable_variables)
         # diagnostics see BatchNorm as in training (the probe batch's own statistics), which would move its averages:
         # they are put back, so measuring never changes what a trial computes
@@ -562,18 +658,19 @@ class KerasNets(GroupNet):
         def run(x, y):
             with tf.GradientTape() as tape:
                 outs = call(x)
-                pres, acts, logits = outs[:n], outs[n: 2 * n], outs[-1]
+                pres, acts, logits = outs[:n], outs[n: 2 * n], outs[2 * n]
                 loss = tf.reduce_sum(per_trial_loss(logits[None], y)[0])
             grads = tape.gradient(loss, acts + kernels + pres)
             batch = tf.cast(tf.shape(x)[0], tf.float32)  # ∂(mean loss)/∂z × batch = ∂ℓ_i/∂z_i
-            return pres, acts, grads[:n], grads[n: 2 * n], [g * batch for g in grads[2 * n:]]
+            return (pres, acts, grads[:n], grads[n: 2 * n], [g * batch for g in grads[2 * n:]],
+                    outs[2 * n + 1: 2 * n + 1 + n_streams], outs[2 * n + 1 + n_streams:])
 
         @tf.function(reduce_retracing=True)
         def forward(x):
             outs = call(x)
             return outs[:n], outs[n: 2 * n]
 
-        return [k.name for k, _ in pairs], kernels, run, forward
+        return [k.name for k, _ in pairs], kernels, run, forward, last
 
     def jacobian(self, x) -> dict[str, Spectrum]:
         out = {}
@@ -593,13 +690,14 @@ class KerasNets(GroupNet):
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
         out = {}
-        for spec, (names, kernels, run, _) in zip(self.specs, self._probes):
-            pres, acts, g_out, g_k, g_pre = run(x, y)
-            out[spec.id] = LayerSignals(names, *map(_numpy, (pres, acts, g_out, kernels, g_k, g_pre)))
+        for spec, (names, kernels, run, _, last) in zip(self.specs, self._probes):
+            pres, acts, g_out, g_k, g_pre, streams, branches = run(x, y)
+            out[spec.id] = LayerSignals(names, *map(_numpy, (pres, acts, g_out, kernels, g_k, g_pre)),
+                                        streams=_numpy(streams), branches=dict(zip(last, _numpy(branches))))
         return out
 
     def activations(self, x) -> Activations:
-        per_trial = [forward(x) for _, _, _, forward in self._probes]
+        per_trial = [forward(x) for _, _, _, forward, _ in self._probes]
         stack = lambda k, i: np.stack([np.asarray(trial[k][i]) for trial in per_trial])  # noqa: E731
         n = len(per_trial[0][0])
         return self._probes[0][0], [stack(0, i) for i in range(n)], [stack(1, i) for i in range(n)]

@@ -101,12 +101,19 @@ class Figure:
     text: str
 
 
+SPP_TEXT = (
+    "Signal-propagation plot (Brock, De & Smith 2021, Fig. 1) at initialization, mean over seeds: per layer the "
+    "average over channels of each channel's squared mean and variance of the layer's output h (its Dense or conv "
+    "output, after a residual block's skip, before its normalization), and at each residual block's last layer the "
+    "branch's variance; log scale. Drawn for residual, normalized and conv nets."
+)
 FIGURES = {
     "curves": Figure("learning_curves.png", "Learning curves", CURVES_TEXT),
     "signals": Figure("diagnostics.png", "Per-layer signals", SIGNALS_TEXT),
     "training_signals": Figure("training_signals.png", "Activations during training", TRAINING_SIGNALS_TEXT),
     "histograms": Figure("histograms.png", "Activation and gradient histograms", HISTOGRAMS_TEXT),
     "phase": Figure("phase_diagram.png", "Trainability phase diagram: σ_w² × depth", PHASE_TEXT),
+    "spp": Figure("signal_propagation.png", "Signal-propagation plot", SPP_TEXT),
 }
 HEATMAP_FILE = "heatmap.png"
 CHARTS_TEXT = (
@@ -560,6 +567,7 @@ def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts, chosen
             "training_signals": plotting.training_signals_plot(run, chosen),
             "histograms": plotting.histograms_plot(run, chosen),
             "phase": plotting.phase_plot(phase_diagram(run, metric), f"Trainability phase diagram — {run.name}"),
+            "spp": _spp(run),
         }
         images = {key: data for key, data in made.items() if data}
     names = {"heatmap": HEATMAP_FILE, **{key: figure.file for key, figure in FIGURES.items()}}
@@ -571,6 +579,17 @@ def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts, chosen
     written.append(store.write_report_file("report.html", html_report(run, metric, images, charts, verdicts,
                                                                       chosen)))
     return written
+
+
+def _spp(run: Run) -> bytes | None:
+    """The signal-propagation plot of a run of residual, normalized or conv nets (None for plain MLPs)."""
+    from init_lab.report.spp import spp_plot
+
+    m, g = run.config.model, run.config.grid
+    if not (m.kind in ("cnn", "mnist_cnn") or m.residual or m.normalization != "none" or g.residual or g.normalization):
+        return None
+    return spp_plot(run.layers, f"Signal-propagation plot at initialization — {run.name}",
+                    by=["initializer", "activation", *run.swept])
 
 
 def write_comparison(a: Run, b: Run, metric: str = "best_val_accuracy") -> list[Path]:

@@ -77,6 +77,10 @@ class CheckpointStore:
         The device kind is part of it: CPU and GPU round differently, so a state never moves between them.
         """
         described = {k: v for k, v in spec.describe().items() if k != "epochs"}
+        if spec.arch.residual:  # what the spec's columns do not say: the blocks' depth, a configurable CNN's layers
+            described["block_depth"] = spec.arch.block_depth
+        if spec.arch.stack:
+            described["stack"] = [repr(layer) for layer in spec.arch.stack]
         for axis in AXES:  # an axis at the value that means "as before it existed" (σ_b = 0, no residual…) leaves
             if axis.before is not None and described.get(axis.name) == axis.before:  # no trace: states saved
                 del described[axis.name]  # before the axis existed stay valid

@@ -20,7 +20,7 @@ from init_lab.catalog.devices import DeviceKind
 from init_lab.catalog.models import Architecture, Dense, trace
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import Group
-from init_lab.run.memory import DataShape
+from init_lab.run.memory import DataShape, MemoryPlan
 
 TRAIN_FLOPS_PER_MAC = 6  # forward 2, backward ≈ 4
 EVAL_FLOPS_PER_MAC = 2
@@ -76,16 +76,25 @@ class MeasuredEstimate:
     step_seconds: float  # its measured step
 
 
-def measured_estimate(groups: list[Group], data: DataShape, device: str) -> MeasuredEstimate | None:
-    """Measure the first group's step here and scale to every group's epochs (None for an empty plan)."""
+def measured_estimate(groups: list[Group], memory: MemoryPlan, device: str) -> MeasuredEstimate | str | None:
+    """Measure the first group's step here and scale to every group's epochs; None for an empty plan, or why it
+    was not measured (a first group that does not fit the memory budget is never built)."""
     if not groups:
         return None
+    first, data = groups[0], memory.data
+    if not memory.fits(first):
+        return f"group {first.id} does not fit the memory budget"
     from init_lab.engine.backend import setup_device
     from init_lab.engine.loop import measure_step
+    from init_lab.run.retry import is_out_of_memory
 
     setup_device(device)
-    first = groups[0]
-    measured = measure_step(first, data.input_shape, data.n_classes)
+    try:
+        measured = measure_step(first, data.input_shape, data.n_classes)
+    except Exception as exc:  # the estimate is advice: running out of memory measuring it is not an error
+        if not is_out_of_memory(exc):
+            raise
+        return f"group {first.id} ran out of memory measuring a step"
     per_step = {g.id: _step_macs(g, data) for g in groups}
     seconds = sum(measured * per_step[g.id] / per_step[first.id] * math.ceil(data.n_train / g.specs[0].train.batch_size)
                   * max(0, g.specs[0].train.epochs - g.start_epoch) for g in groups)

@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 from init_lab.catalog import defaults
 from init_lab.catalog.datasets import model_input_shape
 from init_lab.catalog.devices import DeviceKind
-from init_lab.catalog.models import Architecture, Conv, Dense, NetKind, trace
+from init_lab.catalog.models import Architecture, Conv, Dense, NetKind, branch_scalars, trace
 from init_lab.catalog.optimizers import slot_names
 from init_lab.config.grid import TrialSpec
 from init_lab.config.schema import SweepConfig
@@ -111,6 +111,7 @@ def estimate_group_bytes(specs: list[TrialSpec], data: DataShape, diagnostics: b
     """
     spec = specs[0]
     params, outputs, widest = layer_sizes(spec.arch, data.input_shape, data.n_classes)
+    params += branch_scalars(spec.arch, spec.initializer.name)  # Fixup's / SkipInit's learned scalars
     slots = len(slot_names(spec.train.optimizer, spec.train.momentum))
     d, batch = math.prod(data.input_shape), min(spec.train.batch_size, data.n_train)
     subset = min(data.n_train, defaults.INIT_TRAIN_EXAMPLES)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict
 
+from init_lab.catalog.initializers import BRANCH_SCALE
 from init_lab.catalog.models import NetKind, net_kind
 from init_lab.config.grid import TrialSpec
 from init_lab.engine.events import Group
@@ -30,7 +31,9 @@ def _key(spec: TrialSpec, net: NetKind, epoch: int) -> tuple:
     # per-trial in a packed group: seed (its own batch order) and learning rate; epochs are the sweep's
     settings = asdict(spec.train) | {"epochs": None, "learning_rate": None}
     a = spec.arch  # the network's shape: widths, residual blocks and normalization
-    return (net, a.hidden, a.residual, a.block_depth, a.normalization, tuple(sorted(settings.items())), epoch)
+    # Fixup and SkipInit add learned scalars to every branch: their trials pack with their own kind only
+    scalars = spec.initializer.name if spec.initializer.name in BRANCH_SCALE else None
+    return (net, a.hidden, a.residual, a.block_depth, a.normalization, scalars, tuple(sorted(settings.items())), epoch)
 
 
 def _group_id(specs: list[TrialSpec], epoch: int) -> str:

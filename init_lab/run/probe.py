@@ -24,6 +24,7 @@ from init_lab.analysis import theory
 from init_lab.analysis.diagnostics import layer_rows
 from init_lab.analysis.jacobian import Spectrum
 from init_lab.catalog import defaults
+from init_lab.catalog.initializers import BRANCH_SCALE
 from init_lab.catalog.models import net_kind
 from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig
@@ -88,8 +89,19 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
         singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
         for s in chunk:
             key = (s.initializer, s.activation, s.arch, s.bias_std)
-            if key not in predictions and not s.arch.plain:
-                predictions[key] = theory.Prediction(reason=theory.no_theory_reason(s.arch))
+            if key not in predictions and (delta := theory.delta_orthogonal_equivalent(
+                    s.initializer, s.arch, prepared.input_shape[-1])):
+                # Xiao et al. 2018: a delta-orthogonal CNN (same padding, no pooling) propagates as an orthogonal MLP
+                hidden, c_in, orthogonal = delta  # positions never mix: the length map runs per example and position
+                per_position = (np.asarray(x_probe, dtype=np.float64) ** 2).reshape(-1, c_in).mean(axis=1)
+                if per_position.size > POSITION_QUANTILES:  # its distribution by evenly spaced quantiles: the
+                    # quadrature runs per value, and 256 images × 784 positions × every layer would not fit in memory
+                    per_position = np.quantile(per_position, (np.arange(POSITION_QUANTILES) + 0.5) / POSITION_QUANTILES)
+                predictions[key] = theory.predict(orthogonal, s.activation, hidden, c_in, prepared.n_classes,
+                                                  per_position, "mlp", s.bias_std ** 2)
+            if key not in predictions and not s.arch.plain:  # the residual length map, or why there is no theory
+                predictions[key] = theory.predict_residual(s.initializer, s.activation, s.arch, input_dim, input_sq,
+                                                           s.bias_std ** 2)
             if key not in predictions:  # σ_b² = the trial's bias_std²: the biases it was built with
                 predictions[key] = theory.predict(s.initializer, s.activation, s.arch.hidden, input_dim,
                                                   prepared.n_classes, input_sq, s.arch.family, s.bias_std ** 2)
@@ -103,6 +115,7 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
     return ProbeResult(layers, _summary(layers, jacobians, by_label), spectra_df, prepared.source, chosen)
 
 
+POSITION_QUANTILES = 2048  # a delta-orthogonal CNN's per-position input moments, summarized for its length map
 SPECTRA_COLUMNS = ["combination", "seed", "example", "index", "singular_value", "log10_singular_value"]
 
 
@@ -121,7 +134,8 @@ def _chunks(specs: list[TrialSpec]) -> list[list[TrialSpec]]:
     """Same-shaped trials together (all seeds: no training, so no batch order to share), GROUP at most."""
     shapes: dict[tuple, list[TrialSpec]] = {}
     for s in specs:
-        shapes.setdefault(s.arch, []).append(s)  # widths, residual blocks, normalization
+        # widths, residual blocks, normalization; Fixup / SkipInit trials apart (their learned branch scalars)
+        shapes.setdefault((s.arch, s.initializer.name if s.initializer.name in BRANCH_SCALE else None), []).append(s)
     return [part[i: i + GROUP] for part in shapes.values() for i in range(0, len(part), GROUP)]
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from init_lab.catalog.errors import RunDirError
 from init_lab.config.grid import sanitize
-from init_lab.runschema.columns import TABLES, TRIAL_FILE
+from init_lab.runschema.columns import LATER_COLUMNS, TABLES, TRIAL_FILE
 from init_lab.runschema.records import Manifest, TrialRecord
 
 CONFIG_FILE = "config.yaml"
@@ -226,8 +226,10 @@ class RunStore:
     def write_table(self, trial_id: str, name: str, rows: Iterable[Any]) -> None:
         """One of a trial's CSV tables (``runschema.columns.TABLES``: its columns); ``rows``: dicts or typed rows."""
         self.trial_dir(trial_id).mkdir(parents=True, exist_ok=True)
-        rows = (r if isinstance(r, dict) else r.to_dict() for r in rows)
-        atomic_write_csv(self.trial_dir(trial_id) / name, TABLES[name], rows)
+        rows = [r if isinstance(r, dict) else r.to_dict() for r in rows]
+        # columns added after a run was recorded stay out of its rewritten tables (a resumed old run's stay as they were)
+        columns = [c for c in TABLES[name] if c not in LATER_COLUMNS or not rows or any(c in r for r in rows)]
+        atomic_write_csv(self.trial_dir(trial_id) / name, columns, rows)
 
     def write_trial_bytes(self, trial_id: str, name: str, data: bytes) -> None:
         """A trial's binary file (``HISTOGRAMS_FILE``)."""

@@ -23,12 +23,17 @@ STEP_COLUMNS = ["step", "epoch", "progress", "loss", "accuracy"]
 LAYER_COLUMNS = [
     "epoch", "layer", "name", "units", "pre_mean", "pre_std", "act_mean", "act_std", "saturated_frac",
     "dead_frac", "negative_frac", "grad_out_rms", "grad_kernel_rms", "kernel_std",
+    # signal-propagation plots (Brock et al. 2021) of the layer's output h: channels' squared mean and variance,
+    # and the residual branch's variance at a block's last layer
+    "channel_sq_mean", "channel_var", "branch_var",
 ]
 PERCENTILES = (2, 16, 50, 84, 98)  # of the activation values: ±2σ, ±1σ and the median for a Gaussian
 STEP_LAYER_COLUMNS = [
     "step", "epoch", "progress", "layer", "name", "act_mean", "act_std", "saturated_frac", "dead_frac",
     "negative_frac", *(f"p{p}" for p in PERCENTILES),
 ]
+# columns recorded since issue 21: a table whose rows all predate them (a resumed older run) is written without them
+LATER_COLUMNS = frozenset({"channel_sq_mean", "channel_var", "branch_var"})
 # a trial's CSV tables and their columns
 TABLES = {
     EPOCHS_FILE: EPOCH_COLUMNS,
