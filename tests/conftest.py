@@ -1,13 +1,14 @@
-"""What every test shares: settings made at import, before init_lab is imported, and four fixtures. Helpers (the
+"""What every test shares: settings made at import, before init_lab is imported, and five fixtures. Helpers (the
 tiny config, the CLI in and out of process, table readers, run copies, an import blocker, hostile strings, the
-recording observer) are in helpers.py.
+recording observer, a planted run directory) are in helpers.py.
 
 At import: XLA off (``INITLAB_XLA=0``), TensorFlow's C++ info and warning logs off unless ``TF_CPP_MIN_LOG_LEVEL``
 is set, ``COLUMNS=160``, Hypothesis's deterministic profile (``HYPOTHESIS_PROFILE=explore`` draws new examples).
 Fixtures: ``_hermetic`` (autouse: no developer data dir, fault switches or XLA setting, an empty Keras cache, the
 same auto memory budget on every machine); ``xla`` (the packed step compiled with XLA, for the bit-identity
 tests); ``write_config`` (writes a config file, ``TINY`` by default, into the test's tmp_path);
-``reference_run`` (session-scoped: a sweep's run directory, trained once per session and shared, read-only).
+``reference_run`` (session-scoped: a sweep's run directory, trained once per session and shared, read-only);
+``figures`` (the figures the report's plot functions draw, instead of their PNG bytes).
 """
 
 from __future__ import annotations
@@ -98,3 +99,16 @@ def reference_run(tmp_path_factory) -> Callable[..., Path]:
         return cache[key]
 
     return get
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The matplotlib figures the report's plot functions draw, instead of their PNG bytes (closed afterwards)."""
+    from init_lab.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_png", lambda fig, tight=True: drawn.append(fig) or b"png")
+    yield drawn
+    for fig in drawn:
+        plots.plt.close(fig)
+

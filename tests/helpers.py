@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import builtins
 import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +128,32 @@ class EventLog(Observer):
 
     def notice(self, message):
         self.calls.append(("notice", message))
+
+
+def plant_run(root: Path, text: str, fields: Callable[[Any], dict[str, Any] | None]) -> Path:
+    """A run directory of config ``text`` whose trials hold what ``fields(spec)`` returns — trial.json fields over a
+    completed one-epoch record (``status`` may say otherwise) — or None (never started): planted values, so every
+    statistic has a known answer and no test trains."""
+    from init_lab.config.grid import expand
+    from init_lab.config.loading import config_from_text
+    from init_lab.run.records import pending_record
+
+    root.mkdir(parents=True)
+    (root / "trials").mkdir()
+    (root / "config.yaml").write_text(text, encoding="utf-8")
+    for spec in expand(config_from_text(text)):
+        got = fields(spec)
+        if got is None:
+            continue
+        record = {**pending_record(spec).to_json(), "status": "completed", "epochs_run": 1, "best_epoch": 1, **got}
+        d = root / "trials" / spec.id
+        d.mkdir()
+        (d / "trial.json").write_text(json.dumps(record), encoding="utf-8")
+        if record["status"] in ("completed", "diverged"):
+            (d / "epochs.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
+                                          "0,2.3,0.1,2.3,0.1,0.0\n1,0.3,0.9,0.35,0.9,1.0\n", encoding="utf-8")
+    manifest = {"status": "completed", "dataset": {"source": "synthetic", "train": 100, "validation": 20, "test": 20},
+                "environment": {"device": "cpu"}}
+    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return root
+

@@ -172,15 +172,6 @@ def test_panel_grid_bands_never_overlap():
 # --- the PNGs, measured ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    drawn = []
-    monkeypatch.setattr(plots, "_png", lambda fig, tight=True: drawn.append(fig) or b"png")
-    yield drawn
-    for fig in drawn:
-        plots.plt.close(fig)
-
-
 def drawn_texts(fig) -> list[matplotlib.text.Text]:
     """Every text matplotlib draws in the figure: titles, axis labels, the ticks it draws, texts, legends."""
     fig.canvas.draw()

@@ -52,16 +52,6 @@ def png_size(data: bytes) -> tuple[int, int]:
 NEW_TRIAL_FILES = ("steps.csv", "step_layers.csv", "histograms.npz")
 
 
-@pytest.fixture
-def figures(monkeypatch):
-    """The matplotlib figures the plot functions draw, instead of their PNG bytes."""
-    drawn = []
-    monkeypatch.setattr(plots, "_png", lambda fig, tight=True: drawn.append(fig) or b"png")
-    yield drawn
-    for fig in drawn:
-        plots.plt.close(fig)
-
-
 def tensorboard_accumulator(path):
     pytest.importorskip("tensorboard")
     import types

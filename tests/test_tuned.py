@@ -7,7 +7,6 @@ Run directories are planted (config.yaml + trial.json + epochs.csv, as ``load_ru
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import pytest
 
 from init_lab.catalog.errors import ConfigError
 from init_lab.config.grid import expand
-from init_lab.config.loading import config_from_text, load_config
+from init_lab.config.loading import load_config
 from init_lab.report.run import load_run
 from init_lab.report.tuned import VALIDATION_METRICS, choice_text
-from init_lab.run.records import pending_record
-from tests.helpers import REPO, assert_clean_exit, invoke, read_csv
+from tests.helpers import REPO, assert_clean_exit, invoke, plant_run, read_csv
 
 
 def config(lrs=(0.01, 0.1), seeds=(0, 1, 2), inits=("he_normal", "glorot_uniform"), acts=("relu",)) -> str:
@@ -42,28 +40,14 @@ device: cpu
 def plant(root: Path, text: str, outcome) -> Path:
     """A run directory whose trials hold what ``outcome(spec)`` returns: (validation, test) accuracies of a
     completed trial, a dict of trial.json fields, or None (never started)."""
-    root.mkdir(parents=True)
-    (root / "trials").mkdir()
-    (root / "config.yaml").write_text(text, encoding="utf-8")
-    for spec in expand(config_from_text(text)):
+    def fields(spec):
         got = outcome(spec)
-        if got is None:
-            continue
         if isinstance(got, tuple):
             val, test = got
-            got = {"final_val_accuracy": val, "best_val_accuracy": val, "test_accuracy": test,
-                   "final_val_loss": 1 - val}
-        record = {**pending_record(spec).to_json(), "status": "completed", "epochs_run": 1, "best_epoch": 1, **got}
-        d = root / "trials" / spec.id
-        d.mkdir()
-        (d / "trial.json").write_text(json.dumps(record), encoding="utf-8")
-        if record["status"] in ("completed", "diverged"):
-            (d / "epochs.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
-                                          "0,2.3,0.1,2.3,0.1,0.0\n1,0.3,0.9,0.35,0.9,1.0\n", encoding="utf-8")
-    manifest = {"status": "completed", "dataset": {"source": "synthetic", "train": 100, "validation": 20, "test": 20},
-                "environment": {"device": "cpu"}}
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    return root
+            return {"final_val_accuracy": val, "best_val_accuracy": val, "test_accuracy": test, "final_val_loss": 1 - val}
+        return got
+
+    return plant_run(root, text, fields)
 
 
 # validation and test disagree: for he_normal, lr 0.01 is best on validation and worst on test; glorot_uniform

@@ -22,14 +22,13 @@ from typer.testing import CliRunner
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError
 from init_lab.cli import app
-from init_lab.config.grid import expand
-from init_lab.config.loading import config_from_text
 from init_lab.report import verdicts as v
 from init_lab.report.colours import shading
 from init_lab.report.render import verdict_line, verdict_lines
 from init_lab.report.run import load_run
 from init_lab.report.tables import ENTRY_RULE, pivot
-from init_lab.run.records import pending_record
+
+from .helpers import plant_run
 
 runner = CliRunner()
 
@@ -52,25 +51,11 @@ device: cpu
 def make_run(root: Path, text: str, outcome) -> Path:
     """A run directory whose trials hold what ``outcome(spec)`` says: a number (a completed trial with that
     best_val_accuracy and test_accuracy), or a dict of trial.json fields (status, metrics); None: never started."""
-    root.mkdir(parents=True)
-    (root / "trials").mkdir()
-    (root / "config.yaml").write_text(text, encoding="utf-8")
-    for spec in expand(config_from_text(text)):
+    def fields(spec):
         got = outcome(spec)
-        if got is None:
-            continue
-        fields = {"best_val_accuracy": got, "test_accuracy": got} if isinstance(got, (int, float)) else got
-        record = {**pending_record(spec).to_json(), "status": "completed", "epochs_run": 1, "best_epoch": 1, **fields}
-        d = root / "trials" / spec.id
-        d.mkdir()
-        (d / "trial.json").write_text(json.dumps(record), encoding="utf-8")
-        if record["status"] in ("completed", "diverged"):
-            (d / "epochs.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
-                                          "0,2.3,0.1,2.3,0.1,0.0\n1,0.3,0.9,0.35,0.9,1.0\n", encoding="utf-8")
-    manifest = {"status": "completed", "dataset": {"source": "synthetic", "train": 100, "validation": 20, "test": 20},
-                "environment": {"device": "cpu"}}
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    return root
+        return {"best_val_accuracy": got, "test_accuracy": got} if isinstance(got, (int, float)) else got
+
+    return plant_run(root, text, fields)
 
 
 def strict_json(text: str):

@@ -625,15 +625,7 @@ def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
                     if theory.notna().all():
                         ax.plot(depth, theory, color=c, lw=1.0, ls="--")
         for ax, (_, label, _) in zip(grid[row], panels):
-            ax.set_yscale("log")
-            ax.grid(True, which="major", alpha=0.3)
-            ax.tick_params(labelsize=MIN_FONT)
-            ax.xaxis.get_major_locator().set_params(integer=True)
-            if row == 0:
-                ax.set_title(label + " (log)", fontsize=MIN_FONT + 1)
-            if row == len(acts) - 1:
-                ax.set_xlabel("hidden layer (1 = first)", fontsize=MIN_FONT + 1)
-            _plain_log(ax)
+            _depth_panel(ax, label, row == 0, row == len(acts) - 1)
         grid[row][0].set_ylabel(act, fontsize=MIN_FONT + 2)
     spread = f"; shaded: min–max over {n_seeds} seeds" if n_seeds > 1 else ""
     handles = [plt.Line2D([], [], color=colours[k], lw=2) for k in keys]
@@ -641,6 +633,19 @@ def probe_plot(layers: pd.DataFrame, title: str) -> bytes:
     _bottom_legend(fig, handles, [*keys, f"mean-field theory{spread}"], "initializer")
     fig.suptitle(title, fontsize=MIN_FONT + 4)
     return _png(fig, tight=False)
+
+
+def _depth_panel(ax, label: str, top: bool, bottom: bool) -> None:
+    """A panel over hidden layers on a log scale: its quantity titled on the top row, depth labelled on the last."""
+    ax.set_yscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.tick_params(labelsize=MIN_FONT)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    if top:
+        ax.set_title(label + " (log)", fontsize=MIN_FONT + 1)
+    if bottom:
+        ax.set_xlabel("hidden layer (1 = first)", fontsize=MIN_FONT + 1)
+    _plain_log(ax)
 
 
 def _split_combination(combination: str) -> tuple[str, str]:
@@ -735,15 +740,7 @@ def theory_plot(layers: pd.DataFrame, title: str) -> bytes | None:
                 ax.plot(part["layer"] + 1, part[col].where(part[col] > 0), color=colours[_line_key(combo, act)],
                         lw=1.5)
         for ax, label in zip(grid[row], ("q_l: pre-activation second moment", "gradient second moment ÷ last layer's")):
-            ax.set_yscale("log")
-            _plain_log(ax)
-            ax.grid(True, which="major", alpha=0.3)
-            ax.tick_params(labelsize=MIN_FONT)
-            ax.xaxis.get_major_locator().set_params(integer=True)
-            if row == 0:
-                ax.set_title(label + " (log)", fontsize=MIN_FONT + 1)
-            if row == len(acts) - 1:
-                ax.set_xlabel("hidden layer (1 = first)", fontsize=MIN_FONT + 1)
+            _depth_panel(ax, label, row == 0, row == len(acts) - 1)
         grid[row][0].set_ylabel(act, fontsize=MIN_FONT + 2)
     _bottom_legend(fig, [plt.Line2D([], [], color=colours[k], lw=2) for k in keys], keys, "initializer")
     fig.suptitle(title, fontsize=MIN_FONT + 4)
