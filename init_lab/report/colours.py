@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from init_lab.catalog import defaults
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.report.tables import fmt, fmt_diff, matrix
 from init_lab.report.verdicts import Verdicts
 
@@ -30,7 +30,7 @@ class Shading:
     ticks: tuple[tuple[float, float], ...]  # (position, the gap or value there) for a colour bar
     by_gap: bool
 
-    def matrix(self, run: Run, part: pd.DataFrame) -> pd.DataFrame:
+    def matrix(self, run: RunData, part: pd.DataFrame) -> pd.DataFrame:
         """One facet's places (``part``: some rows of the cells) as an initializer × activation matrix."""
         return matrix(part.assign(position=self.position.loc[part.index]), run, "position")
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from init_lab.report.colours import Shading, colour_label, shading, tick_labels
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.report.selection import Selection
 from init_lab.report.tables import comparison, facets, fmt, fmt_diff, metric_names
 from init_lab.report.tuned import choice_text
@@ -139,7 +139,7 @@ def _cell_hover(init: str, act: str, row: pd.Series | None, v: Verdicts) -> str:
 APART = [[0.0, "#d0d0d0"], [1.0, "#d0d0d0"]]  # cells at chance or without a value: one grey, off the scale
 
 
-def _heatmap_traces(run: Run, part: pd.DataFrame, v: Verdicts, shade: Shading, first: bool) -> list:
+def _heatmap_traces(run: RunData, part: pd.DataFrame, v: Verdicts, shade: Shading, first: bool) -> list:
     """A facet's cells on the shared colour scale, and its cells drawn apart (grey) as a second trace."""
     import plotly.graph_objects as go
 
@@ -171,7 +171,7 @@ def _heatmap_traces(run: Run, part: pd.DataFrame, v: Verdicts, shade: Shading, f
     return [scale, grey]
 
 
-def heatmap_figure(run: Run, verdicts: Verdicts) -> dict[str, Any] | None:
+def heatmap_figure(run: RunData, verdicts: Verdicts) -> dict[str, Any] | None:
     """The metric's mean over seeds per initializer (rows) × activation (columns), a panel per combination
     of the other swept axes, all on one colour scale: the gap to the cell's group's best on a log scale
     (``colours.shading``), cells at chance or without a value grey and apart; each cell shows the mean, ★ for its
@@ -339,7 +339,7 @@ def _line(x, y, *, meta: str, colour: str, dashed: bool, markers: bool, x_name: 
     )
 
 
-def _curves(run: Run, ids: set[str], metric: str) -> list[tuple[pd.Series, bool, str]]:
+def _curves(run: RunData, ids: set[str], metric: str) -> list[tuple[pd.Series, bool, str]]:
     """[(mean curve over the trials ``ids``, dashed?, what)] for the training and the validation ``metric``:
     training from steps.csv against progress where recorded, else the per-epoch training mean."""
     from init_lab.report.plots import _mean_curve  # the PNGs' own averaging: both figures agree
@@ -352,7 +352,7 @@ def _curves(run: Run, ids: set[str], metric: str) -> list[tuple[pd.Series, bool,
     return [(train, False, "training"), (_mean_curve(per_epoch, "epoch", f"val_{metric}"), True, "validation")]
 
 
-def _add_curves(fig, run: Run, ids: set[str], grid: PanelGrid, k: int, meta: str, colour: str, **extra) -> list[int]:
+def _add_curves(fig, run: RunData, ids: set[str], grid: PanelGrid, k: int, meta: str, colour: str, **extra) -> list[int]:
     """Loss (panel k's top axes) and accuracy (below it) of the trials ``ids``: training and validation; returns
     the new traces' indices. ``extra`` (legend entry, group, visibility) goes to the first trace; the others follow
     it in the legend."""
@@ -375,7 +375,7 @@ def _meta(init: str, act: str, part: pd.DataFrame) -> str:
     return label(f"{init} + {act}, mean of {len(part)} trials")
 
 
-def curves_figure(run: Run, selection: Selection | None = None) -> dict[str, Any] | None:
+def curves_figure(run: RunData, selection: Selection | None = None) -> dict[str, Any] | None:
     """Loss (log scale) and accuracy over training from epoch 0 (the initial weights) as small multiples with shared
     axes: a panel pair per activation (``PanelGrid``), a colour per initializer (mean over seeds and pooled swept
     values; training thin and solid from steps.csv where recorded, validation dashed with markers per epoch), one
@@ -428,7 +428,7 @@ def curves_figure(run: Run, selection: Selection | None = None) -> dict[str, Any
     return figure_dict(fig)
 
 
-def _curves_title(run: Run) -> str:
+def _curves_title(run: RunData) -> str:
     mean = f"mean over {run.n_seeds} seeds" if run.n_seeds > 1 else "one seed"
     pooled = f"; {', '.join(run.swept)} pooled" if run.swept else ""
     return f"Learning curves ({mean}{pooled})"
@@ -447,7 +447,7 @@ def _legend_homes(selection: Selection, frame: pd.DataFrame, acts: list[str], in
     return homes
 
 
-def _selection(run: Run, selection: Selection | None) -> Selection:
+def _selection(run: RunData, selection: Selection | None) -> Selection:
     from init_lab.report.plots import _default_selection
 
     return _default_selection(run, selection)
@@ -456,7 +456,7 @@ def _selection(run: Run, selection: Selection | None) -> Selection:
 # --- per-layer signals -------------------------------------------------------------------------------------
 
 
-def layers_figure(run: Run, selection: Selection | None = None) -> dict[str, Any] | None:
+def layers_figure(run: RunData, selection: Selection | None = None) -> dict[str, Any] | None:
     """Each hidden layer's activation std on the probe batch (log scale) as small multiples with shared axes: a
     panel per activation, a colour per initializer (mean over seeds), dashed at initialization (epoch 0) and solid
     after the combination's last recorded epoch; the selection's initializers shown, the others a dropdown away.
@@ -520,7 +520,7 @@ def _layer_lines(part: pd.DataFrame, combination: str, colour: str, **extra) -> 
 # --- comparison of two runs ----------------------------------------------------------------------------------
 
 
-def shared_trials(a: Run, b: Run, metric: str) -> pd.DataFrame:
+def shared_trials(a: RunData, b: RunData, metric: str) -> pd.DataFrame:
     """``tables.comparison``'s rows that both runs hold, with each run's trial id (trial_a, trial_b)."""
     table = comparison(a, b, metric)
     keys = [c for c in table.columns if c not in ("status_a", "a", "status_b", "b", "delta", "in")]
@@ -531,13 +531,13 @@ def shared_trials(a: Run, b: Run, metric: str) -> pd.DataFrame:
     return both.reset_index(drop=True)
 
 
-def _comparison_hover(row: pd.Series, a: Run, b: Run) -> str:
+def _comparison_hover(row: pd.Series, a: RunData, b: RunData) -> str:
     return (f"A: {label(row['trial_a'])} ({label(row['status_a'])}): {row['a']:.4g}<br>"
             f"B: {label(row['trial_b'])} ({label(row['status_b'])}): {row['b']:.4g}<br>"
             f"B − A = {row['delta']:+.4g}<br>A = {label(a.name)}<br>B = {label(b.name)}")
 
 
-def comparison_figure(a: Run, b: Run, metric: str) -> dict[str, Any] | None:
+def comparison_figure(a: RunData, b: RunData, metric: str) -> dict[str, Any] | None:
     """The metric of each trial the two runs share, run A (x) against run B (y), a colour per initializer,
     with the line y = x: points above it did better in B when higher is better. Hover: both trials, their
     values and the difference. None when no shared trial has a value in both runs."""

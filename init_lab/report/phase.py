@@ -25,7 +25,7 @@ from init_lab.analysis import meanfield as mf
 from init_lab.analysis import theory
 from init_lab.catalog.defaults import PHASE_XI_FACTOR
 from init_lab.config.grid import expand
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.report.tables import entered, metric_names
 
 INITIALIZER = "variance_scaling"
@@ -62,7 +62,7 @@ def _scale_of(spec) -> float | None:
     return spec.initializer.kwargs["scale"] if spec.initializer.name == INITIALIZER else None
 
 
-def has_phase_axes(run: Run) -> bool:
+def has_phase_axes(run: RunData) -> bool:
     """Whether the run's grid sweeps depth and σ_w² (≥ 2 variance_scaling scales)."""
     config = run.config
     if config is None or not config.grid.depth or len(config.grid.depth) < 2:
@@ -85,7 +85,7 @@ def xi_c_curve(activation, sigma_b2: float, sigma_w2: np.ndarray, moment: float,
     return pd.DataFrame({"sigma_w2": np.asarray(sigma_w2, dtype=float), "xi_c": xi, "depth_limit": factor * xi})
 
 
-def phase_diagram(run: Run, metric: str = "best_val_accuracy", factor: float = PHASE_XI_FACTOR,
+def phase_diagram(run: RunData, metric: str = "best_val_accuracy", factor: float = PHASE_XI_FACTOR,
                   points: int = CURVE_POINTS) -> PhaseDiagram | None:
     """The run's phase diagram of ``metric``, or None when its grid has no depth × σ_w² axes (``has_phase_axes``)."""
     if not has_phase_axes(run):

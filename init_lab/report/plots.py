@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from init_lab.report.colours import colour_label, shading, tick_labels  # noqa: E402
-from init_lab.report.run import Run  # noqa: E402
+from init_lab.report.rundata import RunData  # noqa: E402
 from init_lab.report.selection import Selection, for_run  # noqa: E402
 from init_lab.report.tables import facets, matrix  # noqa: E402
 from init_lab.report.tuned import choice_text  # noqa: E402
@@ -51,7 +51,7 @@ def _mean_curve(frame: pd.DataFrame, x: str, y: str) -> pd.Series:
     return wide.interpolate(method="index", limit_area="inside").mean(axis=1)
 
 
-def heatmap(run: Run, verdicts: Verdicts) -> bytes | None:
+def heatmap(run: RunData, verdicts: Verdicts) -> bytes | None:
     """The metric's mean over seeds, initializer × activation, one panel per swept-axis value, coloured by the gap
     to each cell's group's best on a log scale (``colours.shading``: cells a hair apart differ in colour even
     beside a cell at chance); cells at chance or without a value in grey, apart; ★ the group's best, ≈ tied."""
@@ -199,13 +199,13 @@ EPOCH_ARRAYS = {"layers", "act_edges", "grad_edges", "epoch", "epoch_act", "epoc
                 "epoch_grad_nonfinite"}
 
 
-def _epoch_histograms(run: Run, trial_id: str) -> dict | None:
+def _epoch_histograms(run: RunData, trial_id: str) -> dict | None:
     """The trial's histograms when they hold at least one epoch snapshot (initialization)."""
     h = run.histogram_arrays(trial_id)
     return h if h is not None and EPOCH_ARRAYS <= h.keys() and len(h["epoch"]) else None
 
 
-def _signal_series(run: Run, trial_id: str) -> pd.DataFrame:
+def _signal_series(run: RunData, trial_id: str) -> pd.DataFrame:
     """A trial's per-layer activation statistics over training: step_layers.csv (with percentiles), continued
     after its last step by layers.csv's epoch ends (mean and std only)."""
     steps = run.step_layers[run.step_layers["trial_id"] == trial_id]
@@ -309,7 +309,7 @@ def _bottom_legend(fig, handles: list, labels: list[str], title: str) -> None:
                title_fontsize=MIN_FONT + 1, frameon=False)
 
 
-def _default_selection(run: Run, selection: Selection | None) -> Selection:
+def _default_selection(run: RunData, selection: Selection | None) -> Selection:
     """The report's selection, or the default rule by the default metric where the caller gives none."""
     if selection is not None:
         return selection
@@ -318,7 +318,7 @@ def _default_selection(run: Run, selection: Selection | None) -> Selection:
     return for_run(run, analyse(run))
 
 
-def _init_colours(run: Run) -> dict[str, Any]:
+def _init_colours(run: RunData) -> dict[str, Any]:
     """A colour per initializer of the grid, the same in every figure (and as report.html's: tab10 = D3)."""
     cmap = plt.get_cmap("tab10" if len(run.init_order) <= 10 else "tab20")
     return {init: cmap(k % cmap.N) for k, init in enumerate(run.init_order)}
@@ -329,7 +329,7 @@ def _pick_title(pick) -> str:
     return f"{pick.initializer} ({roles})" if roles else (pick.initializer if pick is not None else "")
 
 
-def learning_curves(run: Run, selection: Selection | None = None) -> bytes | None:
+def learning_curves(run: RunData, selection: Selection | None = None) -> bytes | None:
     """Loss (log scale) and accuracy over training as small multiples: a panel pair (loss above accuracy) per
     activation, PER_ROW to a row, sharing their axes; a colour per initializer, the selection's initializers only
     (``report.selection``); epoch 0 = the initial weights. Training: a thin solid line through steps.csv (the mean
@@ -411,7 +411,7 @@ LOST_UNITS = (("dead_frac", "dead units (relu)"), ("negative_frac", "stuck < 0 (
               ("saturated_frac", "saturated units"))
 
 
-def diagnostics_plot(run: Run, selection: Selection | None = None) -> bytes | None:
+def diagnostics_plot(run: RunData, selection: Selection | None = None) -> bytes | None:
     """Per-layer signals on the probe batch as small multiples, a row per activation, the selection's initializers
     (a colour each, mean over seeds): (a) each hidden layer's activation std at initialization, (b) after the last
     epoch, (c) the last hidden layer's std over epochs, (d) the worst layer's fraction of dead (relu), stuck-negative
@@ -478,7 +478,7 @@ def diagnostics_plot(run: Run, selection: Selection | None = None) -> bytes | No
     return _png(fig, tight=False)
 
 
-def _picked_trials(run: Run, selection: Selection, load: Callable[[str], Any]) -> list[tuple[Any, str, Any]]:
+def _picked_trials(run: RunData, selection: Selection, load: Callable[[str], Any]) -> list[tuple[Any, str, Any]]:
     """Per drawn combination of ``selection`` (activation, then grid order), its first trial (lowest seed, then grid
     order) for which ``load(trial_id)`` gives data: [(pick, trial_id, data)]."""
     trials = run.summary.sort_values(["seed", "index"], kind="stable")
@@ -492,7 +492,7 @@ def _picked_trials(run: Run, selection: Selection, load: Callable[[str], Any]) -
     return chosen
 
 
-def histograms_plot(run: Run, selection: Selection | None = None) -> bytes | None:
+def histograms_plot(run: RunData, selection: Selection | None = None) -> bytes | None:
     """Glorot & Bengio (2010) Figs. 3–7: per drawn initializer + activation (a row; its first seed; the selection,
     ``report.selection``), histograms of every hidden layer's activations and of the back-propagated per-example
     gradients |∂ℓ/∂z| on the probe batch, at initialization and after the last recorded epoch; a line per layer,
@@ -525,7 +525,7 @@ def histograms_plot(run: Run, selection: Selection | None = None) -> bytes | Non
     return _png(fig, tight=False)
 
 
-def training_signals_plot(run: Run, selection: Selection | None = None) -> bytes | None:
+def training_signals_plot(run: RunData, selection: Selection | None = None) -> bytes | None:
     """Glorot & Bengio (2010) Fig. 2: a row per activation, a panel per drawn initializer (``report.selection``; its
     first seed), every hidden layer's activation on the probe batch over training: the mean as a line, mean ± std
     shaded, the 2nd and 98th percentiles dotted (where step_layers.csv has them: the first epoch(s)); the panels

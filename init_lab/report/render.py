@@ -26,7 +26,7 @@ from init_lab.catalog.defaults import ALPHA, POWER, PROBE_SIZE
 from init_lab.report import interactive, selection
 from init_lab.report.colours import Shading, shading
 from init_lab.report.phase import phase_diagram
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.report.tables import comparison, facets, fmt, fmt_diff, matrix, metric_names, value_label
 from init_lab.report.timings import TIMINGS_TEXT, timings_table
 from init_lab.report.tuned import TUNED_FILE, choice_text, choices_frame
@@ -221,7 +221,7 @@ def verdict_lines(v: Verdicts | PairedRuns) -> list[str]:
     return [verdict_line(c, m) for c in v.comparisons]
 
 
-def pivot_matrices(run: Run, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def pivot_matrices(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Facets of the pivot as initializer × activation matrices of display strings."""
     out = []
     for title, part in facets(run, table):
@@ -253,7 +253,7 @@ def data_shape(ds: dict[str, Any]) -> str:
     return "×".join(map(str, shape)) + " images" + (f", {classes} classes" if classes else "")
 
 
-def status_line(run: Run) -> str:
+def status_line(run: RunData) -> str:
     total = len(run.summary)
     counts = run.summary["status"].value_counts().to_dict()
     parts = ", ".join(f"{counts[s]} {s}" for s in ("completed", "diverged", "failed", "running", "pending") if counts.get(s))
@@ -264,7 +264,7 @@ def status_line(run: Run) -> str:
     return line
 
 
-def _tuned_md(run: Run) -> list[str]:
+def _tuned_md(run: RunData) -> list[str]:
     """A tuned run's choices (``report.tuned``): what each cell chose and how, before its tables."""
     if run.tuning is None:
         return []
@@ -273,7 +273,7 @@ def _tuned_md(run: Run) -> list[str]:
             *[f"{md_escape(n)}\n" for n in t.notes], md_table(choices_frame(run)), ""]
 
 
-def markdown(run: Run, metric: str, images: dict[str, str], verdicts: Verdicts | None = None,
+def markdown(run: RunData, metric: str, images: dict[str, str], verdicts: Verdicts | None = None,
              chosen: selection.Selection | None = None) -> str:
     verdicts = verdicts or analyse(run, metric)
     chosen = chosen or selection.for_run(run, verdicts)
@@ -360,7 +360,7 @@ def html_table(df: pd.DataFrame, index: bool = False, left: tuple[str, ...] = ()
 APART_COLOUR = "#dddddd"  # a cell without a value, or at chance: outside the colour scale
 
 
-def _heat_colours(run: Run, part: pd.DataFrame, shade: Shading) -> dict:
+def _heat_colours(run: RunData, part: pd.DataFrame, shade: Shading) -> dict:
     """A facet's cell backgrounds from their place on the shared colour scale (``colours.shading``)."""
     m = shade.matrix(run, part)
     out = {}
@@ -396,7 +396,7 @@ def _scrolling(table: str) -> str:
     return f'<div style="overflow-x:auto">{table}</div>'  # a wide table scrolls, the page does not
 
 
-def _html_meta(run: Run) -> str:
+def _html_meta(run: RunData) -> str:
     env = run.manifest.environment
     ds = run.manifest.dataset or {}
     return (
@@ -437,7 +437,7 @@ def _figure_sections(images: dict[str, bytes], charts: interactive.Figures,
     return parts
 
 
-def _tuned_html(run: Run) -> list[str]:
+def _tuned_html(run: RunData) -> list[str]:
     if run.tuning is None:
         return []
     t = run.tuning
@@ -446,7 +446,7 @@ def _tuned_html(run: Run) -> list[str]:
             _scrolling(html_table(choices_frame(run), left=("initializer", "activation")))]
 
 
-def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
+def html_report(run: RunData, metric: str, images: dict[str, bytes], charts: interactive.Figures | None = None,
                 verdicts: Verdicts | None = None, chosen: selection.Selection | None = None) -> str:
     """report.html: the tables, and each figure as an interactive chart (``charts``, by element id: see
     ``report_charts``) or else as its embedded PNG. Without charts the page has no script at all."""
@@ -488,7 +488,7 @@ def html_report(run: Run, metric: str, images: dict[str, bytes], charts: interac
     return "\n".join(p for p in parts if p)
 
 
-def report_charts(run: Run, verdicts: Verdicts, chosen: selection.Selection | None = None) -> interactive.Figures:
+def report_charts(run: RunData, verdicts: Verdicts, chosen: selection.Selection | None = None) -> interactive.Figures:
     """report.html's interactive charts, by element id; a chart without data is left out."""
     chosen = chosen or selection.for_run(run, verdicts)
     made = {
@@ -500,7 +500,7 @@ def report_charts(run: Run, verdicts: Verdicts, chosen: selection.Selection | No
     return {chart_id: figure for chart_id, figure in made.items() if figure is not None}
 
 
-def comparison_html(a: Run, b: Run, metric: str, verdicts: PairedRuns | None = None) -> str:
+def comparison_html(a: RunData, b: RunData, metric: str, verdicts: PairedRuns | None = None) -> str:
     """comparison_<B>.html: the shared trials' metric in A against B as an interactive scatter, the paired
     statistics of A − B, then the table of every trial (shared or not) with both values and the difference."""
     verdicts = verdicts or analyse_runs(a, b, metric)
@@ -529,7 +529,7 @@ def comparison_html(a: Run, b: Run, metric: str, verdicts: PairedRuns | None = N
 # --- all files -------------------------------------------------------------------------------
 
 
-def write_report(run: Run, metric: str = "best_val_accuracy", plots: bool = True,
+def write_report(run: RunData, metric: str = "best_val_accuracy", plots: bool = True,
                  verdicts: Verdicts | None = None, select: str | list[str] | None = None) -> list[Path]:
     """Write every report file under RUN_DIR/report/; returns their paths. A writer of the run directory like a
     sweep: it holds the run's lock, and is refused at once (RunLockedError) while another process writes it.
@@ -542,7 +542,7 @@ def write_report(run: Run, metric: str = "best_val_accuracy", plots: bool = True
         return _write_report(run, metric, plots, verdicts, chosen)
 
 
-def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts, chosen: selection.Selection) -> list[Path]:
+def _write_report(run: RunData, metric: str, plots: bool, verdicts: Verdicts, chosen: selection.Selection) -> list[Path]:
     from init_lab.report import plots as plotting
 
     store = RunStore(run.path)
@@ -581,7 +581,7 @@ def _write_report(run: Run, metric: str, plots: bool, verdicts: Verdicts, chosen
     return written
 
 
-def _spp(run: Run) -> bytes | None:
+def _spp(run: RunData) -> bytes | None:
     """The signal-propagation plot of a run of residual, normalized or conv nets (None for plain MLPs)."""
     from init_lab.report.spp import spp_plot
 
@@ -592,7 +592,7 @@ def _spp(run: Run) -> bytes | None:
                     by=["initializer", "activation", *run.swept])
 
 
-def write_comparison(a: Run, b: Run, metric: str = "best_val_accuracy") -> list[Path]:
+def write_comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> list[Path]:
     """Write RUN_A/report/comparison_<RUN_B name>.html and comparisons_<RUN_B name>.csv (the paired statistics of
     A − B; the store makes the names file-safe); returns their paths, the page first. Holds RUN_A's lock while it
     writes, as ``write_report`` does."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from init_lab.catalog.errors import ConfigError, unknown_name_message
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 
 # initializers drawn for every activation by the default rule (matched by registry name, parameters aside)
 REFERENCE_INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
@@ -165,7 +165,7 @@ def _matching(name: str, labels: Sequence[str], kind: str, item: str) -> list[st
     return found
 
 
-def select(run: Run, cells: pd.DataFrame, higher: bool, metric_label: str = "",
+def select(run: RunData, cells: pd.DataFrame, higher: bool, metric_label: str = "",
            named: str | Iterable[str] | None = None) -> Selection:
     """The report's selection (see the module's docstring). ``cells``: ``verdicts.Verdicts.cells`` (a row per cell
     with ``mean``); ``higher``: whether a higher metric is better; ``named``: the user's ``select`` items."""
@@ -212,6 +212,6 @@ def _means(cells: pd.DataFrame) -> dict[tuple[str, str], float]:
     return {key: float(v) for key, v in grouped.items()}
 
 
-def for_run(run: Run, verdicts, named: str | Iterable[str] | None = None) -> Selection:
+def for_run(run: RunData, verdicts, named: str | Iterable[str] | None = None) -> Selection:
     """``select`` with a run's verdicts (``verdicts.Verdicts``)."""
     return select(run, verdicts.cells, verdicts.higher, verdicts.label, named)

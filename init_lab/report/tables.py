@@ -1,7 +1,7 @@
 """A run's tables: leaderboard, initializer × activation pivot, comparison; the value each trial enters every
 statistic with (``entered``), the one ranking (``rank``) and the one number formatter (``fmt``).
 
-They take a :class:`init_lab.report.run.Run` (a run directory as read, finished or not: pending and
+They take a :class:`init_lab.report.rundata.RunData` (a run directory as read, finished or not: pending and
 running trials are rows too, never dropped). This module and those it imports never import TensorFlow.
 """
 
@@ -18,7 +18,7 @@ from init_lab.catalog.errors import ConfigError, unknown_name_message
 from init_lab.catalog.status import ENDED
 
 if TYPE_CHECKING:
-    from init_lab.report.run import Run
+    from init_lab.report.rundata import RunData
 
 # metric -> (label, higher is better)
 METRICS: dict[str, tuple[str, bool]] = {
@@ -82,7 +82,7 @@ def rank(trials: pd.DataFrame, metric: str, higher: bool) -> pd.DataFrame:
     return df
 
 
-def leaderboard(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def leaderboard(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Trials ranked by ``metric`` (``rank``); unfinished and metric-less trials last, never dropped.
 
     Times: ``group_seconds`` is the wall time of the group the trial trained in (its own when alone) and
@@ -110,12 +110,12 @@ ENTRY_RULE = (
 )
 
 
-def chance_accuracy(run: Run) -> float:
+def chance_accuracy(run: RunData) -> float:
     """What a network that learned nothing scores: 1 / the number of classes."""
     return 1.0 / int(run.manifest.classes or N_CLASSES)
 
 
-def _recorded(run: Run, metric: str) -> pd.Series:
+def _recorded(run: RunData, metric: str) -> pd.Series:
     """Each trial's recorded ``metric`` where it is a finite number, else NaN."""
     if metric not in run.summary:
         return pd.Series(math.nan, index=run.summary.index)
@@ -123,14 +123,14 @@ def _recorded(run: Run, metric: str) -> pd.Series:
     return value.where(np.isfinite(value))
 
 
-def _chance_entries(run: Run, metric: str) -> pd.Series:
+def _chance_entries(run: RunData, metric: str) -> pd.Series:
     """Per trial: True where a diverged trial enters ``metric`` at chance (an accuracy it has no value of)."""
     if metric not in ACCURACY_METRICS:
         return pd.Series(False, index=run.summary.index)
     return (run.summary["status"] == "diverged") & _recorded(run, metric).isna()
 
 
-def entered(run: Run, metric: str) -> pd.Series:
+def entered(run: RunData, metric: str) -> pd.Series:
     """The value each trial enters every statistic of ``metric`` with (pivot, cells, heatmap, comparisons), aligned
     with ``run.summary``; NaN where the trial does not count (``ENTRY_RULE``): completed trials at their recorded
     value, diverged ones at theirs or, for an accuracy without one, at chance; failed and unfinished trials never."""
@@ -138,7 +138,7 @@ def entered(run: Run, metric: str) -> pd.Series:
     return value.where(run.summary["status"].isin(("completed", "diverged")))
 
 
-def pivot(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def pivot(run: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Initializer × activation (× swept axes) aggregate of ``metric`` over seeds, of the values ``entered`` gives.
 
     Columns: the keys, then mean, std (ddof=1; empty for a single seed), n (trials that count), n_trials, and
@@ -166,7 +166,7 @@ def pivot(run: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
     return out
 
 
-def facets(run: Run, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def facets(run: RunData, table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """Split a pivot into one initializer × activation table per combination of swept axes."""
     if not run.swept:
         return [("", table)]
@@ -193,19 +193,19 @@ def fmt_diff(value: Any, metric: str, signed: bool = True) -> str:
     return fmt(float(value), 4, signed=signed)
 
 
-def matrix(part: pd.DataFrame, run: Run, column: str = "mean") -> pd.DataFrame:
+def matrix(part: pd.DataFrame, run: RunData, column: str = "mean") -> pd.DataFrame:
     """A facet as an initializer (rows) × activation (columns) matrix of one column."""
     m = part.pivot(index="initializer", columns="activation", values=column)
     return m.reindex(index=[i for i in run.init_order if i in m.index], columns=[a for a in run.act_order if a in m.columns])
 
 
-def comparison_keys(a: Run, b: Run) -> list[str]:
+def comparison_keys(a: RunData, b: RunData) -> list[str]:
     """What makes a trial of A and a trial of B the same trial: initializer, activation, seed and the swept axes
     both runs share (the trial id without its grid position, which differs between grids)."""
     return ["initializer", "activation", "seed", *[x for x in a.swept if x in b.swept]]
 
 
-def comparison(a: Run, b: Run, metric: str = "best_val_accuracy") -> pd.DataFrame:
+def comparison(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> pd.DataFrame:
     """Trials the two runs share (same initializer, activation, seed and shared swept values), side by side."""
     check_metric(metric, a.thresholds)
     keys = comparison_keys(a, b)

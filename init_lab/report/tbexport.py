@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from init_lab.catalog.errors import InitLabError
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.runschema.axes import AXES
 from init_lab.runschema.columns import TEXT_COLUMNS
 
@@ -32,7 +32,7 @@ HISTOGRAMS = [
 ]
 
 
-def export(run: Run, logdir: Path) -> int:
+def export(run: RunData, logdir: Path) -> int:
     """Write one TensorBoard run per trial under ``logdir``; returns the number of trials written."""
     # TensorBoard imports TensorFlow when it can, unless the module 'tensorboard.compat.notf'
     # exists: then it uses its own stub. Exporting must stay as fast as the rest of the report.
@@ -85,7 +85,7 @@ def export(run: Run, logdir: Path) -> int:
     return written
 
 
-def _summaries(run: Run, trial: Any, pb: types.ModuleType) -> Iterator[tuple[int, Any]]:
+def _summaries(run: RunData, trial: Any, pb: types.ModuleType) -> Iterator[tuple[int, Any]]:
     """One trial's (step, Summary) pairs: epoch scalars and the test accuracy, step scalars, histograms."""
 
     def scalars(row: Any, names: list[str], prefix: str):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.runschema.timings import PHASES
 
 
-def timings_table(run: Run) -> pd.DataFrame | None:
+def timings_table(run: RunData) -> pd.DataFrame | None:
     """phase, seconds, share of the wall time, what the phase is; None for a run without timings."""
     recorded = run.manifest.timings or {}
     phases, wall = recorded.get("sweep") or {}, recorded.get("wall_seconds")
@@ -22,7 +22,7 @@ def timings_table(run: Run) -> pd.DataFrame | None:
     return pd.DataFrame(rows).sort_values("seconds", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def timings_line(run: Run, top: int = 4) -> str:
+def timings_line(run: RunData, top: int = 4) -> str:
     """"8.7 s: imports 36 %, first_window 28 %, files 17 %, initial 13 %" — or '' without timings."""
     table = timings_table(run)
     if table is None:

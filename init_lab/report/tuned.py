@@ -4,7 +4,7 @@ A comparison of initializers at one shared learning rate measures partly which i
 Glorot & Bengio (2010, §2.3) chose "for each network the learning rate separately to minimize error on the
 validation set". :func:`select` does that for any optional axis a run sweeps (``run.swept``): among the trials of
 a cell — every axis fixed but the tuned one and the seed — it keeps those of the value with the best *validation*
-score, and returns the run restricted to them, a :class:`~init_lab.report.run.Run` like any other (its
+score, and returns the run restricted to them, a run like any other (the same class as its input; its
 leaderboard, pivot, heatmap, cells and paired comparisons are those of the tuned cells) with the selection in
 ``run.tuning`` (``report/tuned.csv``).
 
@@ -45,7 +45,7 @@ from init_lab.report.tables import check_metric, entered, value_label
 from init_lab.runschema.axes import BY_NAME, FIXED, NAMES
 
 if TYPE_CHECKING:
-    from init_lab.report.run import Run
+    from init_lab.report.rundata import RunData
 
 VALIDATION_METRICS = ("best_val_accuracy", "final_val_accuracy", "final_val_loss")
 DEFAULT_SELECTION = "final_val_accuracy"
@@ -65,7 +65,7 @@ class Tuning:
     notes: tuple[str, ...]
 
 
-def check_tune_axis(run: Run, axis: str) -> str:
+def check_tune_axis(run: RunData, axis: str) -> str:
     """``axis`` if the run sweeps it (several values of an optional axis), else a ConfigError naming those it can."""
     if axis in run.swept:
         return axis
@@ -96,11 +96,11 @@ def selection_metric(by: str | None, metric: str | None = None) -> str:
     return by
 
 
-def select(run: Run, axis: str = "learning_rate", by: str | None = None, per_seed: bool = False,
-           metric: str | None = None) -> Run:
+def select(run: RunData, axis: str = "learning_rate", by: str | None = None, per_seed: bool = False,
+           metric: str | None = None) -> RunData:
     """``run`` with each cell at its best value of ``axis`` by the validation metric ``by`` (default: see
     ``selection_metric``; ``metric`` is the report's), per cell by the seed-mean or, with ``per_seed``, per seed.
-    The result is a Run of the chosen trials (``axis`` no longer among its ``swept``), its selection in
+    The result is a run of the chosen trials (``axis`` no longer among its ``swept``), its selection in
     ``.tuning``. ConfigError for an axis the run does not sweep or a metric that is not a validation one."""
     check_tune_axis(run, axis)
     by = selection_metric(by, metric)
@@ -133,7 +133,7 @@ def select(run: Run, axis: str = "learning_rate", by: str | None = None, per_see
                    swept=[a for a in run.swept if a != axis], tuning=tuning)
 
 
-def _scores(run: Run, by: str, higher: bool) -> pd.Series:
+def _scores(run: RunData, by: str, higher: bool) -> pd.Series:
     """Each trial's selection score: its entered value; a diverged trial without one the worst possible."""
     value = entered(run, by)
     worst = -math.inf if higher else math.inf
@@ -204,7 +204,7 @@ def _notes(axis: str, by: str, per_seed: bool, table: pd.DataFrame) -> tuple[str
     return tuple(notes)
 
 
-def choice_text(run: Run, row: pd.Series | dict) -> str:
+def choice_text(run: RunData, row: pd.Series | dict) -> str:
     """What a pivot cell of a tuned run chose, for its heatmap/table text ("lr 0.03"; per seed "lr 0.01/0.03");
     '' for an untuned run or a cell without a choice."""
     tuning = getattr(run, "tuning", None)
@@ -220,7 +220,7 @@ def choice_text(run: Run, row: pd.Series | dict) -> str:
     return f"{header} {'/'.join(value_label(v) for v in values)}" if values else ""
 
 
-def choices_frame(run: Run) -> pd.DataFrame:
+def choices_frame(run: RunData) -> pd.DataFrame:
     """The tuned run's choices, compact (for the report's pages): keys, chosen, score, n, runner-up, margin, tied."""
     t = run.tuning
     keep = [c for c in t.table.columns if c in (*NAMES, *FIXED) and c != t.axis]
@@ -228,7 +228,7 @@ def choices_frame(run: Run) -> pd.DataFrame:
         columns={"chosen": f"chosen {t.axis}", "runner_up": "runner-up"})
 
 
-def check_compare_axis(run: Run, axis: str) -> str:
+def check_compare_axis(run: RunData, axis: str) -> str:
     """``axis`` unless it is the axis ``run`` was tuned along (each cell has its own value of it: nothing to compare)."""
     tuning = getattr(run, "tuning", None)
     if tuning is not None and axis == tuning.axis:

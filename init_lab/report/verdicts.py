@@ -36,7 +36,7 @@ from scipy import optimize, stats
 
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError, unknown_name_message
-from init_lab.report.run import Run
+from init_lab.report.rundata import RunData
 from init_lab.report.tables import (
     ACCURACY_METRICS,
     ENTRY_RULE,
@@ -359,7 +359,7 @@ def _check_baseline(table: pd.DataFrame, axis: str, baseline: str) -> None:
         raise ConfigError(f"--baseline: {unknown_name_message(axis, baseline, names)}")
 
 
-def analyse(run: Run, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
+def analyse(run: RunData, metric: str = "best_val_accuracy", axis: str = defaults.COMPARE_AXIS,
             baseline: str | None = None) -> Verdicts:
     """The verdicts of one run: every cell with its CI, and each cell against its group's best (or ``baseline``,
     a value of ``axis``), paired by seed; ties marked against the group's best. ConfigError for an unknown metric,
@@ -387,7 +387,7 @@ def analyse(run: Run, metric: str = "best_val_accuracy", axis: str = defaults.CO
                     notes=tuple(_notes(run, metric, axis, fixed, comparisons, baseline, table)))
 
 
-def _cells(run: Run, metric: str, table: pd.DataFrame, values: dict, keys: list[str], axis: str,
+def _cells(run: RunData, metric: str, table: pd.DataFrame, values: dict, keys: list[str], axis: str,
            ties: Sequence[Comparison], best_of: dict[tuple, tuple | None]) -> pd.DataFrame:
     """The pivot with each cell's CI and its standing against its group's best."""
     fixed = [k for k in keys if k != axis]
@@ -414,7 +414,7 @@ def _cells(run: Run, metric: str, table: pd.DataFrame, values: dict, keys: list[
     return pd.concat([table, extra], axis=1)
 
 
-def _notes(run: Run, metric: str, axis: str, fixed: list[str], comparisons: Sequence[Comparison],
+def _notes(run: RunData, metric: str, axis: str, fixed: list[str], comparisons: Sequence[Comparison],
            baseline: str | None, table: pd.DataFrame) -> list[str]:
     notes = [ENTRY_RULE.format(classes=round(1 / chance_accuracy(run)))]
     within = f"the same {', '.join(fixed)}" if fixed else "the run"
@@ -481,7 +481,7 @@ def cell_text(cell: pd.Series | None, newline: str = "\n") -> str:
     return newline.join(lines)
 
 
-def marked_leaderboard(run: Run, verdicts: Verdicts) -> pd.DataFrame:
+def marked_leaderboard(run: RunData, verdicts: Verdicts) -> pd.DataFrame:
     """``tables.leaderboard`` with ``vs_best``: each trial's cell against its group's best ('best', 'tied with
     best', 'behind best', '' where untested) — for the trials that count, so rank 1 against rank 2 by noise reads
     as a tie."""
@@ -513,7 +513,7 @@ class PairedRuns(_Stated):
     notes: tuple[str, ...]  # as ``Verdicts.notes``
 
 
-def analyse_runs(a: Run, b: Run, metric: str = "best_val_accuracy") -> PairedRuns:
+def analyse_runs(a: RunData, b: RunData, metric: str = "best_val_accuracy") -> PairedRuns:
     """A − B over the trials the two runs share, paired trial by trial: per cell of A's grid, then all together."""
     label, higher = check_metric(metric, a.thresholds)
     check_metric(metric, b.thresholds)
