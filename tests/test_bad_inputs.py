@@ -215,6 +215,7 @@ def test_an_absurd_width_is_refused_from_the_memory_estimate(write_config, runs)
     dry = invoke("sweep", write_config(), "--dry-run", "--set", "model.hidden=[100000000]")
     assert_clean_exit(dry, 0)
     assert "training time: at least" in dry.output and "memory: trial 000_he_normal-relu-s0" in dry.output
+    assert "estimate: not measured (group " in dry.output and "does not fit the memory budget" in dry.output
 
 
 def test_yes_or_a_confirmation_lets_a_large_sweep_past_the_checks(tmp_path):

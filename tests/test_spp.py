@@ -86,3 +86,21 @@ def test_the_report_and_the_probe_draw_the_plot(tmp_path, write_config):
     assert_clean_exit(plain, 0)
     assert_clean_exit(invoke("report", tmp_path / "plain" / "latest"), 0)
     assert not (tmp_path / "plain" / "latest" / "report" / "signal_propagation.png").exists()  # plain MLPs: none
+
+
+def test_the_figure_draws_a_point_per_block():
+    """A residual trial: its first layer and each block's output (the rows with branch_var); a plain one: every layer."""
+    import pandas as pd
+
+    from init_lab.report.spp import _per_block
+
+    nan = float("nan")
+    frame = pd.DataFrame({
+        "trial_id": ["res"] * 5 + ["plain"] * 3,
+        "layer": [0, 1, 2, 3, 4, 0, 1, 2],
+        "branch_var": [nan, nan, 0.5, nan, 0.7, nan, nan, nan],  # blocks of 2 end at layers 2 and 4
+        "channel_var": [1.0] * 8,
+    })
+    kept = _per_block(frame)
+    assert kept[kept["trial_id"] == "res"]["layer"].tolist() == [0, 2, 4]
+    assert kept[kept["trial_id"] == "plain"]["layer"].tolist() == [0, 1, 2]
