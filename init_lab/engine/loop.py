@@ -272,7 +272,9 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
     x, y, n, T = data.x_train, data.y_train, data.n_train, net.T
     scalar = tf.TensorSpec([], tf.int32)
 
-    @tf.function(jit_compile=net.jit)
+    # autograph=False everywhere: the loops are written as tf.while_loop, and AutoGraph's conversion of the
+    # networks' Python (which has no tensor-dependent control flow) took most of a second of tracing per group
+    @tf.function(jit_compile=net.jit, autograph=False)
     def step(xb, yb):
         with tf.GradientTape() as tape:
             losses, hits = net.losses(xb, yb, training=True, per_trial=True)
@@ -280,32 +282,38 @@ def _compile(net: GroupNet, opt: GroupOptimizer, data: DeviceData, bs: int):
         opt.apply(tape.gradient(total, net.variables))
         return losses, hits
 
-    @tf.function(input_signature=[tf.TensorSpec([net.n, n], tf.int32), scalar, scalar])
+    @tf.function(input_signature=[tf.TensorSpec([net.n, n], tf.int32), scalar, scalar], autograph=False)
     def train_steps(order, first, count):
-        loss_sum = tf.zeros([T])
-        correct = tf.zeros([T], tf.int32)
-        for i in tf.range(first, first + count):
+        def body(i, loss_sum, correct):
             start = i * bs
             idx = order[:, start: tf.minimum(start + bs, n)]  # (n, batch): each trial's own examples
             losses, hits = step(tf.gather(x, idx), tf.gather(y, idx))
-            loss_sum += losses * tf.cast(tf.shape(idx)[1], tf.float32)
-            correct += hits
-        return loss_sum, correct
+            return i + 1, loss_sum + losses * tf.cast(tf.shape(idx)[1], tf.float32), correct + hits
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *data.input_shape]), tf.TensorSpec([None], tf.int32)])
+        return _loop(first, first + count, body, T)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *data.input_shape]), tf.TensorSpec([None], tf.int32)],
+                 autograph=False)
     def evaluate(xs, ys):
         total = tf.shape(xs)[0]
-        loss_sum = tf.zeros([T])
-        correct = tf.zeros([T], tf.int32)
-        for start in tf.range(0, total, defaults.EVAL_BATCH_SIZE):
+
+        def body(start, loss_sum, correct):
             end = tf.minimum(start + defaults.EVAL_BATCH_SIZE, total)
             losses, hits = net.losses(xs[start:end], ys[start:end])
-            loss_sum += losses * tf.cast(end - start, tf.float32)
-            correct += hits
+            return start + defaults.EVAL_BATCH_SIZE, loss_sum + losses * tf.cast(end - start, tf.float32), correct + hits
+
+        loss_sum, correct = _loop(0, total, body, T)
         n_eval = tf.cast(total, tf.float32)
         return loss_sum / n_eval, tf.cast(correct, tf.float32) / n_eval
 
     return train_steps, evaluate
+
+
+def _loop(first, end, body, T: int):
+    """Per-trial loss sums (T,) and correct counts (T,) of ``body(i, loss_sum, correct) → (next i, sums, counts)``
+    run from ``first`` while i < ``end``."""
+    start = (tf.convert_to_tensor(first), tf.zeros([T]), tf.zeros([T], tf.int32))
+    return tf.while_loop(lambda i, *_: i < end, body, start)[1:]
 
 
 def measure_step(group: Group, input_shape: tuple[int, ...], n_classes: int, steps: int = 8,

@@ -275,7 +275,7 @@ class PackedMLP(GroupNet):
         self.param_count = sum(i * o + o for i, o in shapes) + arch.projection_params + arch.norm_params \
             + len(self.gates) + len(self.pre_biases)
         # a graph: eager, the forward pass at every logged step (step_layers.csv) cost several times more
-        self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2])
+        self._forward_graph = tf.function(lambda xs: self.forward(xs)[:2], autograph=False)
 
     def _biases(self, layer: int, n_out: int):
         """Layer ``layer``'s biases (n, 1, n_out): zeros, as always, unless a trial draws N(0, σ_b²) (model.bias_std),
@@ -654,7 +654,7 @@ class KerasNets(GroupNet):
                     v.assign(value)
             return outs
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def run(x, y):
             with tf.GradientTape() as tape:
                 outs = call(x)
@@ -665,7 +665,7 @@ class KerasNets(GroupNet):
             return (pres, acts, grads[:n], grads[n: 2 * n], [g * batch for g in grads[2 * n:]],
                     outs[2 * n + 1: 2 * n + 1 + n_streams], outs[2 * n + 1 + n_streams:])
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def forward(x):
             outs = call(x)
             return outs[:n], outs[n: 2 * n]
