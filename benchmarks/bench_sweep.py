@@ -8,7 +8,8 @@ Every figure is measured in this run, every ratio between two figures of this ru
     * the tutorial loop, a process per combination (``tutorial.py --init I --act A``, one after another:
       a shell loop over a training script);
     * the tutorial loop, all combinations in one process;
-    * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included).
+    * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included), with an empty XLA
+      cache (it compiles), then again (its compiled programs loaded from the cache, as any later sweep of the shape).
     Peak RSS per process (``wait4``), and the mean |Δ test accuracy| against the one-process tutorial loop.
 (b) inside initlab's packed step: achieved GFLOP/s of one epoch of the 16-trial packed training step on
     MNIST against this machine's float32 matmul peak (a 2048² tf.matmul, best of 10). FLOPs are counted
@@ -18,7 +19,9 @@ Every figure is measured in this run, every ratio between two figures of this ru
     groups and their memory are the config's, the resident dataset is smaller) next to the ``--dry-run``
     estimate for the whole config.
 (e) ``--scale 16,64,256``: packed MLP sweeps of growing size, trials per second (for GPU machines);
-(f) where a CNN training step's time goes and what packing CNN trials would buy (``bench_cnn_step.py``).
+(f) where a CNN training step's time goes and what packing CNN trials would buy (``bench_cnn_step.py``);
+(g) ``configs/mnist.yaml`` (56 trials, 7 activations): what an epoch costs beyond its packed step (whole processes
+    of 1 and 3 epochs; the difference against the measured step × steps per epoch).
 
     INITLAB_DATA_DIR=../shared/data python benchmarks/bench_sweep.py [--skip-cnn] [--skip-configs] [--scale ...]
 """
@@ -45,14 +48,16 @@ MLP_ACTS = ["relu", "tanh", "sigmoid", "elu"]
 CNN_INITS = ["glorot_uniform", "he_normal"]
 CNN_ACTS = ["relu", "tanh"]
 MLP_MACS = 784 * 256 + 256 * 256 + 256 * 10
+XLA_CACHE = Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))  # starts empty: the first sweep of a shape compiles
 CNN_MACS = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 64 + 64 * 10
 
 
 def run_process(cmd: list[str]) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process."""
+    env = {**os.environ, "INITLAB_XLA_CACHE": str(XLA_CACHE)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -93,6 +98,18 @@ def initlab(config_text: str, out: Path, device: str, *options: str) -> tuple[fl
     return seconds, peak, accs
 
 
+def timings(run: Path) -> dict[str, float]:
+    """The run's own account of its seconds (manifest.json): phase → seconds, and 'wall'."""
+    recorded = json.loads((run / "latest" / "manifest.json").read_text())["timings"]
+    return {**recorded["sweep"], "wall": recorded["wall_seconds"]}
+
+
+def where(seconds: float, phases: dict[str, float]) -> str:
+    shown = sorted(((v, k) for k, v in phases.items() if k != "wall"), reverse=True)
+    outside = seconds - phases["wall"]
+    return ", ".join(f"{k} {v:.2f}" for v, k in shown if v >= 0.05) + f"; outside the sweep's clock {outside:.2f}"
+
+
 def table(title: str, flops: float, rows: list[tuple[str, float, float, dict[str, float]]], reference: dict) -> None:
     print(f"\n{title}: {flops / 1e9:.0f} GFLOP of work per way (whole processes)")
     print(f"  {'way':<44} {'seconds':>8} {'× per-process':>13} {'× one-process':>13} {'peak MiB':>8} {'|Δ test acc|':>12}")
@@ -107,15 +124,25 @@ def three_ways(title, inits, acts, cnn, args, out: Path, flops: float) -> None:
     model = "{kind: mnist_cnn}" if cnn else "{kind: mlp, hidden: [256, 256]}"
     s_e, m_e, a_e = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=True)
     s_o, m_o, a_o = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=False)
-    s_i, m_i, a_i = initlab(sweep_config(inits, acts, args.epochs, model), out, args.device)
+    config = sweep_config(inits, acts, args.epochs, model)
+    s_i, m_i, a_i = initlab(config, out, args.device)
     rows = [("tutorial loop, a process per combination", s_e, m_e, a_e),
             ("tutorial loop, one process", s_o, m_o, a_o),
-            ("initlab sweep (every record)", s_i, m_i, a_i)]
+            ("initlab sweep (every record; compiles)", s_i, m_i, a_i)]
+    s_w, m_w, a_w = initlab(config, out / "again", args.device)
+    rows.append(("initlab sweep again (XLA programs cached)", s_w, m_w, a_w))
     if not cnn:
         quiet = sweep_config(inits, acts, args.epochs, model, ", diagnostics: false")
         s_q, m_q, a_q = initlab(quiet, out / "quiet", args.device)
-        rows.append(("initlab sweep, diagnostics: false", s_q, m_q, a_q))
+        rows.append(("initlab sweep again, diagnostics: false", s_q, m_q, a_q))
     table(title, flops, rows, a_o)
+    phases = timings(out)
+    print(f"  where initlab's {s_i:.1f} s went (manifest timings, s): {where(s_i, phases)}")
+    print(f"  ... and the second sweep's {s_w:.1f} s: {where(s_w, timings(out / 'again'))}")
+    floor = sum(phases.get(k, 0.0) for k in ("imports", "data", "first_window", "steps", "evaluation"))
+    print(f"  TensorFlow's import, the data, compiling, the training steps and the validation and test passes alone: "
+          f"{floor:.1f} s of it, so a sweep that records anything more cannot beat {s_o / floor:.2f}× the one-process "
+          f"loop here")
 
 
 def startup_seconds() -> float:
@@ -133,6 +160,36 @@ def matmul_peak(tf, n: int = 2048, repeats: int = 10) -> float:
         f(a, b).numpy()
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
+
+
+def headline_runs(out: Path, device: str, epochs: int) -> dict[int, float]:
+    """(g) ``configs/mnist.yaml`` (56 trials, 7 activations), whole processes of 1 and ``epochs`` epochs: seconds."""
+    config = HERE.parent / "configs" / "mnist.yaml"
+    walls = {}
+    for n in (1, epochs):
+        walls[n] = run_process([str(BIN / "initlab"), "sweep", str(config), "--out", str(out / f"epochs{n}"), "--yes",
+                                "--device", device, "--set", f"training.epochs={n}"])[0]
+    return walls
+
+
+def headline_step(walls: dict[int, float]) -> None:
+    """(g): an epoch of the headline job (the marginal cost of one more: steps, evaluation, diagnostics, checkpoint,
+    files) against its packed step alone (``measure_step`` × steps per epoch)."""
+    from init_lab.config.grid import expand
+    from init_lab.config.loading import load_config
+    from init_lab.engine.loop import measure_step
+    from init_lab.run.plan import plan_groups
+
+    config = load_config(HERE.parent / "configs" / "mnist.yaml", [])
+    groups, _ = plan_groups(expand(config))
+    steps = math.ceil(54000 / config.training.batch_size)
+    step = sum(measure_step(g, (784,), 10, steps=9, windows=4) for g in groups)
+    first, last = min(walls), max(walls)
+    epoch = (walls[last] - walls[first]) / (last - first)
+    print(f"\n(g) configs/mnist.yaml ({len(expand(config))} trials, {len(groups)} group(s)), whole processes: "
+          f"{walls[first]:.1f} s for {first} epoch, {walls[last]:.1f} s for {last}")
+    print(f"    an epoch beyond the first: {epoch:.1f} s; its packed step alone: {step * 1e3:.1f} ms × {steps} steps "
+          f"= {step * steps:.1f} s; the epoch costs {100 * (epoch / (step * steps) - 1):+.0f}% over the steps")
 
 
 def packed_step(device: str) -> None:
@@ -160,10 +217,10 @@ def packed_step(device: str) -> None:
         train_steps, _ = _compile(net, opt, data, 128)
         order = tf.constant(batch_orders(net, 1, data.n_train))
         steps = math.ceil(data.n_train / 128)
-        train_steps(order, tf.constant(0), tf.constant(2))[0].numpy()  # trace and compile
+        train_steps(order, 0, 2)[0].numpy()  # trace and compile
         t0 = time.perf_counter()
         for first in range(0, steps, 9):
-            train_steps(order, tf.constant(first), tf.constant(min(9, steps - first)))[0].numpy()
+            train_steps(order, first, min(9, steps - first))[0].numpy()
         seconds = time.perf_counter() - t0
         gflops = 6 * MLP_MACS * data.n_train * len(specs) / seconds / 1e9
         print(f"\n(b) packed training step, 16 trials, {optimizer}, one epoch of {steps} steps: {seconds:.2f} s, "
@@ -214,6 +271,8 @@ def main() -> None:
     ap.add_argument("--skip-mlp", action="store_true")
     ap.add_argument("--skip-configs", action="store_true")
     ap.add_argument("--scale", default="", help="comma-separated packed grid sizes to time, e.g. 16,64,256")
+    ap.add_argument("--skip-headline", action="store_true", help="skip (g), configs/mnist.yaml's epochs")
+    ap.add_argument("--headline-epochs", type=int, default=3)
     args = ap.parse_args()
     data_dir = os.environ.get("INITLAB_DATA_DIR")
     args.data = str(Path(data_dir) / "mnist") if data_dir and (Path(data_dir) / "mnist").is_dir() else None
@@ -235,8 +294,11 @@ def main() -> None:
     if not args.skip_cnn:
         print("\n(f) " + run_process([sys.executable, str(HERE / "bench_cnn_step.py"), "--device",
                                       "gpu" if args.device == "gpu" else "cpu"])[2].strip())
+    walls = None if args.skip_headline else headline_runs(out / "headline", args.device, args.headline_epochs)
     print()
     packed_step(args.device)  # last: it imports TensorFlow into this process
+    if walls:
+        headline_step(walls)
     print(f"\nrun directories of this benchmark: {out}")
 
 

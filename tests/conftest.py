@@ -24,6 +24,8 @@ from hypothesis import settings
 # (2.4 s warm with XLA, 0.6 s without), and what most tests check does not depend on it. Set before init_lab is
 # imported: the setting is read once, at import (catalog.defaults.XLA, engine.nets.PackedMLP.jit).
 os.environ["INITLAB_XLA"] = "0"
+# and no test process reads or fills the developer's XLA cache (tests/test_xla_cache.py turns it on in a tmp dir)
+os.environ["INITLAB_XLA_CACHE"] = "off"
 
 from .helpers import TINY  # noqa: E402
 

@@ -24,8 +24,10 @@ from init_lab.catalog.datasets import Dataset, checked, load_cifar
 from init_lab.catalog.errors import DeviceError
 from init_lab.catalog.initializers import ARRAY_INITIALIZERS, INITIALIZERS, bias_seed, keras_spec
 from init_lab.catalog.registry import Choice
+from init_lab.engine import xla_cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+xla_cache.configure()  # before TensorFlow reads its flags
 
 
 @contextlib.contextmanager

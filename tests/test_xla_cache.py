@@ -1,0 +1,78 @@
+"""XLA's compiled programs on disk (engine/xla_cache.py): where they go, when the cache stays off, pruning, and that
+a sweep which loads its programs from the cache computes exactly what the one that compiled them did."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from init_lab.catalog import defaults
+from init_lab.engine import xla_cache
+
+from .helpers import CLI, run_tables
+
+
+def test_default_folder_is_per_tensorflow_version_and_cpu_under_the_cache_home(tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path), "TF_XLA_FLAGS": "--tf_xla_auto_jit=0"}
+    folder = xla_cache.configure(env)
+    assert folder is not None and folder.is_dir()
+    assert folder.parent == tmp_path / "initlab" / "xla"
+    assert folder.name.startswith("tf") and folder.name == xla_cache._machine_key()
+    assert env["TF_XLA_FLAGS"] == f"--tf_xla_auto_jit=0 {xla_cache.FLAG}={folder}"  # the user's flags kept
+
+
+def test_a_named_folder_is_used_as_is(tmp_path):
+    env = {defaults.XLA_CACHE_ENV: str(tmp_path / "mine")}
+    assert xla_cache.configure(env) == tmp_path / "mine"
+    assert env["TF_XLA_FLAGS"] == f"{xla_cache.FLAG}={tmp_path / 'mine'}"
+
+
+@pytest.mark.parametrize("env", [
+    {defaults.XLA_CACHE_ENV: "off"},
+    {defaults.XLA_CACHE_ENV: "OFF"},
+    {"TF_XLA_FLAGS": f"{xla_cache.FLAG}=/somewhere/else"},  # the user's own cache wins
+])
+def test_off_or_a_users_own_cache_flag_leaves_the_flags_alone(env, tmp_path):
+    before = dict(env, XDG_CACHE_HOME=str(tmp_path))
+    env = dict(before)
+    assert xla_cache.configure(env) is None
+    assert env == before
+    assert not (tmp_path / "initlab").exists()
+
+
+def test_an_unwritable_folder_means_no_cache_not_an_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {defaults.XLA_CACHE_ENV: str(blocker / "xla")}
+    assert xla_cache.configure(env) is None
+    assert "TF_XLA_FLAGS" not in env
+
+
+def test_prune_removes_the_oldest_files_down_to_half_the_limit(tmp_path):
+    for age, name in enumerate(["newest", "newer", "older", "oldest"]):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    xla_cache.prune(tmp_path, 400)  # at the limit: nothing goes
+    assert len(list(tmp_path.iterdir())) == 4
+    xla_cache.prune(tmp_path, 399)  # over it: down to ≤ 199 bytes, oldest first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newest"]
+
+
+@pytest.mark.slow
+def test_a_sweep_that_loads_its_programs_from_the_cache_gives_the_same_tables(tmp_path, write_config):
+    cfg = write_config()
+    env = {**os.environ, "INITLAB_XLA": "1", defaults.XLA_CACHE_ENV: str(tmp_path / "xla")}
+    runs = []
+    for name in ("compiles", "loads"):
+        out = tmp_path / name
+        done = subprocess.run(CLI + ["sweep", str(cfg), "--out", str(out)], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        runs.append(run_tables(out / "latest"))
+        if name == "compiles":
+            programs = sorted((tmp_path / "xla").iterdir())
+            assert programs, "the first sweep left no compiled program in the cache"
+    assert sorted((tmp_path / "xla").iterdir()) == programs  # the second found every program it needed
+    assert runs[0] == runs[1]
