@@ -170,3 +170,28 @@ def test_epochs_to_each_threshold_is_the_first_epoch_that_reached_it(run):
             reached_some |= first is not None
             missed_some |= first is None
     assert reached_some and missed_some  # both cases occur in this run
+
+
+def test_a_table_is_rewritten_only_when_its_rows_changed(tmp_path, monkeypatch):
+    """Every epoch end rewrites what grew; step_layers.csv stops growing after the first epoch, so it is written at
+    the start (step 0) and after epoch 1 only, and nothing is rewritten at the end; the files hold every row."""
+    from collections import Counter
+
+    from init_lab.run.store import RunStore
+
+    writes: Counter = Counter()
+    real = RunStore.write_table
+
+    def counting(self, trial_id, name, rows):
+        writes[name] += 1
+        return real(self, trial_id, name, rows)
+
+    monkeypatch.setattr(RunStore, "write_table", counting)
+    run_dir = run_sweep(config_from_text(RECORDED), out=tmp_path).run_dir
+    trials = 4
+    assert writes["step_layers.csv"] == 2 * trials
+    assert writes["steps.csv"] == 4 * trials and writes["epochs.csv"] == 4 * trials  # the start and 3 epoch ends
+    for d in (run_dir / "trials").iterdir():
+        assert [int(r["epoch"]) for r in read_csv(d / "epochs.csv")] == [0, 1, 2, 3]
+        assert read_csv(d / "steps.csv")[-1]["step"] == str(3 * STEPS_PER_EPOCH)
+        assert {r["epoch"] for r in read_csv(d / "step_layers.csv")} == {"0", "1"}

@@ -17,7 +17,6 @@ trials concerned start again from epoch 1, and the caller is told why in one lin
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import time
 import zipfile
@@ -36,7 +35,7 @@ from init_lab.catalog.status import TrialStatus
 from init_lab.config.grid import TrialSpec, expand
 from init_lab.config.schema import SweepConfig
 from init_lab.engine.events import TrialState
-from init_lab.run.store import atomic_write_bytes
+from init_lab.run.store import atomic_write_with
 from init_lab.runschema.axes import AXES
 
 FORMAT = 1
@@ -119,18 +118,16 @@ class CheckpointStore:
             arrays.update({f"t{i}_{j}": a for j, a in enumerate(s.arrays)})
             if s.histograms is not None:
                 arrays.update({f"t{i}_h_{k}": a for k, a in s.histograms.arrays().items()})
-        buf = io.BytesIO()
-        np.savez(buf, **arrays, **{META: np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)})
-        data = buf.getvalue()
         path = self.path(group_id)
-        atomic_write_bytes(path, data)
+        atomic_write_with(path, lambda f: np.savez(f, **arrays, **{META: np.frombuffer(json.dumps(meta).encode(),
+                                                                                      dtype=np.uint8)}))
         index = self.index()
         self._known.add(path)
         for tid in states:
             index[tid] = _Entry(path, self.fingerprints[tid], states[tid].net.value, states[tid].epoch, written,
                                 states[tid].status.value)
         self._prune()
-        return len(data)
+        return path.stat().st_size
 
     def path(self, group_id: str) -> Path:
         return self.root / f"{group_id}.npz"

@@ -45,6 +45,7 @@ class Recorder:
         self.checkpoint_bytes: list[int] = []  # per checkpoint written (for the manifest)
         self.timings = Timings()  # the driver's own phases: checkpoints, files
         self.group_timings: dict[str, Timings] = {}  # each group's engine phases, as its GroupFinished said
+        self.written: dict[tuple[str, str], tuple] = {}  # (trial, file) → (rows, last row) as last written
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Progress):
@@ -109,14 +110,24 @@ class Recorder:
         self.observer.trial_end(self.specs[tid], record)
 
     def _write_tables(self, tid: str, state: TrialState) -> None:
+        """A trial's tables and histograms as its state has them; one whose rows are those already written (the
+        first epochs' step_layers.csv, every epoch after them) is left as it is."""
         with self.timings.phase("files"):
-            self.store.write_table(tid, EPOCHS_FILE, state.epochs)
-            for name, rows in ((LAYERS_FILE, state.layers), (STEPS_FILE, state.steps),
+            for name, rows in ((EPOCHS_FILE, state.epochs), (LAYERS_FILE, state.layers), (STEPS_FILE, state.steps),
                                (STEP_LAYERS_FILE, state.step_layers)):
-                if rows:
+                if (rows or name == EPOCHS_FILE) and self._changed(tid, name, (len(rows), rows[-1] if rows else None)):
                     self.store.write_table(tid, name, rows)
-            if state.histograms is not None:
-                self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, state.histograms.to_bytes())
+            h = state.histograms
+            if h is not None and self._changed(tid, HISTOGRAMS_FILE, (len(h.epoch), len(h.step))):
+                self.store.write_trial_bytes(tid, HISTOGRAMS_FILE, h.to_bytes())
+
+    def _changed(self, tid: str, name: str, mark: tuple) -> bool:
+        """Whether a file's content differs from what this recorder wrote last (its rows only grow)."""
+        key = (tid, name)
+        if self.written.get(key) == mark:
+            return False
+        self.written[key] = mark
+        return True
 
     def _write_record(self, tid: str, status: TrialStatus, state: TrialState | None,
                       result: TrialResult | None = None) -> TrialRecord:

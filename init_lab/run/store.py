@@ -23,10 +23,10 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from init_lab.catalog.errors import RunDirError
 from init_lab.config.grid import sanitize
@@ -79,12 +79,18 @@ def _json_safe(value: Any) -> Any:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename, fsync the directory: old or new, never torn."""
+    atomic_write_with(path, lambda f: f.write(data))
+
+
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``atomic_write_bytes`` for content that ``write`` streams into the open temp file (a checkpoint's arrays:
+    no in-memory copy of the whole file first)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_UMASK)
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
