@@ -177,7 +177,7 @@ def headline_step(walls: dict[int, float]) -> None:
     files) against its packed step alone (``measure_step`` × steps per epoch)."""
     from init_lab.config.grid import expand
     from init_lab.config.loading import load_config
-    from init_lab.engine.loop import measure_step
+    from init_lab.engine.steps import measure_step
     from init_lab.run.plan import plan_groups
 
     config = load_config(HERE.parent / "configs" / "mnist.yaml", [])
@@ -199,9 +199,9 @@ def packed_step(device: str) -> None:
     from init_lab.config.loading import config_from_text
     from init_lab.engine import backend
     from init_lab.engine.data import load_device_data
-    from init_lab.engine.loop import _compile, batch_orders
     from init_lab.engine.nets import build_net
     from init_lab.engine.optim import GroupOptimizer
+    from init_lab.engine.steps import batch_orders, compile_steps
 
     tf = backend.tf
     print(f"device: {backend.setup_device(device, deterministic=True)}; TensorFlow {tf.__version__}")
@@ -214,7 +214,7 @@ def packed_step(device: str) -> None:
     for optimizer in ("adam", "sgd"):  # Adam's update is memory-bound: SGD shows the matmuls' own share
         net = build_net(NetKind.PACKED_MLP, specs, data.input_shape, data.n_classes)
         opt = GroupOptimizer(optimizer, net.per_variable([s.train.learning_rate for s in net.specs]), 0.0, net.variables)
-        train_steps, _ = _compile(net, opt, data, 128)
+        train_steps, _ = compile_steps(net, opt, data, 128)
         order = tf.constant(batch_orders(net, 1, data.n_train))
         steps = math.ceil(data.n_train / 128)
         train_steps(order, 0, 2)[0].numpy()  # trace and compile

@@ -158,3 +158,21 @@ def test_packed_across_seeds_and_learning_rates_equals_one_model_runs(tmp_path):
         (rows,) = epoch_values(alone.run_dir).values()
         (packed_rows,) = [v for k, v in tp.items() if k.endswith(trial)]
         assert rows == packed_rows, trial  # bit for bit: the group does not matter
+
+
+@pytest.mark.parametrize("seeds, slices", [([3, 5, 3, 5, 7], 5), ([4], 2), ([1, 1, 1], 3), ([0, 1, 2], 3)])
+def test_each_trial_gets_its_own_seeds_batch_rows_read_once_per_seed(seeds, slices):
+    """The step's batch gather: trials sharing a seed share their batch (read once, then copied); the ghost slice of
+    a lone trial takes the first trial's; each slice's examples and labels are those its own indices name."""
+    from init_lab.engine.backend import tf
+    from init_lab.engine.steps import _batch_gather
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((40, 3)).astype(np.float32))
+    y = tf.constant(np.arange(40, dtype=np.int32))
+    per_seed = {seed: rng.permutation(40)[:6] for seed in set(seeds)}
+    owned = seeds + seeds[:1] * (slices - len(seeds))
+    idx = np.stack([per_seed[seed] for seed in owned]).astype(np.int32)
+    xb, yb = _batch_gather(x, y, seeds, slices)(tf.constant(idx))
+    np.testing.assert_array_equal(xb.numpy(), x.numpy()[idx])
+    np.testing.assert_array_equal(yb.numpy(), idx)

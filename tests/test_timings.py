@@ -69,7 +69,7 @@ def test_the_dry_run_estimate_scales_a_measured_step_to_every_group(monkeypatch)
 
     from init_lab.config.grid import expand
     from init_lab.config.loading import config_from_text
-    from init_lab.engine import loop
+    from init_lab.engine import steps
     from init_lab.run import duration
     from init_lab.run.memory import MemoryPlan
     from init_lab.run.plan import plan_groups
@@ -77,7 +77,7 @@ def test_the_dry_run_estimate_scales_a_measured_step_to_every_group(monkeypatch)
     config = config_from_text(TINY, overrides=["grid.width=[16, 32]", "grid.initializer=[he_normal]"])
     memory = MemoryPlan.for_config(config, "cpu", "mlp")
     groups, _ = plan_groups(expand(config), False, memory=memory)  # one model each: 4 groups, two widths
-    monkeypatch.setattr(loop, "measure_step", lambda group, shape, classes: 0.5)  # the first group's step
+    monkeypatch.setattr(steps, "measure_step", lambda group, shape, classes: 0.5)  # the first group's step
     got = duration.measured_estimate(groups, memory, "cpu")
     steps = math.ceil(memory.data.n_train / 50) * 2  # batch 50, 2 epochs
     per = {g.id: duration._step_macs(g, memory.data) for g in groups}

@@ -67,7 +67,7 @@ def format_duration(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class MeasuredEstimate:
-    """Training steps' time for a plan, from one group's step measured on this machine (``engine.loop.measure_step``),
+    """Training steps' time for a plan, from one group's step measured on this machine (``engine.steps.measure_step``),
     the other groups scaled by their multiply-adds per step. An estimate: evaluation, diagnostics, compilation
     and files come on top (``initlab report`` shows what they took in a real run)."""
 
@@ -85,7 +85,7 @@ def measured_estimate(groups: list[Group], memory: MemoryPlan, device: str) -> M
     if not memory.fits(first):
         return f"group {first.id} does not fit the memory budget"
     from init_lab.engine.backend import setup_device
-    from init_lab.engine.loop import measure_step
+    from init_lab.engine.steps import measure_step
     from init_lab.run.retry import is_out_of_memory
 
     setup_device(device)
