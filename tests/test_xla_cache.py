@@ -42,12 +42,16 @@ def test_off_or_a_users_own_cache_flag_leaves_the_flags_alone(env, tmp_path):
     assert not (tmp_path / "initlab").exists()
 
 
-def test_an_unwritable_folder_means_no_cache_not_an_error(tmp_path):
+def test_an_unusable_folder_means_no_cache_not_an_error_and_a_named_one_says_so(tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     env = {defaults.XLA_CACHE_ENV: str(blocker / "xla")}
     assert xla_cache.configure(env) is None
     assert "TF_XLA_FLAGS" not in env
+    said = capsys.readouterr().err
+    assert f"{defaults.XLA_CACHE_ENV}={blocker / 'xla'} cannot be used" in said and "without the XLA cache" in said
+    env = {"XDG_CACHE_HOME": str(blocker)}  # the default folder, unusable: quietly none
+    assert xla_cache.configure(env) is None and capsys.readouterr().err == ""
 
 
 def test_prune_removes_the_oldest_files_down_to_half_the_limit(tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def configure(environ: os._Environ | dict[str, str] = os.environ) -> Path | None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         prune(folder, defaults.XLA_CACHE_BYTES)
-    except OSError:  # a read-only home: compile every time, as without the cache
+    except OSError as exc:  # a read-only home: compile every time, as without the cache
+        if choice:  # a folder the user named: say why it is not used
+            sys.stderr.write(f"initlab: {defaults.XLA_CACHE_ENV}={choice} cannot be used ({exc.strerror or exc}); "
+                             "compiling without the XLA cache\n")
         return None
     environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={folder}".strip()
     return folder
