@@ -26,7 +26,10 @@ from init_lab.catalog.initializers import ARRAY_INITIALIZERS, INITIALIZERS, bias
 from init_lab.catalog.registry import Choice
 from init_lab.engine import xla_cache
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log below FATAL off: its real failures reach initlab as Python exceptions, while XLA's persistent
+# cache logs ERROR lines on every hit that are not errors (a text-format parse tried before the binary one, tuning
+# flags it mistakes for missing CPU features). INITLAB_TF_LOGS=1 shows every line.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if os.environ.get("INITLAB_TF_LOGS") else "3")
 xla_cache.configure()  # before TensorFlow reads its flags
 
 
