@@ -58,3 +58,23 @@ def imported(reference_run, tmp_path_factory):
                                   "initlab theory", "initlab report"])
 def test_nothing_heavy_is_imported(imported, step):
     assert imported[step] == [], f"{step} imported {imported[step]}"
+
+
+LEAN = '''
+import json, sys
+from init_lab.engine import lean_import
+if SKIP:
+    lean_import.skip_unused()  # what the console script does first
+from init_lab.engine import backend
+seen = sorted(n for n in lean_import.UNUSED if n in sys.modules)
+import sklearn.datasets, matplotlib.pyplot  # initlab's own uses, after Keras: importable as ever
+print(json.dumps(seen))
+'''
+
+
+@pytest.mark.parametrize("skip", [True, False], ids=["console script", "library caller"])
+def test_the_console_scripts_keras_import_skips_what_initlab_never_uses(skip):
+    pytest.importorskip("sklearn")
+    done = subprocess.run([sys.executable, "-c", f"SKIP = {skip}\n" + LEAN], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == ([] if skip else sorted(["sklearn", "matplotlib.pyplot"]))

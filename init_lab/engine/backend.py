@@ -24,7 +24,7 @@ from init_lab.catalog.datasets import Dataset, checked, load_cifar
 from init_lab.catalog.errors import DeviceError
 from init_lab.catalog.initializers import ARRAY_INITIALIZERS, INITIALIZERS, bias_seed, keras_spec
 from init_lab.catalog.registry import Choice
-from init_lab.engine import xla_cache
+from init_lab.engine import lean_import, xla_cache
 
 # TensorFlow's C++ log below FATAL off: its real failures reach initlab as Python exceptions, while XLA's persistent
 # cache logs ERROR lines on every hit that are not errors (a text-format parse tried before the binary one, tuning
@@ -51,7 +51,7 @@ def _quiet_native_stderr():
         os.close(saved)
 
 
-with _quiet_native_stderr():
+with _quiet_native_stderr(), lean_import.importing_keras():
     import keras
     import tensorflow as tf
 
