@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
-from scipy import optimize, special
 
 from init_lab.catalog.activations import ACTIVATIONS
 from init_lab.catalog.registry import Choice
@@ -54,15 +53,24 @@ _PANELS = 16  # panels on each side of a split point
 _CUT = 10.0  # N(0,1) mass beyond 10 is 1.5e-23
 _FIRST = 0.05  # width of the panels next to the split point, in units of min(1, the activation's scale)
 
+
+def _scipy_special():
+    """SciPy's special functions, imported on first use: with ``_brentq``'s optimize, 0.2 s of every process that
+    imports the theory (a sweep, through the run tables) and never evaluates it."""
+    from scipy import special
+
+    return special
+
+
 # The elementwise functions the registry's activations are written against, in NumPy (float64)
 NUMPY_OPS = SimpleNamespace(
-    sigmoid=special.expit,
+    sigmoid=lambda x: _scipy_special().expit(x),
     tanh=np.tanh,
     relu=lambda x: np.maximum(x, 0.0),
     where=np.where,
     elu=lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     selu=lambda x: 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(np.minimum(x, 0.0))),
-    erf=special.erf,
+    erf=lambda x: _scipy_special().erf(x),
     softplus=lambda x: np.logaddexp(0.0, x),
     abs=np.abs,
 )
@@ -224,8 +232,15 @@ def iterate_length(f: Phi, sigma_w2: float, sigma_b2: float, q0: float) -> float
         lo = hi
 
 
+def _brentq(*args, **kwargs) -> float:
+    """SciPy's Brent root finder, imported on first use (as ``_scipy_special``)."""
+    from scipy import optimize
+
+    return optimize.brentq(*args, **kwargs)
+
+
 def _root(gap: Callable[[float], float], lo: float, hi: float) -> float:
-    return float(optimize.brentq(gap, lo, hi, xtol=1e-300, rtol=1e-13))
+    return float(_brentq(gap, lo, hi, xtol=1e-300, rtol=1e-13))
 
 
 def depth_scale(chi: float | None) -> float | None:
@@ -289,7 +304,7 @@ def _correlation_fixed_point(f: Phi, sigma_w2: float, sigma_b2: float, q_star: f
         while delta >= _DELTA_MIN:
             g = gap(1.0 - delta)
             if g < -_GAP_TOL:
-                c_star = float(optimize.brentq(gap, lo, 1.0 - delta, xtol=1e-15, rtol=4 * np.finfo(float).eps))
+                c_star = float(_brentq(gap, lo, 1.0 - delta, xtol=1e-15, rtol=4 * np.finfo(float).eps))
                 break
             if g > _GAP_TOL:
                 lo = 1.0 - delta
@@ -329,7 +344,7 @@ def edge_of_chaos(f: Phi, sigma_b2: float = 0.0, q0: float = 1.0) -> Edge:
             found = float(lo)
             break
         if glo < 0 < ghi or glo > 0 > ghi:
-            found = float(optimize.brentq(lambda s: fixed_point_chi(f, s, sigma_b2, q0) - 1.0, lo, hi, xtol=1e-10))
+            found = float(_brentq(lambda s: fixed_point_chi(f, s, sigma_b2, q0) - 1.0, lo, hi, xtol=1e-10))
             break
     if found is None:
         side = "below" if g[-1] < 0 else "above"

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from init_lab.catalog import defaults
 from init_lab.report.rundata import RunData
 from init_lab.report.tables import fmt, fmt_diff, matrix
-from init_lab.report.verdicts import Verdicts
+
+if TYPE_CHECKING:  # annotations only: verdicts imports SciPy's statistics, which a sweep's leaderboard never needs
+    from init_lab.report.verdicts import Verdicts
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from init_lab.catalog import defaults
 from init_lab.catalog.errors import ConfigError, unknown_name_message
@@ -82,6 +81,8 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = defa
     n = len(x)
     if n < 2:
         return NO_INTERVAL
+    from scipy import stats  # here, past the single-seed case: a sweep's leaderboard of one seed never needs SciPy
+
     mean = float(x.mean())
     if np.ptp(x) == 0:  # no spread: both intervals collapse to the value (and BCa's jackknife would divide by 0)
         return Interval(mean, mean, "t" if n < defaults.BOOTSTRAP_MIN_N else "bca")
@@ -133,6 +134,8 @@ def detectable_effect(n: int, alpha: float = defaults.ALPHA, power: float = defa
     of freedom and noncentrality δ falls beyond ±t_crit with probability ``power``. NaN below two pairs."""
     if n < 2:
         return math.nan
+    from scipy import optimize, stats
+
     df = n - 1
     crit = stats.t.ppf(1 - alpha / 2, df)
 
@@ -164,6 +167,8 @@ def seeds_needed(diff: float, sd: float, alpha: float = defaults.ALPHA) -> int |
         return None
     if sd == 0:
         return 2
+    from scipy import stats
+
     effect = abs(diff) / sd
     z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(defaults.POWER)
     n = max(2, math.ceil((z / effect) ** 2))  # the normal approximation: t needs as many or a few more
@@ -199,6 +204,8 @@ def paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, hig
     mean = float(d.mean()) if n else math.nan
     if n < 2:
         return Paired(n, mean, NO_INTERVAL, math.nan, math.nan, math.nan, math.nan)
+    from scipy import stats
+
     sd = float(d.std(ddof=1))
     if sd == 0:  # t = 0/0 (no difference at all) or ±∞ (the same difference at every seed)
         p = 1.0 if mean == 0 else 0.0
