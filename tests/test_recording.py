@@ -155,6 +155,23 @@ def test_step_percentiles_and_histograms_match_numpy():
     assert coarse(fine).tolist() == [[1, 1, 1, 0]]  # under, [0, .5), [.5, 1], over: the NaN counted apart
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_bins_by_arithmetic_are_the_binary_searchs(dtype):
+    """count_gradients finds bins from log10|g|: the same counts as searching the edges, at and beside every edge."""
+    from init_lab.analysis.histograms import count_gradients, gradient_edges
+
+    edges = gradient_edges()
+    rng = np.random.default_rng(3)
+    spread = rng.standard_normal(200_000) * 10.0 ** rng.uniform(-13, 6, 200_000)  # beyond both ends too
+    beside = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45]
+    for values in (spread, beside, np.array(special)):
+        values = values.astype(dtype)
+        expected = count(values, edges)
+        got = count_gradients(values, edges)
+        assert got[0].tolist() == expected[0].tolist() and got[1] == expected[1]
+
+
 def test_epochs_to_each_threshold_is_the_first_epoch_that_reached_it(run):
     """trial.json's epochs_to_threshold and summary.csv's epochs_to_<t> columns, from epochs.csv by hand."""
     thresholds = defaults.ACCURACY_THRESHOLDS  # the run's own (training.thresholds left out)

@@ -71,24 +71,26 @@ def layer_rows(epoch: int, activation: str, signals: LayerSignals) -> list[dict[
     for i, name in enumerate(names):
         # (examples × positions, units): a conv layer's unit is a channel, seen at every position
         pre = _units(pres[i])
-        act = np.asarray(acts[i], dtype=np.float64)
+        means, variances = _unit_moments(pre)
+        act_mean, act_std = _moments(acts[i])
         sat, dead, negative = unit_fractions(pre, entry)
         rows.append({
             "epoch": epoch,
             "layer": i,
             "name": name,
             "units": pre.shape[1],
-            "pre_mean": float(pre.mean()),
-            "pre_std": float(pre.std()),
-            "act_mean": float(act.mean()),
-            "act_std": float(act.std()),
+            "pre_mean": float(means.mean()),
+            "pre_std": _pooled_std(means, variances),
+            "act_mean": act_mean,
+            "act_std": act_std,
             "saturated_frac": sat,
             "dead_frac": dead,
             "negative_frac": negative,
             "grad_out_rms": _rms(grads_out[i]),
             "grad_kernel_rms": _rms(grads_kernel[i]),
-            "kernel_std": float(np.asarray(kernels[i], dtype=np.float64).std()),
-            **signal_propagation(signals.streams[i] if signals.streams else pres[i], signals.branches.get(i)),
+            "kernel_std": _moments(kernels[i])[1],
+            **(signal_propagation(signals.streams[i], signals.branches.get(i)) if signals.streams
+               else _propagation(means, variances, signals.branches.get(i))),
         })
     return rows
 
@@ -98,17 +100,37 @@ def signal_propagation(h: np.ndarray, branch: np.ndarray | None = None) -> dict[
     (examples, [positions,] channels): the average over channels of each channel's squared mean and of its variance
     (over examples and positions), and of the residual branch's output its average channel variance (NaN where the
     layer ends no residual block)."""
-    units = _units(h)
-    out = {"channel_sq_mean": float(np.mean(units.mean(axis=0) ** 2)), "channel_var": float(np.mean(units.var(axis=0))),
+    return _propagation(*_unit_moments(_units(h)), branch)
+
+
+def _propagation(means: np.ndarray, variances: np.ndarray, branch: np.ndarray | None) -> dict[str, float]:
+    out = {"channel_sq_mean": float(np.mean(means ** 2)), "channel_var": float(np.mean(variances)),
            "branch_var": math.nan}
     if branch is not None:
-        out["branch_var"] = float(np.mean(_units(branch).var(axis=0)))
+        out["branch_var"] = float(np.mean(_unit_moments(_units(branch))[1]))
     return out
 
 
 def _units(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     return a.reshape(-1, a.shape[-1])  # (examples × positions, units)
+
+
+def _unit_moments(units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's mean and variance (over examples and positions) of (values, units): NumPy's two passes, exact
+    where one pass of sums (E[x²] − E[x]²) is not — a saturated tanh unit at 0.9999 ± 10⁻⁷ loses every digit."""
+    return units.mean(axis=0), units.var(axis=0)
+
+
+def _pooled_std(means: np.ndarray, variances: np.ndarray) -> float:
+    """The std of every value of a layer from its units' equal-count moments (the law of total variance)."""
+    return float(np.sqrt(np.mean(variances + (means - means.mean()) ** 2)))
+
+
+def _moments(a: np.ndarray) -> tuple[float, float]:
+    """Mean and std of every value of ``a``, in float64."""
+    x = np.asarray(a, dtype=np.float64)
+    return float(x.mean()), float(x.std())
 
 
 def unit_fractions(pre: np.ndarray, entry) -> tuple[float, float, float]:
@@ -152,8 +174,8 @@ def step_statistics(activation: str, pre: np.ndarray, act: np.ndarray, edges: np
 
 
 def _rms(a: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.sqrt(np.mean(a * a)))
+    a = np.asarray(a, dtype=np.float64).ravel()
+    return float(np.sqrt(np.einsum("i,i->", a, a) / a.size))
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:

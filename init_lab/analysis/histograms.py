@@ -125,6 +125,44 @@ def count(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
     return np.bincount(idx, minlength=len(edges) + 1).astype(np.int64), int((~finite).sum())
 
 
+def count_gradients(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
+    """``count`` on the gradient edges (``gradient_edges``), the same counts 3× faster: each value's bin is found
+    by arithmetic on log10|v| (a binary search over 114 edges took 0.13 s for a conv layer's 5.5 M values), then
+    checked against the edges themselves, so rounding in the logarithm never moves a value across an edge."""
+    v = np.asarray(values).ravel()
+    if v.dtype != np.float64:
+        v = v.astype(np.float32, copy=False)
+    finite = np.isfinite(v)
+    v = v if finite.all() else v[finite]
+    k = len(edges) // 2  # magnitudes per side
+    padded = _edges_as(np.concatenate([[-np.inf], edges, [np.inf]]), v.dtype)
+    counts = np.zeros(len(edges) + 1, dtype=np.int64)
+    for start in range(0, v.size, CHUNK):  # cache-sized pieces
+        x = v[start: start + CHUNK]
+        with np.errstate(divide="ignore"):  # log10(0) = −inf: below every magnitude
+            j = np.clip(np.floor((np.log10(np.abs(x)) - GRAD_MIN_EXP) * GRAD_PER_DECADE), -1, k - 1).astype(np.int32)
+        # searchsorted(edges, x, "right") up to the logarithm's rounding: k + 1 + j at x ≥ 0, k − 1 − j below
+        idx = (k - 1 - j) + (x >= 0) * (2 * j + 2)
+        idx += x >= padded[idx + 1]
+        idx -= x < padded[idx]
+        wrong = ~((padded[idx] <= x) & (x < padded[idx + 1]))
+        if wrong.any():  # never seen (the logarithm is off by far less than a bin); exact either way
+            idx[wrong] = np.searchsorted(edges, x[wrong].astype(np.float64), side="right")
+        if padded[-2] == edges[-1]:  # the last bin is closed, as in ``count`` (an edge x can equal)
+            idx[x == padded[-2]] = len(edges) - 1
+        counts += np.bincount(idx, minlength=len(edges) + 1)
+    return counts, int((~finite).sum())
+
+
+def _edges_as(edges: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The edges in ``dtype``, such that comparing values of that type with them gives what comparing with the
+    float64 edges gives: for float32, each edge rounded up to float32 (x ≥ e ⇔ x ≥ ⌈e⌉₃₂ for any float32 x)."""
+    if dtype == np.float64:
+        return edges
+    rounded = edges.astype(dtype)
+    return np.where(rounded < edges, np.nextafter(rounded, dtype.type(np.inf)), rounded)
+
+
 def centres(edges: np.ndarray) -> np.ndarray:
     return (edges[:-1] + edges[1:]) / 2
 
@@ -153,7 +191,7 @@ class HistogramLog:
 
     def gradient_counts(self, grads: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(L, G) counts and (L,) non-finite counts of one trial's layers, on the (log-spaced) gradient bins."""
-        pairs = [count(g, self.grad_edges) for g in grads]
+        pairs = [count_gradients(g, self.grad_edges) for g in grads]
         return np.stack([c for c, _ in pairs]), np.array([n for _, n in pairs], dtype=np.int64)
 
     def activation_counts(self, acts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
