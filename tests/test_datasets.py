@@ -174,3 +174,36 @@ def test_standardize_reaches_the_data_and_the_checkpoint_fingerprint():
         return CheckpointStore(Path("checkpoints"), config, DeviceKind.CPU).fingerprint(spec)
 
     assert fingerprint(off, spec_off) != fingerprint(on, spec_on)
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_prepared_images_are_the_scaled_pixels_in_aligned_arrays(family):
+    """prepare gathers a block of rows at a time into 64-byte-aligned float32 arrays: x[rows] / 255, exactly."""
+    from init_lab.catalog.datasets import ALIGNMENT, GATHER_ROWS, model_input_shape
+
+    ds = make_synthetic(GATHER_ROWS + 900, 50)  # more rows than one gathered block
+    ds.x_train = (np.arange(ds.x_train.size) % 256).astype(np.uint8).reshape(ds.x_train.shape)
+    p = prepare(ds, family, 0.1)
+    shape = model_input_shape(tuple(ds.x_train.shape[1:]), family)
+    for x in (p.x_train, p.x_val, p.x_test):
+        assert x.dtype == np.float32 and x.flags.c_contiguous and x.ctypes.data % ALIGNMENT == 0
+        assert x.shape[1:] == shape
+    order = np.random.default_rng(0).permutation(len(ds.x_train))  # the default split seed's permutation
+    train_rows = np.sort(order[int(round(len(order) * 0.1)):])
+    expected = ds.x_train[train_rows].astype(np.float32) / np.float32(255.0)
+    assert np.array_equal(p.x_train.reshape(len(train_rows), -1), expected.reshape(len(train_rows), -1))
+
+
+def test_the_engine_adopts_aligned_arrays_without_a_copy_and_copies_the_rest():
+    from init_lab.catalog.datasets import aligned_empty
+    from init_lab.engine.data import _tensor
+
+    adopted = aligned_empty((1000, 8), np.float32)
+    adopted[...] = 1.0
+    tensor = _tensor(adopted)
+    adopted[3, 2] = 7.0  # written after: the tensor is the same memory
+    assert float(tensor[3, 2]) == 7.0
+    unaligned = np.ones(8001, np.float32)[1:].reshape(1000, 8)  # 4 bytes past an allocation's start
+    copied = _tensor(unaligned)
+    unaligned[3, 2] = 7.0
+    assert float(copied[3, 2]) == 1.0 and float(copied.numpy().sum()) == 8000.0

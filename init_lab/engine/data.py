@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from init_lab.catalog import defaults
-from init_lab.catalog.datasets import Prepared, load_dataset, prepare
+from init_lab.catalog.datasets import ALIGNMENT, Prepared, load_dataset, prepare
 from init_lab.engine.backend import keras_download, tf
 
 
@@ -52,7 +52,7 @@ class DeviceData:
     @classmethod
     def from_prepared(cls, p: Prepared, recording: Recording = Recording(),
                       probe_size: int = defaults.PROBE_SIZE) -> DeviceData:
-        t = tf.convert_to_tensor
+        t = _tensor
         x_probe, y_probe = p.probe_batch(probe_size)
         return cls(
             t(p.x_train), t(p.y_train), t(p.x_val), t(p.y_val), t(p.x_test), t(p.y_test), p.input_shape, p.n_classes,
@@ -69,6 +69,16 @@ class DeviceData:
 
     def sizes(self) -> dict[str, int]:
         return {"train": self.n_train, "validation": int(self.y_val.shape[0]), "test": int(self.y_test.shape[0])}
+
+
+def _tensor(a: np.ndarray) -> Any:
+    """``a`` as a tensor: on a CPU-only process an aligned contiguous array is adopted as it is, through DLPack
+    (TensorFlow keeps it alive; nothing writes to it again), instead of copied — full MNIST's 170 MB copy took
+    0.1–0.5 s here, most of it the page faults of fresh memory. Anything else is copied
+    (``tf.convert_to_tensor``): TensorFlow aborts the process on a buffer that is not 64-byte aligned."""
+    adoptable = (isinstance(a, np.ndarray) and a.flags.c_contiguous and a.ctypes.data % ALIGNMENT == 0
+                 and a.dtype == np.float32 and a.size > 0 and not tf.config.get_visible_devices("GPU"))
+    return tf.experimental.dlpack.from_dlpack(a.__dlpack__()) if adoptable else tf.convert_to_tensor(a)
 
 
 def load_prepared(dataset: Any, family: str) -> Prepared:
