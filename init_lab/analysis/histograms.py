@@ -81,10 +81,16 @@ def _fine_index(v: np.ndarray, edges: np.ndarray, n_fine: int) -> np.ndarray:
     operations only (a boolean-mask assignment costs several of them)."""
     lo, hi = float(edges[0]), float(edges[-1])
     x = v.astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)) + 1
-    idx = np.where(x > hi, n_fine + 1, idx)
-    return np.where(np.isfinite(x), idx, n_fine + 2).astype(np.int64)
+    finite = np.isfinite(x)
+    if not finite.all():  # a diverging trial's inf/NaN: the general form
+        with np.errstate(invalid="ignore"):
+            idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)) + 1
+        idx = np.where(x > hi, n_fine + 1, idx)
+        return np.where(finite, idx, n_fine + 2).astype(np.int64)
+    # every value finite: the same indices by arithmetic alone (np.where was half the time)
+    idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)).astype(np.int32) + 1
+    idx += x > hi
+    return idx
 
 
 def coarse(fine: np.ndarray) -> np.ndarray:
