@@ -10,6 +10,8 @@ Every figure is measured in this run, every ratio between two figures of this ru
     * the tutorial loop, all combinations in one process;
     * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included), with an empty XLA
       cache (it compiles), then again (its compiled programs loaded from the cache, as any later sweep of the shape).
+    The one-process loop and both sweeps run ``--repeats`` times (default 2), interleaved, each row the fastest of
+    its runs (best of N: the run least disturbed by whatever else the machine did; every run's seconds are shown).
     Peak RSS per process (``wait4``), and the mean |Δ test accuracy| against the one-process tutorial loop.
 (b) inside initlab's packed step: achieved GFLOP/s of one epoch of the 16-trial packed training step on
     MNIST against this machine's float32 matmul peak (a 2048² tf.matmul, best of 10). FLOPs are counted
@@ -20,8 +22,8 @@ Every figure is measured in this run, every ratio between two figures of this ru
     estimate for the whole config.
 (e) ``--scale 16,64,256``: packed MLP sweeps of growing size, trials per second (for GPU machines);
 (f) where a CNN training step's time goes and what packing CNN trials would buy (``bench_cnn_step.py``);
-(g) ``configs/mnist.yaml`` (56 trials, 7 activations): what an epoch costs beyond its packed step (whole processes
-    of 1 and 3 epochs; the difference against the measured step × steps per epoch).
+(g) ``configs/mnist.yaml`` (56 trials, 7 activations): what an epoch costs beyond its packed step (runs of 1 and 3
+    epochs, from their own timings; and against the packed step measured alone).
 
     INITLAB_DATA_DIR=../shared/data python benchmarks/bench_sweep.py [--skip-cnn] [--skip-configs] [--scale ...]
 """
@@ -52,9 +54,9 @@ XLA_CACHE = Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))  # starts empty:
 CNN_MACS = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 64 + 64 * 10
 
 
-def run_process(cmd: list[str]) -> tuple[float, float, str]:
+def run_process(cmd: list[str], xla_cache: Path = XLA_CACHE) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process."""
-    env = {**os.environ, "INITLAB_XLA_CACHE": str(XLA_CACHE)}
+    env = {**os.environ, "INITLAB_XLA_CACHE": str(xla_cache)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
@@ -87,12 +89,13 @@ def sweep_config(inits, acts, epochs: int, model: str, extra: str = "") -> str:
             f"training: {{epochs: {epochs}, batch_size: 128, optimizer: adam, learning_rate: 0.001{extra}}}\n")
 
 
-def initlab(config_text: str, out: Path, device: str, *options: str) -> tuple[float, float, dict[str, float]]:
+def initlab(config_text: str, out: Path, device: str, *options: str,
+            xla_cache: Path = XLA_CACHE) -> tuple[float, float, dict[str, float]]:
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.yaml"
     cfg.write_text(config_text)
     seconds, peak, _ = run_process([str(BIN / "initlab"), "sweep", str(cfg), "--out", str(out), "--device", device,
-                                    "--yes", *options])
+                                    "--yes", *options], xla_cache)
     with open(out / "latest" / "summary.csv", newline="") as f:
         accs = {f"{r['initializer']}/{r['activation']}": float(r["test_accuracy"]) for r in csv.DictReader(f)}
     return seconds, peak, accs
@@ -110,36 +113,44 @@ def where(seconds: float, phases: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.2f}" for v, k in shown if v >= 0.05) + f"; outside the sweep's clock {outside:.2f}"
 
 
-def table(title: str, flops: float, rows: list[tuple[str, float, float, dict[str, float]]], reference: dict) -> None:
-    print(f"\n{title}: {flops / 1e9:.0f} GFLOP of work per way (whole processes)")
-    print(f"  {'way':<44} {'seconds':>8} {'× per-process':>13} {'× one-process':>13} {'peak MiB':>8} {'|Δ test acc|':>12}")
-    per_process, one_process = rows[0][1], rows[1][1]
-    for label, seconds, mem, accs in rows:
+def table(title: str, flops: float, rows: list[tuple[str, list[tuple[float, float, dict]]]], reference: dict) -> None:
+    """Each way's fastest run (its seconds, peak RSS and accuracies), every run's seconds after it."""
+    print(f"\n{title}: {flops / 1e9:.0f} GFLOP of work per way (whole processes; each row the fastest of its runs)")
+    print(f"  {'way':<44} {'seconds':>8} {'× per-process':>13} {'× one-process':>13} {'peak MiB':>8} "
+          f"{'|Δ test acc|':>12}  runs (s)")
+    best = [(label, min(runs, key=lambda r: r[0]), runs) for label, runs in rows]
+    per_process, one_process = best[0][1][0], best[1][1][0]
+    for label, fastest, runs in best:
+        seconds, mem, accs = fastest[:3]
         diff = sum(abs(accs[k] - reference[k]) for k in reference) / len(reference)
         print(f"  {label:<44} {seconds:8.1f} {per_process / seconds:13.2f} {one_process / seconds:13.2f} "
-              f"{mem:8.0f} {100 * diff:11.2f}pt")
+              f"{mem:8.0f} {100 * diff:11.2f}pt  {', '.join(f'{r[0]:.1f}' for r in runs)}")
 
 
 def three_ways(title, inits, acts, cnn, args, out: Path, flops: float) -> None:
     model = "{kind: mnist_cnn}" if cnn else "{kind: mlp, hidden: [256, 256]}"
-    s_e, m_e, a_e = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=True)
-    s_o, m_o, a_o = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=False)
+    per_process = tutorial(args.data, inits, acts, cnn, args.epochs, per_process=True)
     config = sweep_config(inits, acts, args.epochs, model)
-    s_i, m_i, a_i = initlab(config, out, args.device)
-    rows = [("tutorial loop, a process per combination", s_e, m_e, a_e),
-            ("tutorial loop, one process", s_o, m_o, a_o),
-            ("initlab sweep (every record; compiles)", s_i, m_i, a_i)]
-    s_w, m_w, a_w = initlab(config, out / "again", args.device)
-    rows.append(("initlab sweep again (XLA programs cached)", s_w, m_w, a_w))
+    one, cold, cached = [], [], []
+    for r in range(args.repeats):  # interleaved: a slow spell of the machine touches every way alike
+        one.append(tutorial(args.data, inits, acts, cnn, args.epochs, per_process=False))
+        cache = Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))  # empty: this sweep compiles
+        cold.append((*initlab(config, out / f"cold{r}", args.device, xla_cache=cache), out / f"cold{r}"))
+        cached.append((*initlab(config, out / f"cached{r}", args.device, xla_cache=cache), out / f"cached{r}"))
+    rows = [("tutorial loop, a process per combination", [per_process]), ("tutorial loop, one process", one),
+            ("initlab sweep (every record; compiles)", cold), ("initlab sweep again (XLA programs cached)", cached)]
     if not cnn:
         quiet = sweep_config(inits, acts, args.epochs, model, ", diagnostics: false")
-        s_q, m_q, a_q = initlab(quiet, out / "quiet", args.device)
-        rows.append(("initlab sweep again, diagnostics: false", s_q, m_q, a_q))
-    table(title, flops, rows, a_o)
-    phases = timings(out)
+        rows.append(("initlab sweep again, diagnostics: false",
+                     [initlab(quiet, out / "quiet", args.device, xla_cache=cache)]))
+    table(title, flops, rows, min(one, key=lambda r: r[0])[2])
+    s_i, *_, run_i = min(cold, key=lambda r: r[0])
+    s_w, *_, run_w = min(cached, key=lambda r: r[0])
+    phases = timings(run_i)
     print(f"  where initlab's {s_i:.1f} s went (manifest timings, s): {where(s_i, phases)}")
-    print(f"  ... and the second sweep's {s_w:.1f} s: {where(s_w, timings(out / 'again'))}")
+    print(f"  ... and the cached sweep's {s_w:.1f} s: {where(s_w, timings(run_w))}")
     floor = sum(phases.get(k, 0.0) for k in ("imports", "data", "first_window", "steps", "evaluation"))
+    s_o = min(r[0] for r in one)
     print(f"  TensorFlow's import, the data, compiling, the training steps and the validation and test passes alone: "
           f"{floor:.1f} s of it, so a sweep that records anything more cannot beat {s_o / floor:.2f}× the one-process "
           f"loop here")
@@ -284,6 +295,7 @@ def main() -> None:
     ap.add_argument("--scale", default="", help="comma-separated packed grid sizes to time, e.g. 16,64,256")
     ap.add_argument("--skip-headline", action="store_true", help="skip (g), configs/mnist.yaml's epochs")
     ap.add_argument("--headline-epochs", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2, help="runs of the one-process loop and of each sweep (best of)")
     args = ap.parse_args()
     data_dir = os.environ.get("INITLAB_DATA_DIR")
     args.data = str(Path(data_dir) / "mnist") if data_dir and (Path(data_dir) / "mnist").is_dir() else None

@@ -1,10 +1,12 @@
 """What importing Keras pulls in that an initlab process never uses, and how the console script skips it.
 
-Keras 3 imports scikit-learn for its estimator wrappers and matplotlib's pyplot for its image-gallery plots
-whenever they are installed (each behind ``try: import … except ImportError``): 0.66 s and 0.35 s of a 14 s
-sweep on the developers' machine, in any environment that has them. ``initlab``'s own process uses neither
+Keras 3 imports scikit-learn for its estimator wrappers, matplotlib for its image-gallery plots and IPython for its
+notebook detection, and TensorFlow's legacy Keras imports scipy.sparse, whenever they are installed (each behind
+``try: import … except ImportError``): 0.66, 0.35, 0.02 and 0.14 s of a 14 s sweep on the developers' machine, in
+any environment that has them. ``initlab``'s own process uses none of them
 through Keras, so the CLI asks (:func:`skip_unused`) for them to be hidden while Keras is imported; Keras then
-sees them as absent, and they import normally afterwards for initlab's own uses (the 'digits' dataset, plots).
+sees them as absent, and they import normally afterwards for initlab's own uses (the 'digits' dataset, plots,
+SciPy's statistics).
 A library caller's process (the notebook API) is left as it is: its Keras keeps every integration.
 """
 
@@ -14,7 +16,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 
-UNUSED = ("sklearn", "matplotlib.pyplot")
+UNUSED = ("sklearn", "matplotlib", "matplotlib.pyplot", "IPython", "scipy.sparse")
 _skip = False
 
 
