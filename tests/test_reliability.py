@@ -98,15 +98,18 @@ def test_ctrl_c_or_sigterm_stops_cleanly_with_exit_130_and_says_how_to_resume(tm
     out = tmp_path / "runs"
     proc = subprocess.Popen(CLI + ["sweep", str(cfg_path), "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the first trial has written an epoch
+    deadline, started = time.time() + 120, False
+    while time.time() < deadline and proc.poll() is None:  # wait until the first trial has written an epoch
         epochs = list(out.glob("*/trials/*/epochs.csv"))
         if epochs and len(epochs[0].read_text().splitlines()) > 2:
+            started = True
             break
         time.sleep(0.2)
+    running = proc.poll() is None  # a CI run once saw exit 0 here: say which way the timing went
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert started and running, f"epoch 1 written: {started}; still running at the signal: {running}\n{stdout[-2000:]}"
+    assert proc.returncode == 130, f"{stderr}\n{stdout[-2000:]}"
     # a real process: an escaped exception would print its traceback here
     assert "interrupted" in stderr and "--resume" in stderr and "Traceback" not in stderr
     run = resolve_run_dir(out / "latest")
