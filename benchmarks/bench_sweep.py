@@ -297,6 +297,8 @@ def main() -> None:
     ap.add_argument("--headline-epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="runs of the one-process loop and of each sweep (best of)")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error(f"--repeats {args.repeats}: at least one run of each way is needed")
     data_dir = os.environ.get("INITLAB_DATA_DIR")
     args.data = str(Path(data_dir) / "mnist") if data_dir and (Path(data_dir) / "mnist").is_dir() else None
     out = Path(tempfile.mkdtemp(prefix="initlab-bench-"))
