@@ -86,11 +86,13 @@ def measured_estimate(groups: list[Group], memory: MemoryPlan, device: str) -> M
         return f"group {first.id} does not fit the memory budget"
     from init_lab.engine.backend import setup_device
     from init_lab.engine.steps import measure_step
+    from init_lab.run.interrupts import deferred
     from init_lab.run.retry import is_out_of_memory
 
     setup_device(device)
     try:
-        measured = measure_step(first, data.input_shape, data.n_classes)
+        with deferred():  # Ctrl-C inside TensorFlow's calls can crash the process (run.interrupts)
+            measured = measure_step(first, data.input_shape, data.n_classes)
     except Exception as exc:  # the estimate is advice: running out of memory measuring it is not an error
         if not is_out_of_memory(exc):
             raise

@@ -78,13 +78,14 @@ class LocalExecutor(Executor):
         return cls(load_data)
 
     def run(self, groups: list[Group]) -> Iterator[Event]:
+        from init_lab.run.interrupts import held
         from init_lab.run.retry import train_group
 
         if not groups:
             return
         data = self.load_data()
-        for group in groups:
-            yield from train_group(group, data)
+        for group in groups:  # Ctrl-C waits for the group's next event: inside TensorFlow it can crash the process
+            yield from held(train_group(group, data))
 
 
 class ExecutorKind(str, Enum):

@@ -69,6 +69,7 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
     from init_lab.engine.backend import setup_device, tf
     from init_lab.engine.data import load_prepared
     from init_lab.engine.nets import build_net
+    from init_lab.run.interrupts import deferred
 
     setup_device(device or config.device, config.training.deterministic)
 
@@ -76,17 +77,19 @@ def run_probe(config: SweepConfig, batch: int = defaults.PROBE_SIZE, seeds: int 
     specs = combinations(config, chosen)
     prepared = load_prepared(config.dataset, specs[0].arch.family)
     x_probe, y_probe = prepared.probe_batch(batch)
-    x, y = tf.constant(x_probe), tf.constant(y_probe)
-    x_lsuv = tf.constant(prepared.lsuv_batch(batch))  # LSUV rescales on training data, as in training
+    with deferred():  # Ctrl-C inside TensorFlow's calls can crash the process (run.interrupts): it waits
+        x, y = tf.constant(x_probe), tf.constant(y_probe)
+        x_lsuv = tf.constant(prepared.lsuv_batch(batch))  # LSUV rescales on training data, as in training
     input_sq = (np.asarray(x_probe, dtype=np.float64).reshape(len(x_probe), -1) ** 2).mean(axis=1)
     input_dim = int(np.prod(prepared.input_shape))
     predictions: dict[tuple, theory.Prediction] = {}
     rows, spectra, jacobians = [], [], {}
     for chunk in _chunks(specs):
-        net = build_net(net_kind(chunk[0].arch, True), chunk, prepared.input_shape, prepared.n_classes)
-        net.lsuv(x_lsuv)
-        signals = net.probe(x, y)
-        singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
+        with deferred():
+            net = build_net(net_kind(chunk[0].arch, True), chunk, prepared.input_shape, prepared.n_classes)
+            net.lsuv(x_lsuv)
+            signals = net.probe(x, y)
+            singular = net.jacobian(x[:jacobian_examples]) if jacobian_examples > 0 else {}
         for s in chunk:
             key = (s.initializer, s.activation, s.arch, s.bias_std)
             if key not in predictions and (delta := theory.delta_orthogonal_equivalent(
