@@ -101,3 +101,19 @@ def test_outside_the_main_thread_events_pass_through():
     thread.start()
     thread.join()
     assert errors == [] and out == [1, 2, 3, 4]
+
+
+def test_the_events_generator_is_closed_when_the_signal_is_delivered():
+    closed = []
+
+    def events():
+        try:
+            _signal_self()
+            yield 1
+            yield 2
+        finally:
+            closed.append(True)  # the engine's frames (and their tensors) let go at once
+
+    with pytest.raises(KeyboardInterrupt):
+        list(held(events()))
+    assert closed == [True]

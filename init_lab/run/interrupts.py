@@ -32,14 +32,19 @@ def held(events: Iterator[T]) -> Iterator[T]:
     """``events``, each computed with Ctrl-C held back. A signal held while an event was computed is delivered
     once the caller has handled that event (its handler raises there, typically ``KeyboardInterrupt``); while
     the caller handles an event, handlers are as they were."""
-    while True:
-        with _Holding() as holding:
-            event = next(events, _END)
-        if event is not _END:
-            yield event  # first: an epoch that ended is the caller's to save
-        holding.deliver()
-        if event is _END:
-            return
+    try:
+        while True:
+            with _Holding() as holding:
+                event = next(events, _END)
+            if event is not _END:
+                yield event  # first: an epoch that ended is the caller's to save
+            holding.deliver()
+            if event is _END:
+                return
+    finally:  # as ``yield from`` would: a stopped caller, or the delivered signal, closes the events' generator
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 @contextmanager
