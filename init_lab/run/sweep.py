@@ -231,13 +231,15 @@ class Sweep:
 
     def _load_data(self) -> Any:
         from init_lab.engine.data import DeviceData, Recording, load_prepared
+        from init_lab.run.interrupts import deferred
 
         t0 = time.perf_counter()
         ready = self.ready
         with self.timings.phase("data"):
             prepared = ready.data if ready is not None and ready.data is not None else \
                 load_prepared(self.config.dataset, self.trials[0].arch.family)  # preflight read it: not again
-            data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
+            with deferred():  # TensorFlow's conversions: Ctrl-C inside them can crash the process (run.interrupts)
+                data = DeviceData.from_prepared(prepared, Recording.from_config(self.config.training))
         if ready is not None:
             ready.data = None  # the tensors are what the sweep keeps (the memory plan counts one NumPy copy)
         self.manifest.dataset = {"source": prepared.source, "shape": list(prepared.image_shape),
