@@ -27,9 +27,9 @@ TWO = TINY.replace("initializer: [he_normal, zeros]", "initializer: [he_normal]"
 @pytest.fixture
 def one_trial_fails(monkeypatch):
     """The second trial of the grid raises as its network is built (the others train): a bug, or bad data."""
-    from init_lab.engine import loop
+    from init_lab.engine import programs
 
-    real = loop.build_net
+    real = programs.build_net
 
     def flaky(kind, specs, *args):
         if len(specs) > 1:
@@ -38,7 +38,7 @@ def one_trial_fails(monkeypatch):
             raise ValueError("boom: a bad shape")
         return real(kind, specs, *args)
 
-    monkeypatch.setattr(loop, "build_net", flaky)
+    monkeypatch.setattr(programs, "build_net", flaky)
 
 
 def test_completed_and_diverged_trials_exit_0(write_config, tmp_path):
@@ -61,7 +61,7 @@ def test_a_failed_trial_exits_1_listing_the_failures_after_the_leaderboard(write
 
 def test_a_resume_that_keeps_a_failure_still_exits_1_and_retrying_it_successfully_exits_0(
         write_config, tmp_path, monkeypatch, one_trial_fails):
-    from init_lab.engine import loop
+    from init_lab.engine import programs
 
     out = tmp_path / "runs"
     assert invoke("sweep", write_config(TWO), "--out", out).exit_code == 1
@@ -69,7 +69,7 @@ def test_a_resume_that_keeps_a_failure_still_exits_1_and_retrying_it_successfull
     assert_clean_exit(kept, 1)
     assert "001_he_normal-tanh-s0" in kept.stderr
     monkeypatch.undo()  # the cause is fixed
-    monkeypatch.setattr(loop, "build_net", loop.build_net)
+    monkeypatch.setattr(programs, "build_net", programs.build_net)
     retried = invoke("sweep", "--resume", "latest", "--out", out, "--retry-failed")
     assert_clean_exit(retried, 0)
 

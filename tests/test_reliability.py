@@ -126,21 +126,21 @@ def test_ctrl_c_or_sigterm_stops_cleanly_with_exit_130_and_says_how_to_resume(tm
 
 def test_retry_failed_through_the_command_line(tmp_path, write_config, monkeypatch):
     """A failed trial stays failed on a plain --resume, and trains again with --resume --retry-failed."""
-    from init_lab.engine import loop
+    from init_lab.engine import programs
 
-    real = loop.build_net
+    real = programs.build_net
 
     def fails_for_trial_2(kind, specs, *args):
         if any(s.index == 2 for s in specs):
             raise ValueError("boom")
         return real(kind, specs, *args)
 
-    monkeypatch.setattr(loop, "build_net", fails_for_trial_2)
+    monkeypatch.setattr(programs, "build_net", fails_for_trial_2)
     out = tmp_path / "runs"
     first = invoke("sweep", write_config(), "--out", out, "--no-pack")
     assert first.exception is None or isinstance(first.exception, SystemExit), repr(first.exception)
     assert "1 failed" in first.output
-    monkeypatch.setattr(loop, "build_net", real)
+    monkeypatch.setattr(programs, "build_net", real)
     kept = invoke("sweep", "--resume", "latest", "--out", out, "--no-pack")
     assert_clean_exit(kept, first.exit_code)  # a plain resume keeps the failure: the same exit status
     run = resolve_run_dir(out / "latest")
@@ -157,9 +157,9 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
     """Trial 1 cannot be built. Alone (one-model); in a packed group that fails for another reason, whose
     trials then train one at a time (packed-error); or in a packed group that runs out of memory, cut in
     halves down to single trials (packed-out-of-memory). Only trial 1 is recorded failed."""
-    from init_lab.engine import loop
+    from init_lab.engine import programs
 
-    real = loop.build_net
+    real = programs.build_net
 
     def flaky(kind, specs, *args):
         if len(specs) > 1:
@@ -169,7 +169,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
             raise ValueError("boom: bad shape")
         return real(kind, specs, *args)
 
-    monkeypatch.setattr(loop, "build_net", flaky)
+    monkeypatch.setattr(programs, "build_net", flaky)
     log = EventLog()
     pack = case != "one-model"
     result = run_sweep(config_from_text(TINY), out=tmp_path, pack=pack, observer=log)
@@ -186,7 +186,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
 
     # failed trials are kept on resume, and rerun with retry_failed
     assert resume_sweep(result.run_dir).records[1].status == "failed"
-    monkeypatch.setattr(loop, "build_net", real)
+    monkeypatch.setattr(programs, "build_net", real)
     assert resume_sweep(result.run_dir, retry_failed=True, pack=pack).records[1].status == "completed"
 
 

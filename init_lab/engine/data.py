@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class DeviceData:
     y_probe: Any = None
     recording: Recording = Recording()
     x_lsuv: Any = None  # LSUV's data batch: the first training examples (it sets weights: never validation data)
+    # compiled groups by structure, reused by later groups of the sweep (engine.programs): they capture these tensors
+    programs: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_prepared(cls, p: Prepared, recording: Recording = Recording(),

@@ -3,7 +3,8 @@
 A generator: it yields events (``events``) and the caller decides what to write, so the same loop
 runs in this process and inside a Ray task. Its steps, in order:
 
-1. build the group's networks (``nets``) and optimizer (``optim``); either restore every member's
+1. build the group's networks (``nets``), optimizer (``optim``) and compiled passes (``steps``), or take
+   those of an earlier group of the same structure with this group's initial values (``programs``); either restore every member's
    saved state (resume / extend), or run LSUV where asked and record epoch 0: the initial weights'
    loss and accuracy (training subset, validation set) and diagnostics;
 2. each epoch: each trial's batch order is ``batch_order(seed, epoch)`` — a function of its seed and
@@ -45,9 +46,10 @@ from init_lab.engine.events import (
     TrialResult,
     TrialState,
 )
-from init_lab.engine.nets import GroupNet, build_net
+from init_lab.engine.nets import GroupNet
 from init_lab.engine.optim import GroupOptimizer
-from init_lab.engine.steps import batch_orders, compile_steps
+from init_lab.engine.programs import compiled_group
+from init_lab.engine.steps import batch_orders
 from init_lab.runschema.records import EpochRow, StepRow
 from init_lab.runschema.timings import Timings
 
@@ -58,11 +60,9 @@ def run_group(group: Group, data: DeviceData) -> Iterator[Event]:
     """Train one execution group, yielding events; exceptions propagate (the executor records them)."""
     started, clock = time.perf_counter(), Timings()
     with clock.phase("build"):
-        net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
+        built = compiled_group(group, data)  # reused from an earlier group of the same structure, where kept
+        net, opt, train_steps, evaluate = built.net, built.opt, built.train_steps, built.evaluate
         settings = net.specs[0].train
-        rates = net.per_variable([s.train.learning_rate for s in net.specs])  # per trial: they pack across rates
-        opt = GroupOptimizer(settings.optimizer, rates, settings.momentum, net.variables)
-        train_steps, evaluate = compile_steps(net, opt, data, settings.batch_size)
     with clock.phase("initial"):
         states = _restore(net, opt, group) if group.start else None
     if states is None:

@@ -619,6 +619,18 @@ class KerasNets(GroupNet):
     def logits(self, x, training: bool = False, per_trial: bool = False):
         return tf.stack([m(x[t] if per_trial else x, training=training) for t, m in enumerate(self.models)])
 
+    def same_shapes(self, other: KerasNets) -> bool:
+        """Whether ``other``'s models have variables (trained and not) of the same paths and shapes, in order."""
+        shapes = lambda net: [(v.path, tuple(v.shape)) for v in net.variables + net.buffers]  # noqa: E731
+        return len(other.models) == len(self.models) and shapes(other) == shapes(self)
+
+    def take(self, other: KerasNets) -> None:
+        """Become ``other``: its trials, and its models' values in this one's variables (``engine.programs``: the
+        passes traced for these models serve the trials of a later group of the same structure)."""
+        for mine, theirs in zip(self.variables + self.buffers, other.variables + other.buffers):
+            mine.assign(theirs.value)
+        self.specs = other.specs
+
     @staticmethod
     def _pairs(model) -> list[tuple[Any, Any]]:
         pairs = []

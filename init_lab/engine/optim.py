@@ -31,6 +31,15 @@ class GroupOptimizer:
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.variables = variables
 
+    def reset(self, rates: list[Any]) -> None:
+        """A fresh state (step 0, zero slots) with ``rates`` in this optimizer's rate variables (``engine.programs``)."""
+        self.step.assign(0)
+        for slots in self.slots.values():
+            for s in slots:
+                s.assign(tf.zeros_like(s))
+        for variable, rate in zip(self.rates, rates):
+            variable.assign(rate)
+
     def apply(self, grads: list[Any]) -> None:
         self.step.assign_add(1)
         if self.kind == "adam":
