@@ -31,12 +31,12 @@ def one_trial_fails(monkeypatch):
 
     real = programs.build_net
 
-    def flaky(kind, specs, *args):
+    def flaky(kind, specs, *args, **kwargs):
         if len(specs) > 1:
             raise ValueError("packed group refuses")  # so its trials train one at a time
         if specs[0].index == 1:
             raise ValueError("boom: a bad shape")
-        return real(kind, specs, *args)
+        return real(kind, specs, *args, **kwargs)
 
     monkeypatch.setattr(programs, "build_net", flaky)
 

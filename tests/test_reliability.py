@@ -130,10 +130,10 @@ def test_retry_failed_through_the_command_line(tmp_path, write_config, monkeypat
 
     real = programs.build_net
 
-    def fails_for_trial_2(kind, specs, *args):
+    def fails_for_trial_2(kind, specs, *args, **kwargs):
         if any(s.index == 2 for s in specs):
             raise ValueError("boom")
-        return real(kind, specs, *args)
+        return real(kind, specs, *args, **kwargs)
 
     monkeypatch.setattr(programs, "build_net", fails_for_trial_2)
     out = tmp_path / "runs"
@@ -161,13 +161,13 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch
 
     real = programs.build_net
 
-    def flaky(kind, specs, *args):
+    def flaky(kind, specs, *args, **kwargs):
         if len(specs) > 1:
             raise (MemoryError("packed group too large") if case == "packed-out-of-memory" else
                    RuntimeError("packed step failed"))
         if specs[0].index == 1:
             raise ValueError("boom: bad shape")
-        return real(kind, specs, *args)
+        return real(kind, specs, *args, **kwargs)
 
     monkeypatch.setattr(programs, "build_net", flaky)
     log = EventLog()

@@ -601,8 +601,9 @@ class KerasNets(GroupNet):
 
     kind = NetKind.KERAS
 
-    def __init__(self, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int):
-        keras.backend.clear_session(free_memory=False)
+    def __init__(self, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int, clear_session: bool = True):
+        if clear_session:  # Keras' names, and TensorFlow's kernel cache: what earlier models left behind
+            keras.backend.clear_session(free_memory=False)
         self.specs = list(specs)
         self.n = len(self.specs)
         self.models = [build_keras_model(s.arch, input_shape, n_classes, s.initializer, s.activation, s.seed, s.bias_std)
@@ -748,7 +749,10 @@ def _numpy(tensors: list[Any]) -> list[np.ndarray]:
     return [np.asarray(t) for t in tensors]
 
 
-def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int) -> GroupNet:
+def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int,
+              clear_session: bool = True) -> GroupNet:
+    """The group's networks; Keras models after clearing Keras' session unless ``clear_session`` is False (a kept
+    structure's compiled passes are about to be reused: clearing would drop their instantiated kernels)."""
     if kind == PackedMLP.kind:
         return PackedMLP(specs, int(np.prod(input_shape)), n_classes)
-    return KerasNets(specs, input_shape, n_classes)
+    return KerasNets(specs, input_shape, n_classes, clear_session)

@@ -1,13 +1,14 @@
 """A group's network, optimizer and compiled passes, built once per structure and reused across a sweep's groups.
 
-Keras groups hold one trial each (a CNN, or an MLP not packed), and tracing a Keras model's training step, its
-evaluation and its probe functions cost more than the model's training on small data: ≈ 3.5 s a trial for the
-32-layer CNN of ``delta_orthogonal_cnn.yaml``, against its 16 training steps of 52 ms in a 1,024-image run. A
-later group whose trials have the same structure — architecture, activation, the initializer's extra layers
-(Fixup, SkipInit), input shape, training settings but the learning rate — trains in the first one's model,
-optimizer and traces: its own initial values are assigned to that model's variables (built exactly as before,
-from its initializer and seed), the optimizer state is zeroed and its learning rates are set, so it computes
-what a model of its own would (the same graph on the same values; tests compare the tables).
+Keras groups hold one trial each (a CNN, or an MLP not packed). Every group used to trace its model's training
+step, evaluation and probe functions and, Keras' session cleared, have TensorFlow instantiate them again: for the
+32-layer CNN of ``delta_orthogonal_cnn.yaml`` ≈ 2 s a trial of first window and epoch 0, against 16 training
+steps of 52 ms in a 1,024-image run. A later group whose trials have the same structure — architecture,
+activation, the initializer's extra layers (Fixup, SkipInit), input shape, training settings but the learning
+rate — trains in the first one's model, optimizer and traces: its own initial values (built exactly as before,
+from its initializer and seed) are assigned to that model's variables, the optimizer state is zeroed and its
+learning rates set, so it computes what a model of its own would (the same graph on the same values: tests
+compare the tables); and the session is cleared only where a new structure is built.
 
 The programs live with the sweep's data (``DeviceData.programs``) and are dropped with it; at most
 ``defaults.PROGRAM_CACHE_ENTRIES`` structures are kept, whose variables and optimizer state come to at most
@@ -24,10 +25,11 @@ import numpy as np
 
 from init_lab.catalog import defaults
 from init_lab.catalog.initializers import BRANCH_SCALE
+from init_lab.catalog.models import NetKind
 from init_lab.engine.backend import tf
 from init_lab.engine.data import DeviceData
 from init_lab.engine.events import Group
-from init_lab.engine.nets import GroupNet, KerasNets, build_net
+from init_lab.engine.nets import GroupNet, build_net
 from init_lab.engine.optim import GroupOptimizer
 from init_lab.engine.steps import compile_steps
 
@@ -47,14 +49,16 @@ class Compiled:
 def compiled_group(group: Group, data: DeviceData) -> Compiled:
     """The group's network with its initial values, a fresh optimizer state and the compiled passes: reused from
     an earlier group of the same structure where one is kept (``data.programs``)."""
-    net = build_net(group.net, group.specs, data.input_shape, data.n_classes)
+    key = structure(group, data)
+    kept = data.programs.get(key) if key is not None else None
+    # Keras' clear_session empties TensorFlow's kernel cache: a kept structure's step, instantiated again, took
+    # 1.3 s of the 32-layer CNN's 1.4 s first window. So it is cleared only where a new structure is built.
+    net = build_net(group.net, group.specs, data.input_shape, data.n_classes, clear_session=kept is None)
     settings = net.specs[0].train
     rates = net.per_variable([s.train.learning_rate for s in net.specs])  # per trial: they pack across rates
-    key = structure(net, data)
     if key is None:
         opt = GroupOptimizer(settings.optimizer, rates, settings.momentum, net.variables)
         return Compiled(net, opt, *compile_steps(net, opt, data, settings.batch_size))
-    kept = data.programs.get(key)
     if kept is not None and kept.net.same_shapes(net):
         kept.net.take(net)
         kept.opt.reset(rates)
@@ -79,12 +83,12 @@ def _keep(programs: dict[str, Compiled], key: str, compiled: Compiled) -> None:
     programs[key] = compiled
 
 
-def structure(net: GroupNet, data: DeviceData) -> str | None:
+def structure(group: Group, data: DeviceData) -> str | None:
     """What the compiled passes of a Keras group depend on besides variable values; None for a packed group."""
-    if not isinstance(net, KerasNets):
+    if group.net != NetKind.KERAS:
         return None
     per_trial = [(s.arch, s.activation, s.initializer.name if s.initializer.name in STRUCTURAL_INITIALIZERS else None,
-                  sorted((asdict(s.train) | {"learning_rate": None, "epochs": None}).items())) for s in net.specs]
+                  sorted((asdict(s.train) | {"learning_rate": None, "epochs": None}).items())) for s in group.specs]
     return repr((per_trial, data.input_shape, data.n_classes))
 
 
