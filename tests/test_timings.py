@@ -90,3 +90,10 @@ def test_the_dry_run_prints_a_measured_estimate(write_config):
     result = invoke("sweep", write_config(TINY), "--dry-run")
     assert_clean_exit(result, 0)
     assert "estimate:" in result.output and "measured here" in result.output
+
+
+def test_durations_read_as_what_they_are():
+    from init_lab.run.duration import format_duration
+
+    assert [format_duration(s) for s in (0.01, 0.34, 9.96, 42.0, 600.0, 10_800.0)] == \
+        ["under 0.1 s", "0.3 s", "10.0 s", "42 s", "10 min", "3.0 h"]
