@@ -95,5 +95,5 @@ def test_the_dry_run_prints_a_measured_estimate(write_config):
 def test_durations_read_as_what_they_are():
     from init_lab.run.duration import format_duration
 
-    assert [format_duration(s) for s in (0.01, 0.34, 9.96, 42.0, 600.0, 10_800.0)] == \
-        ["under 0.1 s", "0.3 s", "10.0 s", "42 s", "10 min", "3.0 h"]
+    assert [format_duration(s) for s in (0.0123, 0.34, 9.96, 42.0, 600.0, 10_800.0)] == \
+        ["0.012 s", "0.34 s", "10 s", "42 s", "10 min", "3.0 h"]

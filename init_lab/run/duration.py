@@ -56,7 +56,7 @@ def estimate_seconds(work: Iterable[tuple[TrialSpec, int]], data: DataShape, dev
 
 def format_duration(seconds: float) -> str:
     if seconds < 10:  # a tiny sweep's estimate: "0 s" read as nothing to do
-        return f"{seconds:.1f} s" if seconds >= 0.05 else "under 0.1 s"
+        return f"{seconds:.2g} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
