@@ -51,6 +51,24 @@ def test_same_initial_weights_as_one_model_per_trial():
             np.testing.assert_array_equal(packed.ws[layer].numpy()[t], kernels[layer])
 
 
+def test_trials_share_a_kernel_draw_only_where_it_is_the_same_draw():
+    """A group draws a kernel once for trials of one initializer and seed (whatever their activations), but an
+    activation-matched initializer's gain differs by activation: each trial's kernels are those it gets alone."""
+    cfg = config_from_text(GRID, overrides=["grid.initializer=[he_normal, matched]", "grid.activation=[relu, tanh]",
+                                            "grid.seed=[0, 1]"])
+    specs = expand(cfg)
+    packed = PackedMLP(specs, 784, 10)
+    for t, spec in enumerate(packed.specs):
+        alone = PackedMLP([spec], 784, 10)
+        for layer in range(3):
+            np.testing.assert_array_equal(packed.ws[layer].numpy()[t], alone.ws[layer].numpy()[0])
+    by = {(s.initializer.name, s.activation.name, s.seed): t for t, s in enumerate(packed.specs)}
+    w0 = packed.ws[0].numpy()
+    np.testing.assert_array_equal(w0[by["he_normal", "relu", 0]], w0[by["he_normal", "tanh", 0]])
+    assert not np.array_equal(w0[by["matched", "relu", 0]], w0[by["matched", "tanh", 0]])
+    assert not np.array_equal(w0[by["he_normal", "relu", 0]], w0[by["he_normal", "relu", 1]])
+
+
 @pytest.mark.slow
 def test_packed_epochs_equal_one_model_runs(reference_run):
     packed, single = reference_run(GRID), reference_run(GRID, pack=False)

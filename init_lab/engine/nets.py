@@ -30,7 +30,7 @@ from init_lab.analysis.diagnostics import LayerSignals
 from init_lab.analysis.jacobian import Spectrum, log_singular_values, spectrum_of_matrices
 from init_lab.catalog import defaults
 from init_lab.catalog.activations import ACTIVATIONS
-from init_lab.catalog.initializers import BRANCH_SCALE
+from init_lab.catalog.initializers import BRANCH_SCALE, INITIALIZERS
 from init_lab.catalog.models import (
     Architecture,
     Conv,
@@ -148,6 +148,23 @@ def kernel_initializer(choice: Choice, seed: int, layer: int, act: Choice, arch:
     return scaled_initializer(init, fixup_multiplier(arch, layer)) if choice.name == "fixup" else init
 
 
+class _KernelDraws:
+    """One group's initial kernels: trials whose draw is the same (initializer, seed, layer and shape; the activation
+    only for an activation-matched initializer) share one draw. A 4 × 4 grid of initializers × activations drew each
+    kernel four times (building its group: 0.20–0.30 → 0.14–0.19 s)."""
+
+    def __init__(self):
+        self.drawn: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, spec: TrialSpec, layer: int, shape: tuple[int, int]) -> np.ndarray:
+        matched = INITIALIZERS.entries[spec.initializer.name].needs_activation
+        key = (spec.initializer, spec.seed, layer, spec.activation if matched else None, spec.arch, shape)
+        if key not in self.drawn:
+            init = kernel_initializer(spec.initializer, spec.seed, layer, spec.activation, spec.arch)
+            self.drawn[key] = np.asarray(init(shape=shape, dtype="float32"))
+        return self.drawn[key]
+
+
 def _scalar(p, like):
     """A per-trial scalar (n, 1, 1) broadcast to ``like`` (n, batch, h); its gradient sums as matmuls (``_over_batch``)."""
     return _over_batch(tf.matmul(p, tf.ones([p.shape[0], 1, like.shape[-1]], p.dtype)), like)
@@ -225,12 +242,8 @@ class PackedMLP(GroupNet):
         self.n = self.T + (1 if self.jit and self.T == 1 else 0)
         widths = [input_dim, *self.specs[0].arch.hidden, n_classes]
         shapes = list(zip(widths[:-1], widths[1:]))
-        kernels = [
-            np.stack([np.asarray(kernel_initializer(s.initializer, s.seed, i, s.activation, s.arch)(shape=shape,
-                                                                                                   dtype="float32"))
-                      for s in self.specs])
-            for i, shape in enumerate(shapes)
-        ]
+        draw = _KernelDraws()
+        kernels = [np.stack([draw(s, i, shape) for s in self.specs]) for i, shape in enumerate(shapes)]
         kernels = [np.concatenate([k, k[:1].repeat(self.n - self.T, axis=0)]) for k in kernels]
         self.ws = [tf.Variable(k, name=f"w{i}") for i, k in enumerate(kernels)]  # (n, in, out)
         self.bs = [tf.Variable(self._biases(i, n_out), name=f"b{i}") for i, (_, n_out) in enumerate(shapes)]
