@@ -106,18 +106,18 @@ def percentiles(fine: np.ndarray, edges: np.ndarray, qs: tuple[float, ...]) -> n
     rows, n_fine = fine.shape[0], fine.shape[1] - 2
     width = (float(edges[-1]) - float(edges[0])) / n_fine
     cum = np.cumsum(fine, axis=1)
-    out = np.full((rows, len(qs)), np.nan)
-    for r in range(rows):
-        total = cum[r, -1]
-        if total == 0:
-            continue
-        for j, q in enumerate(qs):
-            rank = q / 100 * (total - 1) + 0.5  # the value of order statistic ⌊rank⌋, as numpy's linear rule
-            k = int(np.searchsorted(cum[r], rank, side="left"))
-            if 1 <= k <= n_fine:
-                before = cum[r, k - 1]
-                out[r, j] = float(edges[0]) + width * (k - 1 + (rank - before) / fine[r, k])
-    return out
+    total = cum[:, -1:]  # (rows, 1)
+    # the value of order statistic ⌊rank⌋, as numpy's linear rule: (rows, len(qs))
+    rank = np.array([q / 100 for q in qs])[None, :] * (total - 1) + 0.5
+    # searchsorted(cum[r], rank, side="left") for every row and q at once: the number of cumulative counts below it
+    k = (cum[:, None, :] < rank[:, :, None]).sum(axis=2)
+    inside = (1 <= k) & (k <= n_fine) & (total > 0)
+    kk = np.where(inside, k, 1)
+    before = np.take_along_axis(cum, kk - 1, axis=1)
+    within = np.take_along_axis(fine, kk, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = float(edges[0]) + width * (kk - 1 + (rank - before) / within)
+    return np.where(inside, values, np.nan)
 
 
 def count(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
