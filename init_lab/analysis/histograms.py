@@ -87,9 +87,16 @@ def _fine_index(v: np.ndarray, edges: np.ndarray, n_fine: int) -> np.ndarray:
             idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)) + 1
         idx = np.where(x > hi, n_fine + 1, idx)
         return np.where(finite, idx, n_fine + 2).astype(np.int64)
-    # every value finite: the same indices by arithmetic alone (np.where was half the time)
-    idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)).astype(np.int32) + 1
-    idx += x > hi
+    # every value finite: the same indices by arithmetic alone (np.where was half the time), in place, as the
+    # platform integer bincount takes (an int32 index was converted there: 14 % of the time)
+    over = x > hi
+    x -= lo
+    x *= n_fine / (hi - lo)
+    np.clip(x, -1, n_fine - 1, out=x)
+    np.floor(x, out=x)
+    idx = x.astype(np.intp)
+    idx += 1
+    idx += over
     return idx
 
 
