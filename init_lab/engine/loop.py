@@ -167,8 +167,11 @@ def _record_step_signals(net: GroupNet, data: DeviceData, states: dict[str, Tria
     for members in _by_activation(net.specs):
         spec = net.specs[members[0]]
         edges = states[spec.id].histograms.act_edges
+        # contiguous positions (a packed group is ordered by activation; a Keras group has one trial): a view, not
+        # the copy a list index makes (5.6 MB of a conv layer's maps at every logged step)
+        rows = slice(members[0], members[-1] + 1) if members == list(range(members[0], members[-1] + 1)) else members
         for layer, name in enumerate(names):
-            stats, counts, bad = step_statistics(spec.activation.name, pres[layer][members], acts[layer][members], edges)
+            stats, counts, bad = step_statistics(spec.activation.name, pres[layer][rows], acts[layer][rows], edges)
             for k, t in enumerate(members):
                 per_layer[net.specs[t].id].append(({**where, "layer": layer, "name": name, **stats[k]}, counts[k], bad[k]))
     for t, spec in enumerate(net.specs):

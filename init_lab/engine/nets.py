@@ -738,7 +738,12 @@ class KerasNets(GroupNet):
 
     def activations(self, x) -> Activations:
         per_trial = [forward(x) for _, _, _, forward, _ in self._probes]
-        stack = lambda k, i: np.stack([np.asarray(trial[k][i]) for trial in per_trial])  # noqa: E731
+
+        def stack(k: int, i: int) -> np.ndarray:
+            if len(per_trial) == 1:  # a Keras group's usual size: a view with the trial axis, not a copy (fresh
+                return np.asarray(per_trial[0][k][i])[None]  # pages for 5.6 MB a conv layer and logged step)
+            return np.stack([np.asarray(trial[k][i]) for trial in per_trial])
+
         n = len(per_trial[0][0])
         return self._probes[0][0], [stack(0, i) for i in range(n)], [stack(1, i) for i in range(n)]
 
