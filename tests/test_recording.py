@@ -156,16 +156,21 @@ def test_step_percentiles_and_histograms_match_numpy():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gradient_bins_by_arithmetic_are_the_binary_searchs(dtype):
-    """count_gradients finds bins from log10|g|: the same counts as searching the edges, at and beside every edge."""
+def test_gradient_bins_by_table_are_the_binary_searchs(dtype):
+    """count_gradients looks bins up by a float's top bits: the same counts as searching the edges, at and beside
+    every edge (in float64 and as rounded to float32), and over float bit patterns across the whole range."""
     from init_lab.analysis.histograms import count_gradients, gradient_edges
 
     edges = gradient_edges()
     rng = np.random.default_rng(3)
     spread = rng.standard_normal(200_000) * 10.0 ** rng.uniform(-13, 6, 200_000)  # beyond both ends too
-    beside = np.concatenate([edges, np.nextafter(edges, np.inf), np.nextafter(edges, -np.inf)])
-    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45]
-    for values in (spread, beside, np.array(special)):
+    rounded = edges.astype(np.float32).astype(np.float64)
+    beside = np.concatenate([e for x in (edges, rounded) for e in (x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf))])
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 3.4e38, -3.4e38]
+    unsigned = np.uint32 if dtype == np.float32 else np.uint64
+    patterns = rng.integers(0, np.iinfo(unsigned).max, 1_000_000, dtype=unsigned, endpoint=True).view(dtype)
+    patterns = patterns[np.isfinite(patterns)]  # NaN patterns (signalling ones warn when cast): counted apart above
+    for values in (spread, beside, np.array(special), patterns):
         values = values.astype(dtype)
         expected = count(values, edges)
         got = count_gradients(values, edges)

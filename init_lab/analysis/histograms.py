@@ -29,6 +29,7 @@ On disk, per trial, ``histograms.npz`` (NumPy, compressed) with these arrays:
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,7 +111,7 @@ def percentiles(fine: np.ndarray, edges: np.ndarray, qs: tuple[float, ...]) -> n
     """Percentiles (rows, len(qs)) read from fine counts, values spread evenly within a sub-bin: within a
     sub-bin's width, (edges[-1] − edges[0]) / (bins · FINE), of the order statistics that numpy's linear rule
     interpolates between. NaN where one falls outside the edges (the caller computes it exactly)."""
-    rows, n_fine = fine.shape[0], fine.shape[1] - 2
+    n_fine = fine.shape[1] - 2
     width = (float(edges[-1]) - float(edges[0])) / n_fine
     cum = np.cumsum(fine, axis=1)
     total = cum[:, -1:]  # (rows, 1)
@@ -132,48 +133,79 @@ def count(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
     Any increasing edges (the gradients' log-spaced ones)."""
     v = np.asarray(values, dtype=np.float64).ravel()
     finite = np.isfinite(v)
-    v = v[finite]
-    idx = np.searchsorted(edges, v, side="right")
-    idx[v == edges[-1]] = len(edges) - 1  # the last bin is closed: sigmoid's 1.0 is in range, not over it
-    return np.bincount(idx, minlength=len(edges) + 1).astype(np.int64), int((~finite).sum())
+    return np.bincount(_bins(v[finite], edges), minlength=len(edges) + 1).astype(np.int64), int((~finite).sum())
+
+
+def _bins(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Each finite value's bin: the number of edges at or below it, the last bin closed (sigmoid's 1.0 is in range,
+    not over it)."""
+    idx = np.searchsorted(edges, np.asarray(v, dtype=np.float64), side="right")
+    idx[v == edges[-1]] = len(edges) - 1
+    return idx
 
 
 def count_gradients(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, int]:
-    """``count`` on the gradient edges (``gradient_edges``), the same counts 3× faster: each value's bin is found
-    by arithmetic on log10|v| (a binary search over 114 edges took 0.13 s for a conv layer's 5.5 M values), then
-    checked against the edges themselves, so rounding in the logarithm never moves a value across an edge."""
+    """``count`` on the gradient edges (``gradient_edges``), the same counts 4–5× faster: a value's bin is looked up
+    by the top 16 bits of its float (``_prefix_table``) and one comparison, where a binary search over 114 edges
+    took 0.13 s for a conv layer's 5.5 M values. Float32 values, or float64 ones; anything else as float32."""
     v = np.asarray(values).ravel()
     if v.dtype != np.float64:
         v = v.astype(np.float32, copy=False)
     finite = np.isfinite(v)
     v = v if finite.all() else v[finite]
-    k = len(edges) // 2  # magnitudes per side
-    padded = _edges_as(np.concatenate([[-np.inf], edges, [np.inf]]), v.dtype)
+    table = _prefix_table(np.asarray(edges, dtype=np.float64).tobytes(), v.dtype.str)
+    if table is None:  # edges closer than a prefix's range (not the gradient edges): the search
+        return count(v, edges)[0], int((~finite).sum())
+    base, threshold, shift = table
     counts = np.zeros(len(edges) + 1, dtype=np.int64)
+    unsigned = np.dtype(f"u{v.dtype.itemsize}")
     for start in range(0, v.size, CHUNK):  # cache-sized pieces
         x = v[start: start + CHUNK]
-        with np.errstate(divide="ignore"):  # log10(0) = −inf: below every magnitude
-            j = np.clip(np.floor((np.log10(np.abs(x)) - GRAD_MIN_EXP) * GRAD_PER_DECADE), -1, k - 1).astype(np.int32)
-        # searchsorted(edges, x, "right") up to the logarithm's rounding: k + 1 + j at x ≥ 0, k − 1 − j below
-        idx = (k - 1 - j) + (x >= 0) * (2 * j + 2)
-        idx += x >= padded[idx + 1]
-        idx -= x < padded[idx]
-        wrong = ~((padded[idx] <= x) & (x < padded[idx + 1]))
-        if wrong.any():  # never seen (the logarithm is off by far less than a bin); exact either way
-            idx[wrong] = np.searchsorted(edges, x[wrong].astype(np.float64), side="right")
-        if padded[-2] == edges[-1]:  # the last bin is closed, as in ``count`` (an edge x can equal)
-            idx[x == padded[-2]] = len(edges) - 1
+        prefix = x.view(unsigned) >> shift
+        idx = base[prefix]
+        idx += x >= threshold[prefix]
         counts += np.bincount(idx, minlength=len(edges) + 1)
     return counts, int((~finite).sum())
 
 
-def _edges_as(edges: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The edges in ``dtype``, such that comparing values of that type with them gives what comparing with the
-    float64 edges gives: for float32, each edge rounded up to float32 (x ≥ e ⇔ x ≥ ⌈e⌉₃₂ for any float32 x)."""
-    if dtype == np.float64:
-        return edges
-    rounded = edges.astype(dtype)
-    return np.where(rounded < edges, np.nextafter(rounded, dtype.type(np.inf)), rounded)
+PREFIX_BITS = 16  # a float's sign, exponent and first mantissa bits: float32 values of one prefix span 0.8 %
+
+
+@functools.lru_cache(maxsize=8)
+def _prefix_table(edges_bytes: bytes, dtype_str: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """For every 16-bit prefix of a float's bits (``dtype_str``: float32 or float64): the bin of the smallest value
+    with that prefix, and the smallest value with that prefix in the next bin (+inf if none), so that any finite x
+    is in bin base[p] + (x ≥ threshold[p]), p its prefix — exactly ``_bins``: both come from it, and a value's bin
+    only grows with the value. None if some prefix's values span more than one edge (edges closer than that: the
+    gradient edges are a factor 10^¼ apart, a prefix's values at most 0.8 % for float32, 6 % for float64)."""
+    edges, dtype = np.frombuffer(edges_bytes, dtype=np.float64), np.dtype(dtype_str)
+    unsigned = np.dtype(f"u{dtype.itemsize}")
+    shift = 8 * dtype.itemsize - PREFIX_BITS
+    mask = (1 << shift) - 1  # the bits below the prefix
+    prefix = np.arange(1 << PREFIX_BITS, dtype=unsigned)
+    first, negative = prefix << shift, prefix >> (PREFIX_BITS - 1) == 1
+
+    def value(p: np.ndarray, position: np.ndarray) -> np.ndarray:
+        """The value at ``position`` (0: the smallest) among those with prefix ``p``: bits grow with the magnitude,
+        so a negative prefix's values are in the reverse order of its bits."""
+        low = np.where(negative[p], mask - position, position).astype(unsigned)
+        return (first[p] | low).view(dtype)
+
+    every = np.arange(prefix.size)
+    smallest, largest = value(every, np.zeros(prefix.size, np.int64)), value(every, np.full(prefix.size, mask))
+    usable = np.isfinite(smallest) & np.isfinite(largest)  # inf and NaN patterns: never looked up (counted apart)
+    lo, hi = (_bins(np.where(usable, a, 0.0), edges) for a in (smallest, largest))
+    if (hi - lo > 1).any():
+        return None
+    threshold = np.full(prefix.size, np.inf, dtype=dtype)
+    split = np.nonzero(hi > lo)[0]
+    below, above = np.zeros(split.size, np.int64), np.full(split.size, mask, np.int64)
+    while (below < above).any():  # the first position in the higher bin, each split prefix at once
+        middle = (below + above) // 2
+        up = _bins(value(split, middle), edges) == hi[split]
+        below, above = np.where(up, below, middle + 1), np.where(up, middle, above)
+    threshold[split] = value(split, below)
+    return lo.astype(np.intp), threshold, shift
 
 
 def centres(edges: np.ndarray) -> np.ndarray:
