@@ -72,7 +72,7 @@ def _logistic(x: np.ndarray) -> np.ndarray:
 
 # The elementwise functions the registry's activations are written against, in NumPy (float64)
 NUMPY_OPS = SimpleNamespace(
-    sigmoid=lambda x: _logistic(x),
+    sigmoid=_logistic,
     tanh=np.tanh,
     relu=lambda x: np.maximum(x, 0.0),
     where=np.where,
