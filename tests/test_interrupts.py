@@ -14,6 +14,15 @@ import pytest
 from init_lab.run.interrupts import deferred, held
 
 
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c():
+    """Python's own Ctrl-C handler for each test, whatever this process inherited: a job a shell starts in the
+    background (``&``) starts with SIGINT ignored, and Python then leaves it so (these tests failed run that way)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
 def _signal_self(signum: int = signal.SIGINT) -> None:
     os.kill(os.getpid(), signum)
     for _ in range(10_000):  # bytecodes (backward jumps): where Python runs a pending handler
