@@ -135,10 +135,10 @@ class GroupNet:
             target.assign(value)
 
 
-def _host(t: Any) -> np.ndarray:
-    """A computed tensor's values as a read-only NumPy view, without the copy ``.numpy()`` makes (a probe of 16
-    trials copied 66 MB, at this machine's cost of fresh pages). Not for variables, whose buffers later steps write."""
-    return np.asarray(t)
+def _numpy(tensors: list[Any]) -> list[np.ndarray]:
+    """Computed tensors' values as read-only NumPy views, without the copy ``.numpy()`` makes (a probe of 16 trials
+    copied 66 MB, at this machine's cost of fresh pages); a variable's ``np.asarray`` is a copy of its value."""
+    return [np.asarray(t) for t in tensors]
 
 
 def kernel_initializer(choice: Choice, seed: int, layer: int, act: Choice, arch: Architecture) -> Any:
@@ -419,20 +419,19 @@ class PackedMLP(GroupNet):
         hidden, L = self.ws[:-1], len(acts)
         grads = tape.gradient(total, acts + hidden + pres)
         per_example = [g * float(x.shape[0]) for g in grads[2 * L:]]  # ∂(mean loss)/∂z × batch = ∂ℓ_i/∂z_i
-        arrays = [[_host(t) for t in group] for group in (pres, acts, grads[:L])] + [[w.numpy() for w in hidden]]
-        arrays += [[_host(t) for t in group] for group in (grads[L: 2 * L], per_example)]
+        arrays = [_numpy(group) for group in (pres, acts, grads[:L], hidden, grads[L: 2 * L], per_example)]
         names = [f"dense_{i}" for i in range(len(hidden))]
         extra = self.arch.residual or self.arch.normalization != "none"  # h differs from the pre-activation
-        streams = [_host(z) for z in streams] if extra else []
-        branches = {k: _host(v) for k, v in branches.items()}
+        streams = _numpy(streams) if extra else []
+        branches = dict(zip(branches, _numpy(list(branches.values()))))
         return {s.id: LayerSignals(names, *([a[t] for a in group] for group in arrays),
                                    streams=[z[t] for z in streams], branches={k: v[t] for k, v in branches.items()})
                 for t, s in enumerate(self.specs)}
 
     def activations(self, x) -> Activations:
         pres, acts = self._forward_graph(x)
-        return [f"dense_{i}" for i in range(len(pres))], [_host(p)[: self.T] for p in pres], \
-            [_host(a)[: self.T] for a in acts]
+        return [f"dense_{i}" for i in range(len(pres))], [p[: self.T] for p in _numpy(pres)], \
+            [a[: self.T] for a in _numpy(acts)]
 
     def jacobian(self, x) -> dict[str, Spectrum]:
         if not self.arch.plain:  # the product of kernels and φ′ below is a plain chain's Jacobian only
@@ -769,10 +768,6 @@ class KerasNets(GroupNet):
                 log.append(_lsuv_log(layer.name, iterations, var, width, min_width))
             logs[spec.id] = log
         return logs
-
-
-def _numpy(tensors: list[Any]) -> list[np.ndarray]:
-    return [np.asarray(t) for t in tensors]
 
 
 def build_net(kind: NetKind, specs: list[TrialSpec], input_shape: tuple[int, ...], n_classes: int,
