@@ -198,11 +198,13 @@ def test_the_engine_adopts_aligned_arrays_without_a_copy_and_copies_the_rest():
     from init_lab.catalog.datasets import aligned_empty
     from init_lab.engine.data import _tensor
 
-    adopted = aligned_empty((1000, 8), np.float32)
-    adopted[...] = 1.0
-    tensor = _tensor(adopted)
-    adopted[3, 2] = 7.0  # written after: the tensor is the same memory
-    assert float(tensor[3, 2]) == 7.0
+    for rows in (1000, 200_000):  # NumPy's memory, and (6.4 MB) a mapping of ordinary pages
+        adopted = aligned_empty((rows, 8), np.float32)
+        assert adopted.flags.writeable and adopted.shape == (rows, 8)
+        adopted[...] = 1.0
+        tensor = _tensor(adopted)
+        adopted[3, 2] = 7.0  # written after: the tensor is the same memory
+        assert float(tensor[3, 2]) == 7.0 and float(tensor[rows - 1, 7]) == 1.0
     unaligned = np.ones(8001, np.float32)[1:].reshape(1000, 8)  # 4 bytes past an allocation's start
     copied = _tensor(unaligned)
     unaligned[3, 2] = 7.0

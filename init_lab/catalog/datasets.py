@@ -16,6 +16,7 @@ This module reads files but writes none (run directories belong to ``store``).
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import zipfile
 import zlib
@@ -487,11 +488,22 @@ GATHER_ROWS = 4096  # rows gathered at a time by ``prepare``
 ALIGNMENT = 64  # bytes: what TensorFlow requires of a CPU buffer it adopts without copying
 
 
+PLAIN_PAGES_BYTES = 4 * 2**20  # from this size on NumPy asks Linux for transparent huge pages (see aligned_empty)
+
+
 def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """An uninitialized C-contiguous array whose data starts at an ``ALIGNMENT``-byte boundary (NumPy's own
-    allocations are 16-byte aligned)."""
+    allocations are 16-byte aligned).
+
+    A large one is an anonymous private mapping (page-aligned) in ordinary pages. NumPy advises the kernel to back
+    its own allocations of 4 MiB or more with transparent huge pages, and where the kernel's ``defrag`` setting is
+    ``madvise`` (Debian's and Ubuntu's default) a fault in such memory waits for the kernel to compact memory into a
+    free 2 MiB page when none is free: writing full MNIST's 220 MB of float32 images took 0.43 s in fresh NumPy
+    memory on the development machine, 0.08 s in ordinary pages (the data phase of a sweep 0.50 → 0.29 s)."""
     dtype = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size >= PLAIN_PAGES_BYTES and hasattr(mmap, "MAP_PRIVATE"):  # POSIX; elsewhere NumPy's memory, aligned below
+        return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), dtype).reshape(shape)
     raw = np.empty(size + ALIGNMENT, np.uint8)
     offset = (-raw.ctypes.data) % ALIGNMENT
     return raw[offset: offset + size].view(dtype).reshape(shape)
