@@ -155,6 +155,29 @@ def test_step_percentiles_and_histograms_match_numpy():
     assert coarse(fine).tolist() == [[1, 1, 1, 0]]  # under, [0, .5), [.5, 1], over: the NaN counted apart
 
 
+def test_step_statistics_of_trials_at_once_are_each_trials_alone():
+    """Short rows are binned several at once (indices offset per row), unit fractions computed for all trials at
+    once, and a row known finite is not checked again: the same numbers as each trial alone, a diverging trial's
+    NaN and inf, values on the outer edges and just past them included."""
+    from init_lab.analysis.diagnostics import step_statistics
+    from init_lab.analysis.histograms import CHUNK, activation_edges, fine_counts
+
+    rng = np.random.default_rng(5)
+    for name in ("tanh", "relu", "sigmoid", "selu"):
+        edges = activation_edges(Choice(name))
+        pre = rng.normal(0, 3.0, size=(9, 16, CHUNK // 64)).astype(np.float32)  # 9 rows of CHUNK / 4 values
+        pre[2, 0, :4] = [np.nan, np.inf, -np.inf, 1.0]
+        pre[5, 1, :3] = [edges[-1], edges[0], np.nextafter(np.float32(edges[-1]), np.float32(10))]
+        pre[7] = -np.abs(pre[7])  # every unit of a trial dead (relu) or negative (selu)
+        together = step_statistics(name, pre, pre, edges)
+        alone = [step_statistics(name, pre[t: t + 1], pre[t: t + 1], edges) for t in range(len(pre))]
+        for t, (stats, counts, bad) in enumerate(alone):
+            assert together[0][t] == pytest.approx(stats[0], nan_ok=True, rel=0, abs=0)
+            assert together[1][t].tolist() == counts[0].tolist() and together[2][t] == bad[0]
+        fine, bad = fine_counts(pre.reshape(9, -1), edges)
+        assert bad.tolist() == [0, 0, 3, 0, 0, 0, 0, 0, 0] and (fine.sum(axis=1) == pre[0].size - bad).all()
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gradient_bins_by_table_are_the_binary_searchs(dtype):
     """count_gradients looks bins up by a float's top bits: the same counts as searching the edges, at and beside

@@ -179,20 +179,45 @@ def step_statistics(activation: str, pre: np.ndarray, act: np.ndarray, edges: np
     entry = ACTIVATIONS.entries[activation]
     T = act.shape[0]
     flat = np.asarray(act, dtype=np.float32).reshape(T, -1)
-    fine, nonfinite = histograms.fine_counts(flat, edges)
-    pct = histograms.percentiles(fine, edges, PERCENTILES)
     with np.errstate(invalid="ignore", over="ignore"):  # a diverging trial's inf/NaN: reported as nan
-        mean, std = flat.mean(axis=1, dtype=np.float64), flat.std(axis=1, dtype=np.float64)
+        mean = flat.mean(axis=1, dtype=np.float64)
+        std = _std(flat, mean)
+    # float32 values summed in float64 cannot overflow, so a row's mean is finite exactly when all its values are
+    fine, nonfinite = histograms.fine_counts(flat, edges, finite=np.isfinite(mean))
+    pct = histograms.percentiles(fine, edges, PERCENTILES)
+    fractions = unit_fractions_of_trials(np.asarray(pre).reshape(T, -1, pre.shape[-1]), entry)
     stats = []
     for t in range(T):
         if np.isnan(pct[t]).any():
             finite = flat[t][np.isfinite(flat[t])]
             pct[t] = np.percentile(finite, PERCENTILES) if finite.size else np.nan
-        sat, dead, negative = unit_fractions(np.asarray(pre[t]).reshape(-1, pre.shape[-1]), entry)
+        sat, dead, negative = fractions[t]
         stats.append({"act_mean": float(mean[t]), "act_std": float(std[t]), "saturated_frac": sat,
                       "dead_frac": dead, "negative_frac": negative,
                       **{f"p{q}": float(v) for q, v in zip(PERCENTILES, pct[t])}})
     return stats, histograms.coarse(fine), nonfinite
+
+
+def _std(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``rows.std(axis=1, dtype=float64)`` given that mean (its own, ``rows.mean(axis=1, dtype=float64)``): the same
+    arithmetic, bit for bit, without summing every value a second time (NumPy ≥ 2 takes the mean)."""
+    if int(np.__version__.split(".")[0]) >= 2:
+        return np.std(rows, axis=1, dtype=np.float64, mean=mean[:, None])
+    return rows.std(axis=1, dtype=np.float64)
+
+
+def unit_fractions_of_trials(pre: np.ndarray, entry) -> list[tuple[float, float, float]]:
+    """``unit_fractions`` of each trial's (values, units) pre-activations in ``pre`` (T, values, units), computed for
+    all trials at once (the same counts: means of booleans are exact)."""
+    T = pre.shape[0]
+    sat = dead = negative = np.full(T, math.nan)
+    if entry.saturation is not None:
+        sat = np.mean(np.abs(pre) > entry.saturation, axis=(1, 2))
+    if entry.negative_side is NegativeSide.DEAD:
+        dead = np.mean(np.all(pre <= 0, axis=1), axis=1)
+    elif entry.negative_side is NegativeSide.NEGATIVE_REGIME:
+        negative = np.mean(np.all(pre < 0, axis=1), axis=1)
+    return [(float(sat[t]), float(dead[t]), float(negative[t])) for t in range(T)]
 
 
 def _rms(a: np.ndarray) -> float:

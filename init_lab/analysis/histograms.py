@@ -62,40 +62,55 @@ def gradient_edges() -> np.ndarray:
     return np.concatenate([-magnitudes[::-1], magnitudes])
 
 
-def fine_counts(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fine_counts(values: np.ndarray, edges: np.ndarray, finite: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Per row of ``values`` (rows, n): counts in ``FINE`` equal sub-bins of every bin of the equal-width
     ``edges`` (plus under and over), and the number of non-finite values. Arithmetic binning (no search):
-    the activation histograms and the per-step percentiles both come from it."""
+    the activation histograms and the per-step percentiles both come from it. ``finite``: per row, whether all
+    its values are known to be finite (they are then not checked again)."""
     rows = values.shape[0]
     v = np.asarray(values, dtype=np.float32).reshape(rows, -1)
-    n_fine = (len(edges) - 1) * FINE
-    counts = np.zeros((rows, n_fine + 3), dtype=np.int64)
-    for r in range(rows):
-        for start in range(0, v.shape[1], CHUNK):  # cache-sized pieces: 3× faster than whole rows of 1000 units
-            counts[r] += np.bincount(_fine_index(v[r, start: start + CHUNK], edges, n_fine), minlength=n_fine + 3)
+    n, n_fine = v.shape[1], (len(edges) - 1) * FINE
+    width = n_fine + 3  # sub-bins, under, over, non-finite
+    known = np.zeros(rows, dtype=bool) if finite is None else np.asarray(finite, dtype=bool)
+    if 0 < n < CHUNK:  # short rows (a dense layer's): several rows binned at once, each row's indices offset
+        per = CHUNK // n
+        counts = np.empty((rows, width), dtype=np.int64)
+        for first in range(0, rows, per):
+            block = v[first: first + per]
+            idx = _fine_index(block.reshape(-1), edges, n_fine, bool(known[first: first + per].all()))
+            idx.reshape(len(block), n)[...] += (np.arange(len(block)) * width)[:, None]
+            counts[first: first + len(block)] = np.bincount(idx, minlength=len(block) * width).reshape(-1, width)
+    else:
+        counts = np.zeros((rows, width), dtype=np.int64)
+        for r in range(rows):
+            for start in range(0, n, CHUNK):  # cache-sized pieces: 3× faster than whole rows of 1000 units
+                counts[r] += np.bincount(_fine_index(v[r, start: start + CHUNK], edges, n_fine, bool(known[r])),
+                                         minlength=width)
     return counts[:, : n_fine + 2], counts[:, n_fine + 2]
 
 
-def _fine_index(v: np.ndarray, edges: np.ndarray, n_fine: int) -> np.ndarray:
+def _fine_index(v: np.ndarray, edges: np.ndarray, n_fine: int, finite: bool = False) -> np.ndarray:
     """Sub-bin index of each value: 0 under, 1..n_fine the sub-bins (the last closed), n_fine + 1 over,
     n_fine + 2 non-finite. In float64, so that the boundaries are those of the float64 edges; whole-array
-    operations only (a boolean-mask assignment costs several of them)."""
+    operations only (a boolean-mask assignment costs several of them). ``finite``: known to be all finite."""
     lo, hi = float(edges[0]), float(edges[-1])
     x = v.astype(np.float64)
-    finite = np.isfinite(x)
-    if not finite.all():  # a diverging trial's inf/NaN: the general form
+    if not finite and not np.isfinite(x).all():  # a diverging trial's inf/NaN: the general form
+        finite_values = np.isfinite(x)
         with np.errstate(invalid="ignore"):
             idx = np.floor(np.clip((x - lo) * (n_fine / (hi - lo)), -1, n_fine - 1)) + 1
         idx = np.where(x > hi, n_fine + 1, idx)
-        return np.where(finite, idx, n_fine + 2).astype(np.int64)
+        return np.where(finite_values, idx, n_fine + 2).astype(np.int64)
     # every value finite: the same indices by arithmetic alone (np.where was half the time), in place, as the
-    # platform integer bincount takes (an int32 index was converted there: 14 % of the time)
+    # platform integer bincount takes (an int32 index was converted there: 14 % of the time); the floor is written
+    # straight into that integer array (its values are whole numbers from −1 to n_fine − 1: the cast is exact)
     over = x > hi
     x -= lo
     x *= n_fine / (hi - lo)
     np.clip(x, -1, n_fine - 1, out=x)
-    np.floor(x, out=x)
-    idx = x.astype(np.intp)
+    idx = np.empty(x.shape, dtype=np.intp)
+    np.floor(x, out=idx, casting="unsafe")
     idx += 1
     idx += over
     return idx
