@@ -14,6 +14,7 @@ tests); ``write_config`` (writes a config file, ``TINY`` by default, into the te
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,16 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 HOST_RAM = 16 * 2**30  # what every test's auto memory budget is a share of, whatever this machine has free
+
+
+@pytest.fixture(autouse=True)
+def _python_handles_ctrl_c():
+    """Python's own Ctrl-C handler for each test, whatever this process inherited: a job a shell starts in the
+    background (``&``) starts with SIGINT ignored and Python leaves it so — in this process and in the sweeps a test
+    starts, which inherit an ignored signal (not a handler) — and the interrupt tests failed run that way."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
 
 
 @pytest.fixture(autouse=True)

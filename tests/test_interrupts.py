@@ -1,7 +1,8 @@
 """Ctrl-C held back while TensorFlow computes (``run.interrupts``): delivered at the next event, never inside one.
 
 A KeyboardInterrupt raised inside ``tf.constant``'s conversion crashes the process (SIGSEGV, measured), so these
-tests send real signals to this process and check where the handler ran."""
+tests send real signals to this process and check where the handler ran (Python's own handler is installed for
+each test: ``conftest._python_handles_ctrl_c``)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,6 @@ import threading
 import pytest
 
 from init_lab.run.interrupts import deferred, held
-
-
-@pytest.fixture(autouse=True)
-def python_handles_ctrl_c():
-    """Python's own Ctrl-C handler for each test, whatever this process inherited: a job a shell starts in the
-    background (``&``) starts with SIGINT ignored, and Python then leaves it so (these tests failed run that way)."""
-    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, inherited)
 
 
 def _signal_self(signum: int = signal.SIGINT) -> None:
