@@ -1,6 +1,8 @@
 """Benchmark (``make bench``): initlab against the tutorial loop, as whole processes, and what it costs.
 
-Every figure is measured in this run, every ratio between two figures of this run:
+Every figure is measured in this run, every ratio between two figures of this run; the machine's float32 matmul
+peak, measured in a fresh process at the start and again after the timed runs, says which state the machine was
+in (its speed changes from day to day, the tutorial loop's most):
 
 (a) the 16-trial MLP grid (784-256-256-10, 4 initializers × 4 activations, full MNIST, 1 epoch, batch 128,
     Adam) and (c) the MNIST-CNN grid (2 × 2, 1 epoch), each three ways, as whole processes (Python start,
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import math
 import os
@@ -51,13 +54,18 @@ MLP_ACTS = ["relu", "tanh", "sigmoid", "elu"]
 CNN_INITS = ["glorot_uniform", "he_normal"]
 CNN_ACTS = ["relu", "tanh"]
 MLP_MACS = 784 * 256 + 256 * 256 + 256 * 10
-XLA_CACHE = Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))  # starts empty: the first sweep of a shape compiles
 CNN_MACS = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 576 * 64 + 64 * 10
 
 
-def run_process(cmd: list[str], xla_cache: Path = XLA_CACHE) -> tuple[float, float, str]:
+@functools.cache
+def shared_xla_cache() -> Path:
+    """The XLA cache of the sweeps not given their own: empty at first (the first sweep of a shape compiles)."""
+    return Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))
+
+
+def run_process(cmd: list[str], xla_cache: Path | None = None) -> tuple[float, float, str]:
     """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process."""
-    env = {**os.environ, "INITLAB_XLA_CACHE": str(xla_cache)}
+    env = {**os.environ, "INITLAB_XLA_CACHE": str(xla_cache or shared_xla_cache())}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
@@ -91,7 +99,7 @@ def sweep_config(inits, acts, epochs: int, model: str, extra: str = "") -> str:
 
 
 def initlab(config_text: str, out: Path, device: str, *options: str,
-            xla_cache: Path = XLA_CACHE) -> tuple[float, float, dict[str, float]]:
+            xla_cache: Path | None = None) -> tuple[float, float, dict[str, float]]:
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.yaml"
     cfg.write_text(config_text)
@@ -159,6 +167,13 @@ def three_ways(title, inits, acts, cnn, args, out: Path, flops: float) -> None:
     print(f"  TensorFlow's import, the data, compiling, the training steps and the validation and test passes alone: "
           f"{floor:.1f} s of it, so a sweep that records anything more cannot beat {s_o / floor:.2f}× the one-process "
           f"loop here")
+
+
+def machine_state() -> str:
+    """This machine's float32 matmul peak now, measured in a fresh process (its speed changes from day to day, the
+    tutorial loop's most: every ratio below is read with the state it was measured in)."""
+    peak = run_process([sys.executable, str(Path(__file__).resolve()), "--matmul-peak"])[2].strip().splitlines()[-1]
+    return f"float32 matmul peak {peak} GFLOP/s"
 
 
 def startup_seconds() -> float:
@@ -301,13 +316,20 @@ def main() -> None:
     ap.add_argument("--skip-headline", action="store_true", help="skip (g), configs/mnist.yaml's epochs")
     ap.add_argument("--headline-epochs", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=2, help="runs of the one-process loop and of each sweep (best of)")
+    ap.add_argument("--matmul-peak", action="store_true", help=argparse.SUPPRESS)  # machine_state's child process
     args = ap.parse_args()
+    if args.matmul_peak:
+        import tensorflow as tf
+
+        print(f"{matmul_peak(tf):.0f}")
+        return None
     if args.repeats < 1:
         ap.error(f"--repeats {args.repeats}: at least one run of each way is needed")
     data_dir = os.environ.get("INITLAB_DATA_DIR")
     args.data = str(Path(data_dir) / "mnist") if data_dir and (Path(data_dir) / "mnist").is_dir() else None
     out = Path(tempfile.mkdtemp(prefix="initlab-bench-"))
-    print(f"machine: {os.cpu_count()} CPU cores; tutorial data: {args.data or 'keras.datasets.mnist'}")
+    print(f"machine: {os.cpu_count()} CPU cores, {machine_state()} at the start; tutorial data: "
+          f"{args.data or 'keras.datasets.mnist'}")
     n_train, n_eval = 54000, 6000 + 10000
     if not args.skip_mlp:
         print(f"(a) MLP 784-256-256-10, 4×4 = 16 trials, {args.epochs} epoch(s), batch 128, Adam")
@@ -325,7 +347,7 @@ def main() -> None:
         print("\n(f) " + run_process([sys.executable, str(HERE / "bench_cnn_step.py"), "--device",
                                       "gpu" if args.device == "gpu" else "cpu"])[2].strip())
     walls = None if args.skip_headline else headline_runs(out / "headline", args.device, args.headline_epochs)
-    print()
+    print(f"\nmachine: {machine_state()} at the end of the timed runs")
     packed_step(args.device)  # last: it imports TensorFlow into this process
     if walls:
         headline_step(walls, out / "headline")
