@@ -503,7 +503,7 @@ def aligned_empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     dtype = np.dtype(dtype)
     size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size >= PLAIN_PAGES_BYTES and hasattr(mmap, "MAP_PRIVATE"):  # POSIX; elsewhere NumPy's memory, aligned below
-        return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS), dtype).reshape(shape)
+        return np.frombuffer(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE), dtype).reshape(shape)  # -1: anonymous
     raw = np.empty(size + ALIGNMENT, np.uint8)
     offset = (-raw.ctypes.data) % ALIGNMENT
     return raw[offset: offset + size].view(dtype).reshape(shape)
