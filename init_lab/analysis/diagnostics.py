@@ -198,10 +198,13 @@ def step_statistics(activation: str, pre: np.ndarray, act: np.ndarray, edges: np
     return stats, histograms.coarse(fine), nonfinite
 
 
+_STD_TAKES_MEAN = int(np.__version__.split(".")[0]) >= 2  # np.std(…, mean=) is NumPy 2's
+
+
 def _std(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """``rows.std(axis=1, dtype=float64)`` given that mean (its own, ``rows.mean(axis=1, dtype=float64)``): the same
-    arithmetic, bit for bit, without summing every value a second time (NumPy ≥ 2 takes the mean)."""
-    if int(np.__version__.split(".")[0]) >= 2:
+    arithmetic, bit for bit, without summing every value a second time where NumPy takes the mean."""
+    if _STD_TAKES_MEAN:
         return np.std(rows, axis=1, dtype=np.float64, mean=mean[:, None])
     return rows.std(axis=1, dtype=np.float64)
 
