@@ -158,14 +158,7 @@ def _moments(a: np.ndarray) -> tuple[float, float]:
 def unit_fractions(pre: np.ndarray, entry) -> tuple[float, float, float]:
     """Saturated values, dead units, stuck-negative units of one layer's (values, units) pre-activations;
     NaN where the activation has no such notion."""
-    sat = dead = negative = math.nan
-    if entry.saturation is not None:
-        sat = float(np.mean(np.abs(pre) > entry.saturation))
-    if entry.negative_side is NegativeSide.DEAD:
-        dead = float(np.mean(np.all(pre <= 0, axis=0)))
-    elif entry.negative_side is NegativeSide.NEGATIVE_REGIME:
-        negative = float(np.mean(np.all(pre < 0, axis=0)))
-    return sat, dead, negative
+    return unit_fractions_of_trials(pre[None], entry)[0]
 
 
 def step_statistics(activation: str, pre: np.ndarray, act: np.ndarray, edges: np.ndarray
@@ -210,8 +203,8 @@ def _std(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def unit_fractions_of_trials(pre: np.ndarray, entry) -> list[tuple[float, float, float]]:
-    """``unit_fractions`` of each trial's (values, units) pre-activations in ``pre`` (T, values, units), computed for
-    all trials at once (the same counts: means of booleans are exact)."""
+    """``unit_fractions`` of each trial's (values, units) pre-activations in ``pre`` (T, values, units), for all
+    trials at once (means of booleans: exact, however they are grouped)."""
     T = pre.shape[0]
     sat = dead = negative = np.full(T, math.nan)
     if entry.saturation is not None:
