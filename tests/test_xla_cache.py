@@ -79,6 +79,8 @@ def test_a_sweep_that_loads_its_programs_from_the_cache_gives_the_same_tables(tm
         runs.append(run_tables(out / "latest"))
         if name == "compiles":
             programs = sorted((tmp_path / "xla").iterdir())
-            assert programs, "the first sweep left no compiled program in the cache"
+            # one program for the sweep's one packed group: TINY's 480 training examples in batches of 50 end with a
+            # partial batch, which runs padded in the window program (not as a program of its own, compiled again)
+            assert len(programs) == 1, programs
     assert sorted((tmp_path / "xla").iterdir()) == programs  # the second found every program it needed
     assert runs[0] == runs[1]

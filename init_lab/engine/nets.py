@@ -81,9 +81,11 @@ class GroupNet:
         """Logits of a batch shared by every trial (batch, …), or with ``per_trial`` one batch per slice (n, batch, …)."""
         raise NotImplementedError
 
-    def losses(self, x: Any, y: Any, training: bool = False, per_trial: bool = False) -> tuple[Any, Any]:
-        """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch (labels (batch,) or (n, batch))."""
-        return per_trial_loss(self.logits(x, training, per_trial), y)
+    def losses(self, x: Any, y: Any, training: bool = False, per_trial: bool = False,
+               rows: Any = None) -> tuple[Any, Any]:
+        """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch (labels (batch,) or (n, batch)); with
+        ``rows`` (a packed group's compiled steps), of its first ``rows`` examples only, the rest being padding."""
+        return per_trial_loss(self.logits(x, training, per_trial), y, rows)
 
     def per_variable(self, values: list[float]) -> list[Any]:
         """One per-trial scalar (a learning rate…) laid out like ``variables``: (n, 1, …) over a stacked
@@ -177,14 +179,23 @@ def activation(choice: Choice, learned: dict[str, Any] | None = None):
     return lambda x: entry.fn(x, OPS, params)
 
 
-def per_trial_loss(logits: Any, labels: Any) -> tuple[Any, Any]:
+def per_trial_loss(logits: Any, labels: Any, rows: Any = None) -> tuple[Any, Any]:
     """Per-trial mean cross-entropy (T,) and correct counts (T,) of a batch; batch sums as matmuls.
-    ``labels``: (batch,) shared by every trial, or (T, batch) one batch per trial."""
+    ``labels``: (batch,) shared by every trial, or (T, batch) one batch per trial. ``rows``: only the batch's first
+    ``rows`` examples count (the rest pad the epoch's last batch to the others' shape); None: all of them."""
     y = labels if labels.shape.rank == 2 else tf.broadcast_to(labels[None, :], tf.shape(logits)[:2])
     ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-    correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32), axis=1)
-    mean = _batch_sums(ce[:, :, None])[:, 0, 0] / tf.cast(tf.shape(ce)[1], ce.dtype)
-    return mean, correct
+    hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32)
+    if rows is None:
+        return _batch_sums(ce[:, :, None])[:, 0, 0] / tf.cast(tf.shape(ce)[1], ce.dtype), tf.reduce_sum(hits, axis=1)
+    mask = row_mask(rows, tf.shape(ce)[1], ce.dtype)  # × 1 or × 0: a full batch's values, exactly
+    mean = _batch_sums((ce * mask)[:, :, None])[:, 0, 0] / tf.cast(rows, ce.dtype)
+    return mean, tf.reduce_sum(hits * tf.cast(mask, tf.int32), axis=1)
+
+
+def row_mask(rows: Any, batch: Any, dtype: Any) -> Any:
+    """(batch,): 1 for the first ``rows`` examples of a padded batch, 0 for the padding."""
+    return tf.cast(tf.range(batch) < rows, dtype)
 
 
 def _batch_sums(a):
@@ -314,11 +325,11 @@ class PackedMLP(GroupNet):
                  for s in self.specs]
         return np.stack(drawn + drawn[:1] * (self.n - self.T))
 
-    def _normalize(self, h, layer: int, mode: str):
+    def _normalize(self, h, layer: int, mode: str, rows: Any = None):
         """N(h) of hidden layer ``layer``: the identity, LayerNorm, or BatchNorm with each trial's statistics over its
         own batch (``mode`` "train": and its moving averages updated; "probe": not updated) or its moving averages
         ("eval"). Batch means are batched matmuls with a ones vector (``_batch_sums``): a trial's rounding does not
-        depend on its group."""
+        depend on its group. ``rows``: the statistics are the batch's first ``rows`` examples' (``per_trial_loss``)."""
         norm = self.arch.normalization
         if norm == "none":
             return h
@@ -330,9 +341,14 @@ class PackedMLP(GroupNet):
             return (h - mean) * inv * _over_batch(gamma, h) + _over_batch(beta, h)
         if mode == "eval":
             return _batch_norm(h, gamma, beta, self.moving_means[layer], self.moving_vars[layer], over_batch=False)
-        size = tf.cast(tf.shape(h)[1], h.dtype)
-        mean = _batch_sums(h) / size
-        var = _batch_sums(tf.square(h - _over_batch(mean, h))) / size  # biased, as Keras' moments
+        if rows is None:
+            size = tf.cast(tf.shape(h)[1], h.dtype)
+            mean = _batch_sums(h) / size
+            var = _batch_sums(tf.square(h - _over_batch(mean, h))) / size  # biased, as Keras' moments
+        else:  # padding rows × 0: they add exact zeros to the sums
+            mask, size = row_mask(rows, tf.shape(h)[1], h.dtype)[None, :, None], tf.cast(rows, h.dtype)
+            mean = _batch_sums(h * mask) / size
+            var = _batch_sums(tf.square(h - _over_batch(mean, h)) * mask) / size
         if mode == "train":
             m = defaults.BN_MOMENTUM
             self.moving_means[layer].assign(self.moving_means[layer] * m + tf.stop_gradient(mean) * (1.0 - m))
@@ -370,16 +386,16 @@ class PackedMLP(GroupNet):
                  for (_, _, choice), part, a in zip(self.slices, zs, alphas)]
         return tf.concat(parts, axis=0)
 
-    def forward(self, x, per_trial: bool = False, mode: str = "probe"):
+    def forward(self, x, per_trial: bool = False, mode: str = "probe", rows: Any = None):
         """``_forward``'s pre-activations, activations and logits."""
-        return self._forward(x, per_trial, mode)[:3]
+        return self._forward(x, per_trial, mode, rows)[:3]
 
-    def _forward(self, x, per_trial: bool = False, mode: str = "probe"):
+    def _forward(self, x, per_trial: bool = False, mode: str = "probe", rows: Any = None):
         """(batch, in), or per trial (n, batch, in) → pre-activations and activations of every hidden layer,
         and logits (n, batch, ·); then each hidden layer's h and, per residual block's last layer, its branch's output.
         A hidden layer's pre-activation is N(h), h its Dense output plus, at a residual block's last layer, the
         block's input (projected where the width changes); ``mode`` is BatchNorm's (``_normalize``): "probe" (the
-        diagnostics: batch statistics, nothing updated), "train" or "eval"."""
+        diagnostics: batch statistics, nothing updated), "train" or "eval"; ``rows``: as ``per_trial_loss``'s."""
         pres, acts, streams, branches = [], [], [], {}
         # a shared batch (1, batch, in): the batched matmul broadcasts it over the trials (the same products as a
         # materialized (n, batch, in) copy, bit for bit, without writing 103 MB per 2,048-example evaluation chunk)
@@ -399,17 +415,18 @@ class PackedMLP(GroupNet):
                 z = z + (tf.matmul(stream, self.projections[block.index]) if block.projection else stream)
             if layer == len(self.ws) - 1:
                 return pres, acts, z, streams, branches
-            pre = self._normalize(z, layer, mode)
+            pre = self._normalize(z, layer, mode, rows)
             h = self._act(pre, layer)
             pres.append(pre)
             acts.append(h)
             streams.append(z)
 
-    def logits(self, x, training: bool = False, per_trial: bool = False):
-        return self.forward(x, per_trial, "train" if training else "eval")[2]  # (n, batch, classes): the ghost included
+    def logits(self, x, training: bool = False, per_trial: bool = False, rows: Any = None):
+        return self.forward(x, per_trial, "train" if training else "eval", rows)[2]  # (n, batch, classes): the ghost too
 
-    def losses(self, x, y, training: bool = False, per_trial: bool = False):
-        losses, hits = per_trial_loss(self.logits(x, training, per_trial), y)  # all n slices: the same shapes as any group
+    def losses(self, x, y, training: bool = False, per_trial: bool = False, rows: Any = None):
+        # all n slices: the same shapes as any group
+        losses, hits = per_trial_loss(self.logits(x, training, per_trial, rows), y, rows)
         return losses[: self.T], hits[: self.T]
 
     def probe(self, x, y) -> dict[str, LayerSignals]:
