@@ -24,6 +24,32 @@ def test_same_config_and_seed_give_identical_tables(tmp_path):
     assert [r.test_accuracy for r in a.records] == [r.test_accuracy for r in b.records]
 
 
+@pytest.mark.usefixtures("xla")
+@pytest.mark.parametrize("batch", [50, 1000], ids=["last-batch-partial", "batch-over-twice-the-set"])
+@pytest.mark.parametrize("norm, rel", [("none", 1e-5), ("batchnorm", 1e-3)])
+def test_the_padded_last_batch_counts_its_own_examples_only(tmp_path, monkeypatch, batch, norm, rel):
+    """XLA runs an epoch's last, partial batch padded to the batch size (one program a group); the graph loop without
+    XLA runs it at its own size. Both train on the same examples: the same numbers, to float rounding — also where
+    the batch is more than twice the training set (480 examples), so the padding repeats the order. (With BatchNorm,
+    XLA and the graph differ by ≈ 1e-4 whether or not a batch is padded; padding counted in its statistics moves
+    the losses by ≈ 1e-2.)"""
+    from init_lab.catalog import defaults
+    from init_lab.engine.nets import PackedMLP
+
+    cfg = config_from_text(TINY, overrides=[f"training.batch_size={batch}", f"model.normalization={norm}"])
+    padded = run_sweep(cfg, out=tmp_path / "xla")
+    monkeypatch.setattr(defaults, "XLA", False)
+    monkeypatch.setattr(PackedMLP, "jit", False)
+    graph = run_sweep(cfg, out=tmp_path / "graph")
+    assert padded.count("completed") == graph.count("completed") == 4
+    for a, b in zip(padded.records, graph.records, strict=True):
+        ea, eb = (read_csv(r.run_dir / "trials" / t.trial_id / "epochs.csv") for r, t in ((padded, a), (graph, b)))
+        for ra, rb in zip(ea, eb, strict=True):
+            for key in ("loss", "val_loss"):
+                assert float(ra[key]) == pytest.approx(float(rb[key]), rel=rel), (a.trial_id, ra["epoch"], key)
+            assert float(ra["accuracy"]) == pytest.approx(float(rb["accuracy"]), abs=2 / 480), (a.trial_id, ra["epoch"])
+
+
 def test_different_seeds_give_different_results(tmp_path):
     cfg = config_from_text(TINY, overrides=["grid.seed=[0, 1]", "grid.initializer=[he_normal]", "grid.activation=[relu]"])
     result = run_sweep(cfg, out=tmp_path)

@@ -93,7 +93,7 @@ def _compiled_windows(step, batch, slices: int, T: int, n: int, bs: int, window:
     ≈ 5 s a group of deep_residual.yaml's 61 layers (even loaded from the XLA cache). The per-step losses are summed outside XLA, which fuses a multiply-add whose rounding depends on
     how many trials the group has."""
     steps = -(-n // bs)
-    padded = steps * bs  # each trial's order, its first examples appended to fill the last batch
+    padded = steps * bs  # each trial's order, its first examples appended (repeated if need be) to fill the last batch
     scalar = tf.TensorSpec([], tf.int32)
 
     @tf.function(input_signature=[tf.TensorSpec([slices, padded], tf.int32), scalar, scalar], jit_compile=True,
@@ -112,7 +112,7 @@ def _compiled_windows(step, batch, slices: int, T: int, n: int, bs: int, window:
     def train_steps(order, first: int, count: int):
         if id(order) not in filled:
             filled.clear()
-            filled[id(order)] = (order, tf.concat([order, order[:, : padded - n]], axis=1))
+            filled[id(order)] = (order, tf.tile(order, [1, -(-padded // n)])[:, :padded])  # a batch > n: repeated
         full_order = filled[id(order)][1]
         end = min(first + count, steps)
         loss_sum, correct = tf.zeros([T]), tf.zeros([T], tf.int32)
