@@ -188,12 +188,12 @@ def per_trial_loss(logits: Any, labels: Any, rows: Any = None) -> tuple[Any, Any
     hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), tf.int32)
     if rows is None:
         return _batch_sums(ce[:, :, None])[:, 0, 0] / tf.cast(tf.shape(ce)[1], ce.dtype), tf.reduce_sum(hits, axis=1)
-    mask = row_mask(rows, tf.shape(ce)[1], ce.dtype)  # × 1 or × 0: a full batch's values, exactly
+    mask = _row_mask(rows, tf.shape(ce)[1], ce.dtype)  # × 1 or × 0: a full batch's values, exactly
     mean = _batch_sums((ce * mask)[:, :, None])[:, 0, 0] / tf.cast(rows, ce.dtype)
     return mean, tf.reduce_sum(hits * tf.cast(mask, tf.int32), axis=1)
 
 
-def row_mask(rows: Any, batch: Any, dtype: Any) -> Any:
+def _row_mask(rows: Any, batch: Any, dtype: Any) -> Any:
     """(batch,): 1 for the first ``rows`` examples of a padded batch, 0 for the padding."""
     return tf.cast(tf.range(batch) < rows, dtype)
 
@@ -346,7 +346,7 @@ class PackedMLP(GroupNet):
             mean = _batch_sums(h) / size
             var = _batch_sums(tf.square(h - _over_batch(mean, h))) / size  # biased, as Keras' moments
         else:  # padding rows × 0: they add exact zeros to the sums
-            mask, size = row_mask(rows, tf.shape(h)[1], h.dtype)[None, :, None], tf.cast(rows, h.dtype)
+            mask, size = _row_mask(rows, tf.shape(h)[1], h.dtype)[None, :, None], tf.cast(rows, h.dtype)
             mean = _batch_sums(h * mask) / size
             var = _batch_sums(tf.square(h - _over_batch(mean, h)) * mask) / size
         if mode == "train":

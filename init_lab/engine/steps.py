@@ -90,8 +90,8 @@ def _compiled_windows(step, batch, slices: int, T: int, n: int, bs: int, window:
     together ran 4 % faster than a graph loop calling a compiled step). The epoch's last, partial batch is padded to
     the others' shape with examples that do not count (``GroupNet.losses``' ``rows``), so it runs in the same program:
     a program of its own, traced and compiled again for the smaller shape, cost 1.1 s a 16-trial MLP group here and
-    ≈ 5 s a group of deep_residual.yaml's 61 layers (even loaded from the XLA cache). The per-step losses are summed outside XLA, which fuses a multiply-add whose rounding depends on
-    how many trials the group has."""
+    ≈ 5 s a group of deep_residual.yaml's 61 layers (even loaded from the XLA cache). The per-step losses are summed
+    outside XLA, which fuses a multiply-add whose rounding depends on how many trials the group has."""
     steps = -(-n // bs)
     padded = steps * bs  # each trial's order, its first examples appended (repeated if need be) to fill the last batch
     scalar = tf.TensorSpec([], tf.int32)
@@ -107,13 +107,12 @@ def _compiled_windows(step, batch, slices: int, T: int, n: int, bs: int, window:
         start = (first, tf.zeros([window, T]), tf.zeros([T], tf.int32))
         return tf.while_loop(lambda i, *_: i < end, body, start)[1:]
 
-    filled: dict[int, tuple] = {}  # the last order padded (one per epoch), by identity
+    last = [None, None]  # the epoch's order and its padded form: padded once an epoch, not at every window
 
     def train_steps(order, first: int, count: int):
-        if id(order) not in filled:
-            filled.clear()
-            filled[id(order)] = (order, tf.tile(order, [1, -(-padded // n)])[:, :padded])  # a batch > n: repeated
-        full_order = filled[id(order)][1]
+        if last[0] is not order:
+            last[:] = [order, tf.tile(order, [1, -(-padded // n)])[:, :padded]]  # repeated where a batch exceeds n
+        full_order = last[1]
         end = min(first + count, steps)
         loss_sum, correct = tf.zeros([T]), tf.zeros([T], tf.int32)
         for lo in range(first, end, window):
