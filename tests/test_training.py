@@ -50,6 +50,35 @@ def test_the_padded_last_batch_counts_its_own_examples_only(tmp_path, monkeypatc
             assert float(ra["accuracy"]) == pytest.approx(float(rb["accuracy"]), abs=2 / 480), (a.trial_id, ra["epoch"])
 
 
+@pytest.mark.parametrize("kind", ["packed-xla", "packed-graph", "keras"])
+def test_an_epochs_snapshot_keeps_its_values_while_training_goes_on(monkeypatch, kind):
+    """A snapshot (the checkpoint's weights, optimizer slots and BatchNorm averages) holds read-only views of the
+    variables' values, not copies: the later steps must leave an earlier epoch's snapshot as it was."""
+    from init_lab.catalog.datasets import make_synthetic, prepare
+    from init_lab.catalog.models import NetKind
+    from init_lab.config.grid import expand
+    from init_lab.engine.data import DeviceData, Recording
+    from init_lab.engine.events import EpochEnded, Group
+    from init_lab.engine.loop import run_group
+    from init_lab.engine.nets import PackedMLP
+
+    monkeypatch.setattr(PackedMLP, "jit", kind == "packed-xla")
+    specs = expand(config_from_text(TINY, overrides=["training.epochs=3", "model.normalization=batchnorm"]))
+    group = Group("g", NetKind.KERAS, specs[:1]) if kind == "keras" else Group("g", NetKind.PACKED_MLP, specs)
+    data = DeviceData.from_prepared(prepare(make_synthetic(600, 200), "mlp", 0.2), Recording())
+    snapshots = []  # (epoch, the state's arrays, their values when the epoch ended)
+    for event in run_group(group, data):
+        if isinstance(event, EpochEnded):
+            for state in event.states.values():
+                snapshots.append((event.epoch, state.arrays, [a.copy() for a in state.arrays]))
+    assert {e for e, _, _ in snapshots} == {1, 2, 3} and len(snapshots) == 3 * len(group.specs)
+    for epoch, arrays, values in snapshots:
+        assert not any(a.flags.writeable for a in arrays)  # views, no copy made
+        assert all(np.array_equal(a, v) for a, v in zip(arrays, values, strict=True)), epoch
+    first, last = snapshots[0][1], snapshots[-len(group.specs)][1]  # one trial's epoch 1 and epoch 3
+    assert not all(np.array_equal(a, b) for a, b in zip(first, last))  # training went on
+
+
 def test_different_seeds_give_different_results(tmp_path):
     cfg = config_from_text(TINY, overrides=["grid.seed=[0, 1]", "grid.initializer=[he_normal]", "grid.activation=[relu]"])
     result = run_sweep(cfg, out=tmp_path)
