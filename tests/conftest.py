@@ -27,6 +27,8 @@ from hypothesis import settings
 os.environ["INITLAB_XLA"] = "0"
 # and no test process reads or fills the developer's XLA cache (tests/test_xla_cache.py turns it on in a tmp dir)
 os.environ["INITLAB_XLA_CACHE"] = "off"
+# nor the decoded-dataset cache (tests/test_caches.py turns it on in a tmp dir)
+os.environ["INITLAB_DATA_CACHE"] = "off"
 
 from .helpers import TINY  # noqa: E402
 

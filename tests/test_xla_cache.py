@@ -1,4 +1,4 @@
-"""XLA's compiled programs on disk (engine/xla_cache.py): where they go, when the cache stays off, pruning, and that
+"""XLA's compiled programs on disk (engine/xla_cache.py): where they go, when the cache stays off, and that
 a sweep which loads its programs from the cache computes exactly what the one that compiled them did."""
 
 from __future__ import annotations
@@ -52,17 +52,6 @@ def test_an_unusable_folder_means_no_cache_not_an_error_and_a_named_one_says_so(
     assert f"{defaults.XLA_CACHE_ENV}={blocker / 'xla'} cannot be used" in said and "without the XLA cache" in said
     env = {"XDG_CACHE_HOME": str(blocker)}  # the default folder, unusable: quietly none
     assert xla_cache.configure(env) is None and capsys.readouterr().err == ""
-
-
-def test_prune_removes_the_oldest_files_down_to_half_the_limit(tmp_path):
-    for age, name in enumerate(["newest", "newer", "older", "oldest"]):
-        path = tmp_path / name
-        path.write_bytes(b"x" * 100)
-        os.utime(path, (1_000_000 - age, 1_000_000 - age))
-    xla_cache.prune(tmp_path, 400)  # at the limit: nothing goes
-    assert len(list(tmp_path.iterdir())) == 4
-    xla_cache.prune(tmp_path, 399)  # over it: down to ≤ 199 bytes, oldest first
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["newest"]
 
 
 @pytest.mark.slow

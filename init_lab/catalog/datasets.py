@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from init_lab.catalog import cifar, defaults, digits
+from init_lab.catalog import caches, cifar, defaults, digits
 from init_lab.catalog.errors import DataError
 from init_lab.catalog.sampling import stratified
 
@@ -194,7 +194,9 @@ def load_idx_dir(directory: Path, name: str) -> Dataset | None:
     found = {key: _find_idx(directory, stem) for key, stem in IDX_FILES.items()}
     if not all(found.values()):
         return None
-    arrays = {key: read_idx(path) for key, path in found.items()}  # type: ignore[arg-type]
+    # a gzipped file decompressed once, then mapped from the decoded-dataset cache (catalog.caches)
+    arrays = {key: caches.decoded(path, read_idx) if path.suffix == ".gz" else read_idx(path)  # type: ignore[union-attr]
+              for key, path in found.items()}
     return checked(Dataset(name, **arrays, source=f"IDX files in {directory}"),
                    {key: str(path) for key, path in found.items()})
 

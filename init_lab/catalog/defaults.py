@@ -78,6 +78,11 @@ XLA = os.environ.get("INITLAB_XLA", "1") != "0"
 # $XDG_CACHE_HOME/initlab/xla (~/.cache/...), its oldest files removed when it holds more than XLA_CACHE_BYTES.
 XLA_CACHE_ENV = "INITLAB_XLA_CACHE"
 XLA_CACHE_BYTES = 512 * 2**20
+# Gzipped IDX files (MNIST, Fashion-MNIST) decompressed once and kept as .npy files that later processes map
+# (catalog.caches): full MNIST 0.21 s -> 0.02 s a process. INITLAB_DATA_CACHE names the directory, or "off"; by
+# default $XDG_CACHE_HOME/initlab/data (~/.cache/...), its oldest files removed past DATA_CACHE_BYTES.
+DATA_CACHE_ENV = "INITLAB_DATA_CACHE"
+DATA_CACHE_BYTES = 1024 * 2**20
 
 # --- memory --------------------------------------------------------------------------
 # resources.memory: the budget an execution group must fit in (with the shared data), in bytes or a size

@@ -16,7 +16,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from init_lab.catalog import defaults
+from init_lab.catalog import caches, defaults
 
 FLAG = "--tf_xla_persistent_cache_directory"
 
@@ -28,10 +28,10 @@ def configure(environ: os._Environ | dict[str, str] = os.environ) -> Path | None
     choice = environ.get(defaults.XLA_CACHE_ENV, "")
     if FLAG in flags or choice.lower() == "off":
         return None
-    folder = Path(choice) if choice else _default_root(environ) / _machine_key()
+    folder = Path(choice) if choice else caches.root(environ) / "xla" / _machine_key()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        prune(folder, defaults.XLA_CACHE_BYTES)
+        caches.prune(folder, defaults.XLA_CACHE_BYTES)
     except OSError as exc:  # a read-only home: compile every time, as without the cache
         if choice:  # a folder the user named: say why it is not used
             sys.stderr.write(f"initlab: {defaults.XLA_CACHE_ENV}={choice} cannot be used ({exc.strerror or exc}); "
@@ -39,24 +39,6 @@ def configure(environ: os._Environ | dict[str, str] = os.environ) -> Path | None
         return None
     environ["TF_XLA_FLAGS"] = f"{flags} {FLAG}={folder}".strip()
     return folder
-
-
-def prune(folder: Path, limit: int) -> None:
-    """Remove the oldest files until the folder holds at most half of ``limit``, once it holds more than it."""
-    files = [(p.stat().st_mtime, p.stat().st_size, p) for p in folder.iterdir() if p.is_file()]
-    total = sum(size for _, size, _ in files)
-    if total <= limit:
-        return
-    for _, size, path in sorted(files):
-        if total <= limit // 2:
-            break
-        path.unlink(missing_ok=True)
-        total -= size
-
-
-def _default_root(environ) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "initlab" / "xla"
 
 
 def _machine_key() -> str:
