@@ -10,8 +10,9 @@ in (its speed changes from day to day, the tutorial loop's most):
     * the tutorial loop, a process per combination (``tutorial.py --init I --act A``, one after another:
       a shell loop over a training script);
     * the tutorial loop, all combinations in one process;
-    * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included), with an empty XLA
-      cache (it compiles), then again (its compiled programs loaded from the cache, as any later sweep of the shape).
+    * ``initlab sweep`` (default config: every record, diagnostics and checkpoints included), with empty caches (it
+      compiles its programs and decompresses the IDX files), then again (its compiled programs and the decoded data
+      loaded from the caches, as any later sweep of the shape on this data).
     The one-process loop and both sweeps run ``--repeats`` times (default 2), interleaved, each row the fastest of
     its runs (best of N: the run least disturbed by whatever else the machine did; every run's seconds are shown).
     Peak RSS per process (``wait4``), and the mean |Δ test accuracy| against the one-process tutorial loop.
@@ -58,14 +59,16 @@ CNN_MACS = 26 * 26 * 9 * 1 * 32 + 11 * 11 * 9 * 32 * 64 + 3 * 3 * 9 * 64 * 64 + 
 
 
 @functools.cache
-def shared_xla_cache() -> Path:
-    """The XLA cache of the sweeps not given their own: empty at first (the first sweep of a shape compiles)."""
-    return Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))
+def shared_caches() -> Path:
+    """The caches of the sweeps not given their own: empty at first (the first sweep of a shape compiles)."""
+    return Path(tempfile.mkdtemp(prefix="initlab-bench-caches-"))
 
 
-def run_process(cmd: list[str], xla_cache: Path | None = None) -> tuple[float, float, str]:
-    """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process."""
-    env = {**os.environ, "INITLAB_XLA_CACHE": str(xla_cache or shared_xla_cache())}
+def run_process(cmd: list[str], caches: Path | None = None) -> tuple[float, float, str]:
+    """Seconds, peak RSS (MB, from the child's own rusage) and stdout of one whole process; ``caches``: the folder
+    of initlab's XLA and decoded-dataset caches (xla/, data/)."""
+    caches = caches or shared_caches()
+    env = {**os.environ, "INITLAB_XLA_CACHE": str(caches / "xla"), "INITLAB_DATA_CACHE": str(caches / "data")}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
@@ -99,12 +102,12 @@ def sweep_config(inits, acts, epochs: int, model: str, extra: str = "") -> str:
 
 
 def initlab(config_text: str, out: Path, device: str, *options: str,
-            xla_cache: Path | None = None) -> tuple[float, float, dict[str, float]]:
+            caches: Path | None = None) -> tuple[float, float, dict[str, float]]:
     out.mkdir(parents=True, exist_ok=True)
     cfg = out / "config.yaml"
     cfg.write_text(config_text)
     seconds, peak, _ = run_process([str(BIN / "initlab"), "sweep", str(cfg), "--out", str(out), "--device", device,
-                                    "--yes", *options], xla_cache)
+                                    "--yes", *options], caches)
     with open(out / "latest" / "summary.csv", newline="") as f:
         accs = {f"{r['initializer']}/{r['activation']}": float(r["test_accuracy"]) for r in csv.DictReader(f)}
     return seconds, peak, accs
@@ -147,15 +150,15 @@ def three_ways(title, inits, acts, cnn, args, out: Path, flops: float) -> None:
     one, cold, cached = [], [], []
     for r in range(args.repeats):  # interleaved: a slow spell of the machine touches every way alike
         one.append(tutorial(args.data, inits, acts, cnn, args.epochs, per_process=False))
-        cache = Path(tempfile.mkdtemp(prefix="initlab-bench-xla-"))  # empty: this sweep compiles
-        cold.append((*initlab(config, out / f"cold{r}", args.device, xla_cache=cache), out / f"cold{r}"))
-        cached.append((*initlab(config, out / f"cached{r}", args.device, xla_cache=cache), out / f"cached{r}"))
+        cache = Path(tempfile.mkdtemp(prefix="initlab-bench-caches-"))  # empty: this sweep compiles and decodes
+        cold.append((*initlab(config, out / f"cold{r}", args.device, caches=cache), out / f"cold{r}"))
+        cached.append((*initlab(config, out / f"cached{r}", args.device, caches=cache), out / f"cached{r}"))
     rows = [("tutorial loop, a process per combination", [per_process]), ("tutorial loop, one process", one),
-            ("initlab sweep (every record; compiles)", cold), ("initlab sweep again (XLA programs cached)", cached)]
+            ("initlab sweep (every record; empty caches)", cold), ("initlab sweep again (caches filled)", cached)]
     if not cnn:
         quiet = sweep_config(inits, acts, args.epochs, model, ", diagnostics: false")
         rows.append(("initlab sweep again, diagnostics: false",
-                     [initlab(quiet, out / "quiet", args.device, xla_cache=cache)]))
+                     [initlab(quiet, out / "quiet", args.device, caches=cache)]))
     table(title, flops, rows, min(one, key=lambda r: r[0])[2])
     s_i, *_, run_i = min(cold, key=lambda r: r[0])
     s_w, *_, run_w = min(cached, key=lambda r: r[0])
