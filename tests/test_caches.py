@@ -91,7 +91,7 @@ def test_an_entry_that_cannot_be_read_is_decoded_again(tmp_path, cache, decompre
     assert decompressions == []  # and replaced by whole entries
 
 
-def test_an_unwritable_cache_or_off_only_costs_the_decompression(tmp_path, monkeypatch, decompressions):
+def test_an_unwritable_cache_or_off_only_costs_the_decompression(tmp_path, monkeypatch, decompressions, capsys):
     arrays = fake_mnist_dir(tmp_path / "m")
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
@@ -102,6 +102,9 @@ def test_an_unwritable_cache_or_off_only_costs_the_decompression(tmp_path, monke
             ds = load_dataset("mnist", path=str(tmp_path / "m"))
             np.testing.assert_array_equal(ds.x_train, arrays["train-images-idx3-ubyte"])
     assert len(decompressions) == 16  # 4 files × 2 loads × 2 settings: every load decompresses
+    said = capsys.readouterr().err.splitlines()  # the named folder that cannot be used: said once, not per file
+    assert said == [f"initlab: INITLAB_DATA_CACHE={blocked / 'cache'} cannot be used (Not a directory); reading the "
+                    "data without the decoded-dataset cache"]
 
 
 def test_the_default_folder_is_under_the_cache_home(tmp_path, monkeypatch, decompressions):

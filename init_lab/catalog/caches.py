@@ -3,7 +3,8 @@
 Two caches, each a folder under ``$XDG_CACHE_HOME/initlab/`` (``~/.cache/initlab/``) unless its environment variable
 names another, or "off": XLA's compiled programs (``engine.xla_cache``, ``INITLAB_XLA_CACHE``) and the datasets'
 decoded gzipped IDX files (here, ``INITLAB_DATA_CACHE``). Each is pruned, oldest files first, once it holds more than
-its limit. A cache that cannot be used is never an error: the work is done again, as without it.
+its limit. A cache that cannot be used is never an error: the work is done again, as without it (a folder the user
+named that cannot be used is said once, on stderr).
 
 The decoded-dataset cache: a gzipped IDX file (MNIST, Fashion-MNIST as distributed) is decompressed and checked once
 and its array kept as a ``.npy`` file, which later processes map instead of decompressing again (full MNIST's four
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,6 +27,7 @@ import numpy as np
 from init_lab.catalog import defaults
 
 DATA_FORMAT = 1  # in every decoded entry's key: a change of what an entry holds makes the old ones misses
+_reported: set[str] = set()  # named folders already said to be unusable (once a process, not once a file)
 
 
 def root(environ: Mapping[str, str] = os.environ) -> Path:
@@ -64,7 +67,7 @@ def decoded(path: Path, decode: Callable[[Path], np.ndarray],
     except (OSError, ValueError):  # not kept yet, or an entry that cannot be read: decoded again
         pass
     array = decode(path)
-    _keep(folder, entry, array)
+    _keep(folder, entry, array, named=bool(environ.get(defaults.DATA_CACHE_ENV)))
     return array
 
 
@@ -75,8 +78,9 @@ def _data_folder(environ: Mapping[str, str]) -> Path | None:
     return Path(choice) if choice else root(environ) / "data"
 
 
-def _keep(folder: Path, entry: Path, array: np.ndarray) -> None:
-    """Write ``entry`` whole (or not at all); a cache that cannot be written is left alone."""
+def _keep(folder: Path, entry: Path, array: np.ndarray, named: bool) -> None:
+    """Write ``entry`` whole (or not at all); a cache that cannot be written is left alone, and said to be unusable
+    where the user ``named`` it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{entry.name}.", suffix=".tmp")
@@ -88,5 +92,8 @@ def _keep(folder: Path, entry: Path, array: np.ndarray) -> None:
             Path(tmp).unlink(missing_ok=True)
             raise
         prune(folder, defaults.DATA_CACHE_BYTES)
-    except OSError:
-        pass
+    except OSError as exc:
+        if named and str(folder) not in _reported:
+            _reported.add(str(folder))
+            sys.stderr.write(f"initlab: {defaults.DATA_CACHE_ENV}={folder} cannot be used ({exc.strerror or exc}); "
+                             "reading the data without the decoded-dataset cache\n")
